@@ -1,0 +1,7 @@
+"""``python -m napari_thinseg`` is the ``thinseg`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,249 @@
+"""keras-segmentation dataset folders: export (image, labels) pairs, read them.
+
+The layout is keras-segmentation's::
+
+    DIR/images_prepped_train/<stem>.png        the thin section (RGB)
+    DIR/annotations_prepped_train/<stem>.png   class id per pixel (uint8)
+    DIR/images_prepped_test/...                held-out pairs, when asked
+    DIR/annotations_prepped_test/...
+    DIR/classes.json                           the class scheme
+
+Images and annotations pair up by file stem. ``images/`` + ``annotations/``
+(the shorter names of the shipped seed data) are read as well.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .classes import SCHEME_FILENAME, SEED, ClassScheme
+from .colormap import rgb8
+from .errors import ThinsegError
+from .io import (
+    IMAGE_SUFFIXES,
+    atomic_write_bytes,
+    check_image,
+    check_labels,
+    encode_png,
+    ensure_dir,
+    refuse_existing,
+)
+from .progress import Progress
+
+SPLITS = ("train", "test")
+LAYOUTS = tuple(
+    (f"images_prepped_{s}", f"annotations_prepped_{s}", s) for s in SPLITS
+) + (("images", "annotations", "train"),)
+
+
+def images_dir(root: str | Path, split: str = "train") -> Path:
+    return Path(root) / f"images_prepped_{split}"
+
+
+def annotations_dir(root: str | Path, split: str = "train") -> Path:
+    return Path(root) / f"annotations_prepped_{split}"
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One thin section and its labels, to be exported under ``name``."""
+
+    name: str
+    image: np.ndarray
+    labels: np.ndarray
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export_dataset` wrote."""
+
+    root: Path
+    train: list[str] = field(default_factory=list)
+    test: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+
+def safe_stem(name: str) -> str:
+    """A file stem for a layer name: no path separators or control chars."""
+    stem = re.sub(r'[\\/:*?"<>|\x00-\x1f]+', "_", name).strip(" .")
+    return stem or "image"
+
+
+def split_names(
+    names: Sequence[str], test_fraction: float, seed: int = 0
+) -> set[str]:
+    """The names held out for testing: a seeded, order-independent draw.
+
+    ``round(test_fraction * n)`` names, at least one when the fraction is
+    positive, and never all of them.
+    """
+    if not 0.0 <= test_fraction < 1.0:
+        raise ThinsegError(
+            f"test fraction must be in [0, 1), got {test_fraction}"
+        )
+    n = len(names)
+    if test_fraction == 0 or n < 2:
+        return set()
+    n_test = min(max(1, round(test_fraction * n)), n - 1)
+    order = np.random.default_rng(seed).permutation(sorted(names))
+    return set(order[:n_test].tolist())
+
+
+def export_dataset(
+    pairs: Sequence[Pair],
+    root: str | Path,
+    scheme: ClassScheme = SEED,
+    test_fraction: float = 0.0,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> Generator[Progress, None, ExportResult]:
+    """Write ``pairs`` as a keras-segmentation dataset under ``root``.
+
+    Everything is checked before the first file is written (shapes, label
+    values, names, existing files), so a bad pair leaves the folder as it
+    was. Yields one :class:`Progress` per pair.
+    """
+    root = Path(root)
+    if not pairs:
+        raise ThinsegError("nothing to export: no (image, labels) pairs")
+    stems = [safe_stem(p.name) for p in pairs]
+    dupes = {s for s in stems if stems.count(s) > 1}
+    if dupes:
+        raise ThinsegError(
+            f"two pairs would both be named {sorted(dupes)[0]!r}"
+        )
+    labels_u8 = []
+    for pair in pairs:
+        check_image(pair.image, pair.name)
+        labels = check_labels(pair.labels, f"{pair.name} labels")
+        shape = pair.image.shape[:2]
+        if labels.shape != shape:
+            raise ThinsegError(
+                f"{pair.name}: image is {shape[0]}x{shape[1]} but its labels "
+                f"are {'x'.join(map(str, labels.shape))}"
+            )
+        unknown = set(np.unique(labels).tolist()) - {0, *scheme.ids}
+        if unknown:
+            raise ThinsegError(
+                f"{pair.name}: label values {sorted(unknown)} are not classes "
+                f"of scheme {scheme.name!r}"
+            )
+        labels_u8.append(labels)
+
+    test = split_names(stems, test_fraction, seed)
+    targets = []
+    for stem in stems:
+        split = "test" if stem in test else "train"
+        targets.append(
+            (
+                split,
+                images_dir(root, split) / f"{stem}.png",
+                annotations_dir(root, split) / f"{stem}.png",
+            )
+        )
+    refuse_existing([p for _, i, a in targets for p in (i, a)], overwrite)
+    scheme_path = root / SCHEME_FILENAME
+    if scheme_path.exists() and not overwrite:
+        old = ClassScheme.load(scheme_path)
+        if old.classes != scheme.classes:
+            raise ThinsegError(
+                f"{scheme_path}: holds another class scheme "
+                "(use overwrite to replace)"
+            )
+    for split in {t[0] for t in targets}:
+        ensure_dir(images_dir(root, split))
+        ensure_dir(annotations_dir(root, split))
+
+    result = ExportResult(root)
+    for k, (pair, labels, stem, (split, img_path, ann_path)) in enumerate(
+        zip(pairs, labels_u8, stems, targets, strict=True)
+    ):
+        atomic_write_bytes(img_path, encode_png(rgb8(pair.image)))
+        atomic_write_bytes(ann_path, encode_png(labels))
+        result.files += [img_path, ann_path]
+        getattr(result, split).append(stem)
+        yield Progress(k + 1, len(pairs), stem)
+    result.files.append(scheme.save(scheme_path))
+    return result
+
+
+# -- reading -----------------------------------------------------------------
+@dataclass(frozen=True)
+class Sample:
+    """One image of a dataset folder and its annotation file (if any)."""
+
+    name: str
+    split: str
+    image_path: Path
+    annotation_path: Path | None
+
+
+def _image_files(folder: Path) -> dict[str, Path]:
+    return {
+        f.stem: f
+        for f in sorted(folder.iterdir())
+        if f.is_file()
+        and f.suffix.lower() in IMAGE_SUFFIXES
+        and not f.name.startswith(".")
+    }
+
+
+def dataset_folders(root: str | Path) -> list[tuple[str, Path, Path]]:
+    """``(split, images, annotations)`` folder pairs present under ``root``."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return [
+        (split, root / img, root / ann)
+        for img, ann, split in LAYOUTS
+        if (root / img).is_dir() and (root / ann).is_dir()
+    ]
+
+
+def is_dataset(root: str | Path) -> bool:
+    """Whether ``root`` has the dataset layout (folders, not contents)."""
+    return bool(dataset_folders(root))
+
+
+def pair_files(
+    images: Path, annotations: Path, split: str = "train"
+) -> tuple[list[Sample], list[Path]]:
+    """Match image and annotation files by stem.
+
+    Returns the samples (an image without annotation gets ``None``) and the
+    annotation files that have no image.
+    """
+    imgs, anns = _image_files(images), _image_files(annotations)
+    samples = [
+        Sample(stem, split, path, anns.get(stem))
+        for stem, path in imgs.items()
+    ]
+    orphans = [anns[s] for s in sorted(set(anns) - set(imgs))]
+    return samples, orphans
+
+
+def read_dataset(root: str | Path) -> tuple[list[Sample], ClassScheme]:
+    """The samples of a dataset folder and its class scheme.
+
+    The scheme is ``classes.json`` when present, else the seed scheme.
+    """
+    root = Path(root)
+    folders = dataset_folders(root)
+    if not folders:
+        raise ThinsegError(
+            f"{root}: not a dataset folder (needs images_prepped_train/ and "
+            "annotations_prepped_train/)"
+        )
+    samples: list[Sample] = []
+    for split, img, ann in folders:
+        samples += pair_files(img, ann, split)[0]
+    if not samples:
+        raise ThinsegError(f"{root}: dataset folders hold no images")
+    scheme_path = root / SCHEME_FILENAME
+    scheme = ClassScheme.load(scheme_path) if scheme_path.exists() else SEED
+    return samples, scheme
