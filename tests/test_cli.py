@@ -243,3 +243,17 @@ def test_synth_writes_a_dataset(tmp_path):
         "0.34",
     )
     assert_bad_input(again, "already exists")
+
+
+def test_autolabel_stack_tiff_labels_every_plane(tmp_path):
+    import tifffile
+
+    stack = np.stack([np.full((8, 9), v, np.uint8) for v in (10, 120, 250)])
+    tifffile.imwrite(tmp_path / "stack.tif", stack)
+    proc = thinseg(
+        "autolabel", tmp_path / "stack.tif", "--out", tmp_path / "o"
+    )
+    assert proc.returncode == 0, proc.stderr
+    labels = tifffile.imread(tmp_path / "o" / "stack.tif")
+    assert labels.shape == (3, 8, 9)
+    assert [int(p[0, 0]) for p in labels] == [1, 3, 5]
