@@ -40,7 +40,9 @@ def main(size=4000):
         gray = smoothed_gray(rgb, params.sigma)
         blue = epoxy_mask(rgb) if method == "epoxy" else None
         moved = AutoLabelParams(method, thresholds=(0.2, 0.45, 0.6, 0.8))
-        rebin = best_of(lambda m=moved: labels_from_gray(gray, m, None, blue))
+        rebin = best_of(
+            lambda m=moved, g=gray, b=blue: labels_from_gray(g, m, None, b)
+        )
         print(
             f"{size}x{size} {method:5s}: full auto-label {full:6.2f} s, "
             f"threshold move (cached) {rebin * 1000:6.0f} ms, "

@@ -37,6 +37,8 @@ def test_manifest_contributions():
         "Auto-label",
         "Petrographic colours",
         "Export annotations",
+        "Train",
+        "Predict",
     }
     assert {s.display_name for s in contrib.sample_data} == {
         "Synthetic sandstone",

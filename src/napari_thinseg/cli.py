@@ -42,8 +42,13 @@ def _thresholds(text: str):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def drive(gen: Generator, desc: str):
-    """Run a progress generator with a bar on stderr (only on a terminal)."""
+def drive(gen: Generator, desc: str, unit: str = "file", on_event=None):
+    """Run a progress generator with a bar on stderr (only on a terminal).
+
+    ``on_event(event, bar)`` is called with every event (to print epoch
+    summaries, say). The generator is closed on the way out, so Ctrl-C
+    reaches its clean-up.
+    """
     from tqdm import tqdm
 
     bar = None
@@ -57,15 +62,18 @@ def drive(gen: Generator, desc: str):
                 bar = tqdm(
                     total=ev.total,
                     desc=desc,
-                    unit="file",
+                    unit=unit,
                     disable=None,
                     leave=False,
                 )
             bar.update(ev.step - bar.n)
             bar.set_postfix_str(ev.message, refresh=False)
+            if on_event is not None:
+                on_event(ev, bar)
     finally:
         if bar is not None:
             bar.close()
+        gen.close()
 
 
 def _outputs(inputs: Sequence[Path], out: Path, suffix=".png") -> list[Path]:
@@ -353,6 +361,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-fraction", type=float, default=0.0)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_synth)
+
+    from ._cli_model import add_commands
+
+    add_commands(sub)
     return parser
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
@@ -202,3 +204,142 @@ class LayerCombo(QComboBox):
         if layer is not self._current:
             self._current = layer
             self.layer_changed.emit(layer)
+
+
+# -- long-running work --------------------------------------------------
+CONFIDENCE_KEY = "thinseg_confidence"
+"""``metadata`` key of the confidence Image layers the Predict widget
+writes (they are not images to train on or predict)."""
+
+OUT_OF_MEMORY = (
+    "out of memory: lower the batch size or the input size (or close other "
+    "programs using the GPU)"
+)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an out-of-memory error (numpy's ``MemoryError``,
+    TensorFlow's ``ResourceExhaustedError``), told apart by class name so
+    that TensorFlow need not be imported."""
+    if isinstance(exc, MemoryError):
+        return True
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(
+        names & {"ResourceExhaustedError", "OutOfMemoryError"}
+    ) or "OOM when allocating" in str(exc)
+
+
+def sync_progress(pbar, step: int, total: int, desc: str = "") -> None:
+    """Move a napari ``progress`` bar (a worker's ``pbar``) to ``step`` of
+    ``total``; ``desc`` replaces its description when it changed."""
+    if pbar is None:
+        return
+    if total > 0 and pbar.total != total:
+        pbar.total = total
+    if step > pbar.n:
+        pbar.update(step - pbar.n)
+    if desc and desc != getattr(pbar, "desc", None):
+        pbar.set_description(desc)
+
+
+# -- models trained in this session -------------------------------------
+@dataclass
+class TrainedModel:
+    """A model the Train widget trained in this Python session.
+
+    Attributes
+    ----------
+    model : keras.Model
+        The trained network, in memory.
+    config : napari_thinseg.model.ModelConfig
+        Its config (sizes, class scheme).
+    name : str
+        What the Predict widget shows, e.g. ``"P (epoch 3)"``.
+    checkpoint : str or None
+        The last checkpoint written for it, if any.
+    """
+
+    model: object
+    config: object
+    name: str
+    checkpoint: str | None = None
+
+
+class TrainedModels:
+    """The models trained in this session, shared by Train and Predict.
+
+    A module-level registry (:data:`trained_models`) rather than a per
+    viewer one: a model does not belong to a viewer, and a Predict widget
+    of any window can use it. Only the latest ``keep`` models are held (a
+    VGG-UNet with its optimizer state is a few hundred MB).
+
+    Listeners are called without arguments after every change, on the GUI
+    thread; bound methods are held weakly so that widgets can go away.
+    """
+
+    def __init__(self, keep: int = 1):
+        self.keep = keep
+        self._items: list[TrainedModel] = []
+        self._listeners: list = []
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def items(self) -> list[TrainedModel]:
+        """The held models, oldest first."""
+        return list(self._items)
+
+    def latest(self) -> TrainedModel | None:
+        """The most recently trained model, or ``None``."""
+        return self._items[-1] if self._items else None
+
+    def add(self, item: TrainedModel) -> None:
+        """Hold ``item`` as the latest model (dropping the oldest)."""
+        self._items.append(item)
+        del self._items[: max(0, len(self._items) - self.keep)]
+        self._notify()
+
+    def clear(self) -> None:
+        """Forget every model."""
+        self._items.clear()
+        self._notify()
+
+    def connect(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` after every change."""
+        ref = (
+            weakref.WeakMethod(callback)
+            if hasattr(callback, "__self__")
+            else (lambda cb=callback: cb)
+        )
+        self._listeners.append(ref)
+
+    def disconnect(self, callback: Callable[[], None]) -> None:
+        """Stop calling ``callback``."""
+        self._listeners = [
+            ref for ref in self._listeners if ref() not in (None, callback)
+        ]
+
+    def _notify(self) -> None:
+        alive = []
+        for ref in self._listeners:
+            callback = ref()
+            if callback is None:
+                continue
+            try:
+                callback()
+            except RuntimeError:  # its Qt widget was deleted
+                continue
+            alive.append(ref)
+        self._listeners = alive
+
+
+trained_models = TrainedModels()
+"""Models trained in this session (see :class:`TrainedModels`)."""
+
+
+def import_tensorflow():
+    """TensorFlow, imported the safe way (see :func:`..model.tensorflow`);
+    call it in a worker before any model code."""
+    from ..model import tensorflow
+
+    return tensorflow()

@@ -1,0 +1,240 @@
+"""``thinseg train / predict / evaluate_model / verify_dataset`` as a
+keras-segmentation user types them (tiny sizes)."""
+
+import json
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from test_cli import assert_bad_input, thinseg
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny dataset and a model trained on it with the seed's command."""
+    root = tmp_path_factory.mktemp("kseg")
+    proc = thinseg(
+        "synth",
+        "--out",
+        root / "dataset1",
+        "-n",
+        "2",
+        "--size",
+        "64x96",
+        "--scheme",
+        "seed",
+    )
+    assert proc.returncode == 0, proc.stderr
+    ds = root / "dataset1"
+    proc = thinseg(
+        "train",
+        "--checkpoints_path=weights/vgg_unet_1",
+        "--train_images=dataset1/images_prepped_train/",
+        "--train_annotations=dataset1/annotations_prepped_train/",
+        "--n_classes=6",
+        "--epoch=1",
+        "--input_height=64",
+        "--input_width=96",
+        "--model_name=vgg_unet",
+        "--steps_per_epoch=2",
+        cwd=root,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return root, ds, root / "weights" / "vgg_unet_1"
+
+
+def test_seed_train_command_writes_checkpoints(trained):
+    root, _, prefix = trained
+    config = json.loads(
+        (root / "weights" / "vgg_unet_1_config.json").read_text()
+    )
+    assert config["model_class"] == "vgg_unet"
+    assert (
+        config["n_classes"],
+        config["input_height"],
+        config["input_width"],
+    ) == (6, 64, 96)
+    assert (config["output_height"], config["output_width"]) == (32, 48)
+    assert (root / "weights" / "vgg_unet_1.0").is_file()
+
+
+def test_resume_and_refuse(trained, tmp_path):
+    root, ds, prefix = trained
+    args = [
+        "train",
+        "--checkpoints_path",
+        prefix,
+        "--train_images",
+        ds / "images_prepped_train",
+        "--train_annotations",
+        ds / "annotations_prepped_train",
+        "--n_classes",
+        "6",
+        "--input_height",
+        "64",
+        "--input_width",
+        "96",
+        "--steps_per_epoch",
+        "1",
+    ]
+    assert_bad_input(thinseg(*args, "--epochs", "2"), "already exist")
+    proc = thinseg(
+        *args,
+        "--epochs",
+        "2",
+        "--auto_resume_checkpoint",
+        "--optimizer_name",
+        "adam",
+        "--do_augment",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch 1" in proc.stdout
+    assert (prefix.parent / "vgg_unet_1.1").is_file()
+
+
+def test_predict_file_and_folder(trained, tmp_path):
+    _, ds, prefix = trained
+    image = ds / "images_prepped_train" / "synth_0000.png"
+    out = tmp_path / "one.png"
+    proc = thinseg(
+        "predict",
+        "--checkpoints_path",
+        prefix,
+        "--input_path",
+        image,
+        "--output_path",
+        out,
+    )
+    assert proc.returncode == 0, proc.stderr
+    labels = iio.imread(out)
+    assert labels.dtype == np.uint8 and labels.shape == (64, 96)
+    assert labels.max() <= 5
+    proc = thinseg(
+        "predict",
+        "--checkpoints_path",
+        prefix,
+        "--input_path",
+        ds / "images_prepped_train",
+        "--output_path",
+        tmp_path / "many",
+        "--colored",
+        "--mode",
+        "resize",
+    )
+    assert proc.returncode == 0, proc.stderr
+    colored = iio.imread(tmp_path / "many" / "synth_0001.png")
+    assert colored.shape == (64, 96, 3)
+    assert_bad_input(
+        thinseg(
+            "predict",
+            "--checkpoints_path",
+            prefix,
+            "--input_path",
+            image,
+            "--output_path",
+            out,
+        ),
+        "already exists",
+    )
+
+
+def test_evaluate_model_prints_keras_segmentation_keys(trained):
+    _, ds, prefix = trained
+    proc = thinseg(
+        "evaluate_model",
+        "--checkpoints_path",
+        prefix,
+        "--images_path",
+        ds / "images_prepped_train",
+        "--segs_path",
+        ds / "annotations_prepped_train",
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert {
+        "frequency_weighted_IU",
+        "mean_IU",
+        "class_wise_IU",
+        "full_resolution",
+    } <= set(result)
+    assert len(result["class_wise_IU"]) == 6
+    full = result["full_resolution"]
+    assert 0 <= full["pixel_accuracy"] <= 1
+    assert np.array(full["confusion_matrix"]).sum() == 2 * 64 * 96
+
+
+def test_verify_dataset(trained):
+    _, ds, _ = trained
+    args = [
+        "verify_dataset",
+        "--images_path",
+        ds / "images_prepped_train",
+        "--segs_path",
+        ds / "annotations_prepped_train",
+    ]
+    proc = thinseg(*args, "--n_classes", "6")
+    assert proc.returncode == 0 and "verified" in proc.stdout
+    assert_bad_input(thinseg(*args, "--n_classes", "3"), ">= n_classes")
+
+
+def test_model_command_bad_inputs(trained, tmp_path):
+    _, ds, prefix = trained
+    image = ds / "images_prepped_train" / "synth_0000.png"
+    assert_bad_input(
+        thinseg(
+            "predict",
+            "--checkpoints_path",
+            tmp_path / "nothing",
+            "--input_path",
+            image,
+            "--output_path",
+            tmp_path / "o.png",
+        ),
+        "no such checkpoint config",
+    )
+    assert_bad_input(
+        thinseg(
+            "train",
+            "--model_name",
+            "pspnet_50",
+            "--train_images",
+            ds / "images_prepped_train",
+            "--train_annotations",
+            ds / "annotations_prepped_train",
+            "--n_classes",
+            "6",
+        ),
+        "pspnet_50",
+    )
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "anns").mkdir()
+    iio.imwrite(tmp_path / "imgs" / "a.png", np.zeros((8, 8, 3), np.uint8))
+    assert_bad_input(
+        thinseg(
+            "train",
+            "--train_images",
+            tmp_path / "imgs",
+            "--train_annotations",
+            tmp_path / "anns",
+            "--n_classes",
+            "6",
+            "--input_height",
+            "64",
+            "--input_width",
+            "64",
+        ),
+        "a.png",
+        "no annotation",
+    )
+    assert_bad_input(
+        thinseg(
+            "train",
+            "--train_images",
+            ds / "images_prepped_train",
+            "--train_annotations",
+            ds / "annotations_prepped_train",
+            "--input_height",
+            "100",
+        ),
+        "multiple of 32",
+    )

@@ -1,0 +1,221 @@
+import numpy as np
+import pytest
+from skimage.morphology import erosion, footprint_rectangle, skeletonize
+
+from napari_thinseg import checkpoints as ck
+from napari_thinseg.classes import SEED
+from napari_thinseg.dataset import Pair
+from napari_thinseg.errors import ThinsegError
+from napari_thinseg.predict import (
+    confusion_matrix,
+    iou_from_confusion,
+    predict_image,
+)
+from napari_thinseg.progress import run
+from napari_thinseg.synth import synthetic_sandstone, to_seed_labels
+from napari_thinseg.train import CropSampler, TrainSettings, train
+
+TINY = {"input_height": 32, "input_width": 32, "batch_size": 2}
+
+
+def sandstones(n, size=256, first_seed=0):
+    out = []
+    for s in range(first_seed, first_seed + n):
+        rgb, labels = synthetic_sandstone((size, size), seed=s)
+        out.append(Pair(f"synth {s}", rgb, to_seed_labels(labels)))
+    return out
+
+
+def mean_iou_on_fresh_image(result, seed=99):
+    rgb, truth = synthetic_sandstone((256, 256), seed=seed)
+    truth = to_seed_labels(truth)
+    pred = run(predict_image(result.model, result.config, rgb)).labels
+    iou = iou_from_confusion(confusion_matrix(truth, pred, 6))
+    return float(np.nanmean(iou[1:])), iou
+
+
+def strokes(labels):
+    """Thin lines through every region: what a few brush strokes give."""
+    out = np.zeros_like(labels)
+    for c in np.unique(labels):
+        inner = erosion(labels == c, footprint_rectangle((5, 5)))
+        out[skeletonize(inner)] = c
+    return out
+
+
+def test_learns_synthetic_sandstones():
+    settings = TrainSettings(
+        input_height=64,
+        input_width=96,
+        batch_size=4,
+        epochs=1,
+        steps_per_epoch=150,
+        optimizer="adam",
+        augment=True,
+    )
+    result = run(train(sandstones(6), SEED, settings))
+    mean, iou = mean_iou_on_fresh_image(result)
+    assert mean > 0.8, iou
+    assert result.config.scheme == SEED.to_dict()
+    assert result.config.trained_on["n_images"] == 6
+
+
+def test_sparse_strokes_still_learn():
+    pairs = [Pair(p.name, p.image, strokes(p.labels)) for p in sandstones(6)]
+    labelled = np.mean([(p.labels > 0).mean() for p in pairs])
+    assert labelled < 0.08  # mostly unlabelled
+    settings = TrainSettings(
+        input_height=64,
+        input_width=96,
+        batch_size=4,
+        epochs=1,
+        steps_per_epoch=80,
+        optimizer="adam",
+        augment=True,
+    )
+    result = run(train(pairs, SEED, settings))
+    mean, iou = mean_iou_on_fresh_image(result)
+    assert mean > 0.6, iou
+
+
+def test_augmentation_keeps_image_and_labels_aligned():
+    # the image encodes its own labels: any misalignment shows
+    labels = np.ones((50, 70), np.uint8)
+    labels[:, 35:] = 4
+    labels[20:30] = 2
+    labels[5:8, 5:60] = 3
+    palette = np.array(
+        [[0, 0, 0], [250, 0, 0], [0, 250, 0], [0, 0, 250], [250, 250, 0]],
+        np.uint8,
+    )
+    pair = Pair("a", palette[labels], labels)
+    settings = TrainSettings(
+        input_height=32, input_width=64, augment=True, seed=3
+    )
+    sampler = CropSampler([pair], settings, ignore_zero=False)
+    for _ in range(40):
+        img, lab = sampler.crop()
+        assert img.shape == (32, 64, 3) and lab.shape == (32, 64)
+        recovered = (
+            np.abs(img[..., None, :].astype(int) - palette[None, None])
+            .sum(-1)
+            .argmin(-1)
+        )
+        truth = lab > 0  # 0 = padding beyond the image: not ground truth
+        agree = (recovered[truth] == lab[truth]).mean()
+        assert agree > 0.95  # only resampled edges may blur
+
+
+def test_checkpoints_stop_and_resume(tmp_path):
+    prefix = tmp_path / "ck" / "vgg_unet_1"
+    pairs = sandstones(2, size=64)
+    settings = TrainSettings(epochs=3, steps_per_epoch=2, **TINY)
+    batches = []
+
+    def stop():
+        return len(batches) >= 3  # in the middle of epoch 1
+
+    gen = train(pairs, SEED, settings, checkpoints_path=prefix, stop=stop)
+    while True:
+        try:
+            ev = next(gen)
+            if not ev.epoch_end:
+                batches.append(ev)
+        except StopIteration as end:
+            result = end.value
+            break
+    assert result.stopped and len(batches) == 3
+    assert ck.list_checkpoints(prefix) == {0: f"{prefix}.0"}
+    assert result.checkpoint == f"{prefix}.0"
+
+    with pytest.raises(ThinsegError, match="already exist"):
+        run(train(pairs, SEED, settings, checkpoints_path=prefix))
+    resumed = run(
+        train(pairs, SEED, settings, checkpoints_path=prefix, auto_resume=True)
+    )
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+    assert sorted(ck.list_checkpoints(prefix)) == [0, 1, 2]
+    model, config, path = ck.load_model(prefix)
+    assert path == f"{prefix}.2" and config.scheme == SEED.to_dict()
+
+    once = TrainSettings(epochs=1, steps_per_epoch=1, **TINY)
+    run(train(pairs, SEED, once, checkpoints_path=prefix, overwrite=True))
+    assert sorted(ck.list_checkpoints(prefix)) == [0]  # no stale epoch 2
+
+    bigger = TrainSettings(
+        epochs=4, steps_per_epoch=1, input_height=64, input_width=64
+    )
+    with pytest.raises(ThinsegError, match="cannot resume"):
+        run(
+            train(
+                pairs, SEED, bigger, checkpoints_path=prefix, auto_resume=True
+            )
+        )
+
+
+def test_closing_the_generator_keeps_last_epoch(tmp_path):
+    prefix = tmp_path / "p"
+    settings = TrainSettings(epochs=2, steps_per_epoch=2, **TINY)
+    gen = train(
+        sandstones(1, size=48), SEED, settings, checkpoints_path=prefix
+    )
+    for ev in gen:
+        if ev.epoch == 1:
+            gen.close()  # what napari's worker.quit() does
+            break
+    assert sorted(ck.list_checkpoints(prefix)) == [0]
+
+
+def test_validation_reports_per_class_iou():
+    settings = TrainSettings(epochs=1, steps_per_epoch=1, **TINY)
+    pairs = sandstones(2, size=64)
+    events = []
+    gen = train(pairs[:1], SEED, settings, validation=pairs[1:])
+    while True:
+        try:
+            events.append(next(gen))
+        except StopIteration as end:
+            result = end.value
+            break
+    last = events[-1]
+    assert last.epoch_end and len(last.val_iou) == 6
+    assert 0 <= last.val_mean_iou <= 1
+    assert result.history[0]["val_mean_iou"] == last.val_mean_iou
+
+
+def test_fine_tune_needs_matching_classes():
+    from napari_thinseg.model import ModelConfig, build
+
+    config = ModelConfig(4, 32, 32)
+    with pytest.raises(ThinsegError, match="4 classes"):
+        run(
+            train(
+                sandstones(1, 48),
+                SEED,
+                TrainSettings(**TINY),
+                model=build(config),
+                config=config,
+            )
+        )
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        (np.zeros((40, 40), np.uint8), "nothing to learn"),
+        (np.full((40, 40), 7, np.uint8), ">= n_classes"),
+        (np.ones((40, 41), np.uint8), "differ in size"),
+        (np.full((40, 40), -1), "negative"),
+    ],
+)
+def test_bad_training_data(labels, message):
+    image = np.zeros((40, 40, 3), np.uint8)
+    with pytest.raises(ThinsegError, match=message):
+        run(train([Pair("x", image, labels)], SEED, TrainSettings(**TINY)))
+
+
+def test_bad_settings():
+    with pytest.raises(ThinsegError, match="optimizer"):
+        TrainSettings(optimizer="lbfgs")
+    with pytest.raises(ThinsegError, match="epochs"):
+        TrainSettings(epochs=0)

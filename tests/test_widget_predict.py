@@ -1,0 +1,295 @@
+"""The "Predict" widget on a real napari viewer (a tiny trained model)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from napari.layers import Image, Labels
+
+from napari_thinseg import checkpoints
+from napari_thinseg._widgets import _common
+from napari_thinseg._widgets import predict as predict_module
+from napari_thinseg._widgets.predict import (
+    CONFIDENCE_COLORMAP,
+    MODEL_CHECKPOINT,
+    MODEL_DEFAULT,
+    MODEL_TRAINED,
+    STAMP_KEY,
+    PredictWidget,
+)
+from napari_thinseg.classes import SEED
+from napari_thinseg.dataset import Pair
+from napari_thinseg.progress import run
+from napari_thinseg.synth import synthetic_sandstone, to_seed_labels
+from napari_thinseg.train import TrainSettings, train
+
+SHAPE = (64, 80)
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A 32x32 model trained for one tiny epoch, and its checkpoint.
+
+    Made on first use, after the test's viewer: TensorFlow loaded before
+    napari's first OpenGL canvas makes Mesa's LLVM clash with TensorFlow's
+    at process exit, the order the plugin never meets in napari.
+    """
+    made = []
+
+    def get():
+        if not made:
+            image, labels = synthetic_sandstone(SHAPE, seed=7)
+            prefix = tmp_path_factory.mktemp("ck") / "M"
+            settings = TrainSettings(
+                input_height=32,
+                input_width=32,
+                epochs=1,
+                batch_size=2,
+                steps_per_epoch=2,
+            )
+            _common.import_tensorflow()  # as the widgets import it
+            result = run(
+                train(
+                    [Pair("t", image, to_seed_labels(labels))],
+                    SEED,
+                    settings,
+                    checkpoints_path=prefix,
+                )
+            )
+            made.append((result, prefix))
+        return made[0]
+
+    return get
+
+
+@pytest.fixture
+def notes(monkeypatch):
+    """Notifications the widgets show, by kind."""
+    seen = {"error": [], "info": [], "warning": []}
+    for kind in seen:
+        monkeypatch.setattr(
+            _common, f"show_{kind}", lambda msg, k=kind: seen[k].append(msg)
+        )
+    return seen
+
+
+@pytest.fixture(autouse=True)
+def no_trained_models():
+    _common.trained_models.clear()
+    yield
+    _common.trained_models.clear()
+
+
+def add_image(viewer, name="ts", seed=1, shape=SHAPE, **kwargs):
+    image, _ = synthetic_sandstone(shape, seed=seed)
+    return viewer.add_image(image, name=name, rgb=True, **kwargs)
+
+
+def register(result) -> None:
+    _common.trained_models.add(
+        _common.TrainedModel(result.model, result.config, "M (epoch 1)")
+    )
+
+
+def open_widget(viewer) -> PredictWidget:
+    _, widget = viewer.window.add_plugin_dock_widget(
+        "napari-thinseg", "Predict"
+    )
+    assert isinstance(widget, PredictWidget)
+    return widget
+
+
+def run_prediction(qtbot, widget, on_yield=None):
+    """Click Predict and wait; returns (layers, failure)."""
+    got = {}
+    widget.predicted.connect(lambda r: got.setdefault("layers", r))
+    widget.failed.connect(lambda m: got.setdefault("failed", m))
+    widget.predict_button.click()
+    assert widget.worker is not None  # it runs in a thread_worker
+    if on_yield is not None:
+        widget.worker.yielded.connect(on_yield)
+    assert not widget.predict_button.isEnabled()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    assert widget.predict_button.isEnabled()
+    return got.get("layers"), got.get("failed")
+
+
+def assert_prediction(layer, image):
+    assert isinstance(layer, Labels)
+    assert layer.data.dtype == np.uint8
+    assert layer.data.shape == image.data.shape[:2]
+    assert set(np.unique(layer.data)) <= set(SEED.ids)
+    np.testing.assert_allclose(layer.scale, image.scale)
+    np.testing.assert_allclose(layer.translate, image.translate)
+    assert list(layer.features["name"]) == ["unlabelled", *SEED.names]
+    for cls in SEED:
+        np.testing.assert_allclose(
+            layer.colormap.map(cls.id)[..., :3].ravel(),
+            np.array(cls.rgb) / 255,
+            atol=1e-6,
+        )
+
+
+def test_predict_from_manifest_with_model_just_trained(
+    make_napari_viewer, qtbot, notes, trained
+):
+    viewer = make_napari_viewer()
+    result, _ = trained()
+    image = add_image(viewer, scale=(2.0, 3.0), translate=(5.0, 7.0))
+    widget = open_widget(viewer)
+    # no default model shipped and nothing trained: a checkpoint is asked
+    assert widget.model_kind() == MODEL_CHECKPOINT
+    register(result)
+    widget.set_model(MODEL_TRAINED)
+    assert "M (epoch 1)" in widget.model_label.text()
+    widget.confidence.setChecked(True)
+
+    layers, failed = run_prediction(qtbot, widget)
+    assert failed is None and notes["error"] == []
+    labels = viewer.layers["ts prediction"]
+    assert layers == [labels]
+    assert_prediction(labels, image)
+    conf = viewer.layers["ts confidence"]
+    assert isinstance(conf, Image)
+    assert conf.data.dtype == np.float32
+    assert conf.data.shape == SHAPE
+    assert conf.data.min() >= 0.0 and conf.data.max() <= 1.0
+    assert conf.colormap.name == CONFIDENCE_COLORMAP
+    np.testing.assert_allclose(conf.scale, image.scale)
+    # the class map lies above its confidence
+    names = [ly.name for ly in viewer.layers]
+    assert names.index("ts confidence") < names.index("ts prediction")
+    assert "ts prediction" in notes["info"][-1]
+
+
+def test_predict_checkpoint_cache_update_and_painted_layer(
+    make_napari_viewer, qtbot, notes, trained, monkeypatch
+):
+    viewer = make_napari_viewer()
+    result, prefix = trained()
+    loads = []
+
+    def counting_load(path, *args, **kwargs):
+        loads.append(path)
+        return checkpoints.load_model(path, *args, **kwargs)
+
+    monkeypatch.setattr(predict_module, "load_model", counting_load)
+    image = add_image(viewer)
+    widget = PredictWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.set_model(MODEL_CHECKPOINT, f"{prefix}_config.json")
+    assert "32×32" in widget.model_label.text()
+
+    layers, failed = run_prediction(qtbot, widget)
+    assert failed is None and notes["error"] == []
+    first = viewer.layers["ts prediction"]
+    assert_prediction(first, image)
+    assert first.metadata[STAMP_KEY]["model"] == "M"
+    assert len(loads) == 1
+
+    # again, in resize mode: the cached model, the same layer updated
+    n_layers = len(viewer.layers)
+    widget.set_mode("resize")
+    layers, failed = run_prediction(qtbot, widget)
+    assert failed is None and len(loads) == 1
+    assert layers == [first] and len(viewer.layers) == n_layers
+    assert first.metadata[STAMP_KEY]["mode"] == "resize"
+    assert_prediction(first, image)
+
+    # painted on: the next prediction goes to a new layer
+    edited = first.data.copy()
+    edited[:4, :4] = 0 if edited[0, 0] else 1
+    first.data = edited
+    widget.set_mode("tile")
+    layers, failed = run_prediction(qtbot, widget)
+    assert failed is None
+    second = viewer.layers["ts prediction 2"]
+    assert layers == [second]
+    np.testing.assert_array_equal(first.data, edited)  # kept
+    assert_prediction(second, image)
+
+    # all open images (not the prediction's own layers)
+    other = add_image(viewer, name="other", seed=2, shape=(40, 48))
+    widget.all_images.setChecked(True)
+    layers, failed = run_prediction(qtbot, widget)
+    assert failed is None and len(loads) == 1
+    assert [ly.name for ly in layers] == [
+        "ts prediction 2",
+        "other prediction",
+    ]
+    assert_prediction(viewer.layers["other prediction"], other)
+
+
+def test_stop_ends_prediction_within_a_batch(
+    make_napari_viewer, qtbot, notes, trained
+):
+    viewer = make_napari_viewer()
+    result, _ = trained()
+    register(result)
+    rng = np.random.default_rng(0)
+    viewer.add_image(
+        rng.integers(0, 256, (640, 640, 3), dtype=np.uint8), name="big"
+    )
+    widget = open_widget(viewer)
+    widget.set_model(MODEL_TRAINED)
+    ticks = []
+
+    def stop_at_first(item):
+        ticks.append(item)
+        if len(ticks) == 1:
+            widget.stop_button.click()
+
+    layers, failed = run_prediction(qtbot, widget, stop_at_first)
+    assert layers is None and "stopped" in failed
+    assert "big prediction" not in viewer.layers
+    # 640x640 in 32x32 tiles is ~170 batches; it ended long before
+    assert len(ticks) < 20
+    assert notes["error"] == [] and "stopped" in notes["warning"][-1]
+
+
+def test_errors_are_notifications(make_napari_viewer, notes, tmp_path):
+    viewer = make_napari_viewer()
+    widget = open_widget(viewer)
+    widget.set_model(MODEL_TRAINED)
+    widget.predict_button.click()  # no image
+    assert widget.worker is None
+    assert "no image layer" in notes["error"][-1]
+
+    add_image(viewer)
+    widget.predict_button.click()  # nothing trained yet
+    assert widget.worker is None
+    assert "no model trained yet" in notes["error"][-1]
+    assert "no model trained yet" in widget.model_label.text()
+
+    widget.set_model(MODEL_DEFAULT)  # not shipped yet
+    assert "not installed" in widget.model_label.text()
+    widget.predict_button.click()
+    assert widget.worker is None
+    assert "default model is not installed" in notes["error"][-1]
+
+    widget.set_model(MODEL_CHECKPOINT, tmp_path / "missing_config.json")
+    widget.predict_button.click()
+    assert widget.worker is None
+    assert "no such file" in notes["error"][-1]
+
+    (tmp_path / "bad_config.json").write_text("{not json")
+    widget.set_model(MODEL_CHECKPOINT, tmp_path / "bad_config.json")
+    widget.predict_button.click()
+    assert widget.worker is None
+    assert "not a readable JSON config" in notes["error"][-1]
+
+    viewer.add_image(np.zeros((3, 16, 16), np.uint8), name="stack")
+    widget.image_combo.set_layer(viewer.layers["stack"])
+    widget.set_model(MODEL_TRAINED)
+    widget.predict_button.click()
+    assert widget.worker is None
+    assert "2D image" in notes["error"][-1]
+    # "all open images" skips stacks, with a warning
+    viewer.layers.remove("ts")
+    widget.all_images.setChecked(True)
+    widget.predict_button.click()
+    assert widget.worker is None
+    assert "skipped: stack" in notes["warning"][-1]
+    assert "no image layer" in notes["error"][-1]
+    assert not [ly for ly in viewer.layers if isinstance(ly, Labels)]
