@@ -1,10 +1,15 @@
-"""Make docs/screenshot.png: the real viewer with the plugin's widgets.
+"""Make the README's screenshots of the real viewer with the plugin.
 
-Run under a (virtual) screen::
+``docs/screenshot.png``: auto-label, colours and export on the seed thin
+section. ``docs/screenshot_predict.png``: the default model's prediction
+with its confidence, the Predict and Train widgets. Run under a (virtual)
+screen::
 
-    xvfb-run -a .venv/bin/python docs/make_screenshot.py
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python \\
+        docs/make_screenshot.py
 """
 
+import time
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -12,12 +17,24 @@ import napari
 import numpy as np
 from qtpy.QtWidgets import QApplication
 
-OUT = Path(__file__).with_name("screenshot.png")
+HERE = Path(__file__).parent
 
 
-def main():
-    viewer = napari.Viewer(title="napari-thinseg")
-    viewer.window.resize(1500, 950)
+def settle(seconds=0.5):
+    end = time.time() + seconds
+    while time.time() < end:
+        QApplication.processEvents()
+        time.sleep(0.02)
+
+
+def shoot(viewer, name):
+    settle()
+    shot = viewer.screenshot(canvas_only=False, flash=False)
+    iio.imwrite(HERE / name, np.asarray(shot))
+    print(f"wrote {HERE / name} ({shot.shape[1]}x{shot.shape[0]})")
+
+
+def labelling(viewer):
     viewer.open_sample("napari-thinseg", "seed")
     viewer.window.add_plugin_dock_widget(
         "napari-thinseg", "Petrographic colours"
@@ -32,12 +49,33 @@ def main():
     auto.method_combo.setCurrentIndex(auto.method_combo.findData("epoxy"))
     auto.apply()
     viewer.layers["sandstone (seed) labels"].opacity = 0.6
-    for _ in range(50):
-        QApplication.processEvents()
-    shot = viewer.screenshot(canvas_only=False, flash=False)
-    iio.imwrite(OUT, np.asarray(shot))
-    print(f"wrote {OUT} ({shot.shape[1]}x{shot.shape[0]})")
-    viewer.close()
+    shoot(viewer, "screenshot.png")
+
+
+def prediction(viewer):
+    viewer.open_sample("napari-thinseg", "seed")
+    viewer.layers["sandstone (seed) annotation"].visible = False
+    viewer.window.add_plugin_dock_widget("napari-thinseg", "Train")
+    _, predict = viewer.window.add_plugin_dock_widget(
+        "napari-thinseg", "Predict", tabify=True
+    )
+    predict.set_model("default")
+    predict.confidence.setChecked(True)
+    predict.predict()
+    deadline = time.time() + 600
+    while predict.worker is not None and time.time() < deadline:
+        settle(0.2)
+    viewer.layers["sandstone (seed) confidence"].visible = False
+    viewer.layers["sandstone (seed) prediction"].opacity = 0.7
+    shoot(viewer, "screenshot_predict.png")
+
+
+def main():
+    for make in (labelling, prediction):
+        viewer = napari.Viewer(title="napari-thinseg")
+        viewer.window.resize(1500, 950)
+        make(viewer)
+        viewer.close()
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ def test_manifest_contributions():
         "Export annotations",
         "Train",
         "Predict",
+        "Measure",
     }
     assert {s.display_name for s in contrib.sample_data} == {
         "Synthetic sandstone",

@@ -347,3 +347,15 @@ def get_scheme(name_or_path: str | Path | ClassScheme | None) -> ClassScheme:
             "nor a scheme JSON file"
         )
     return ClassScheme.load(path)
+
+
+def scheme_near(path: str | Path, choice=None) -> ClassScheme:
+    """The scheme asked for, else ``classes.json`` beside a labels file or
+    in the folder above (a dataset's root), else the seed scheme."""
+    if choice:
+        return get_scheme(choice)
+    path = Path(path)
+    for folder in (path.parent, path.parent.parent):
+        if (folder / SCHEME_FILENAME).is_file():
+            return get_scheme(folder / SCHEME_FILENAME)
+    return get_scheme(None)

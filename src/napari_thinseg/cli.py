@@ -147,19 +147,6 @@ def cmd_autolabel(args) -> int:
 
 
 # -- colorize ----------------------------------------------------------------
-def _scheme_near(path: Path, choice: str | None):
-    """The scheme asked for, else classes.json beside the labels or in the
-    dataset folder above them, else the seed scheme."""
-    from .classes import SCHEME_FILENAME, get_scheme
-
-    if choice:
-        return get_scheme(choice)
-    for folder in (path.parent, path.parent.parent):
-        if (folder / SCHEME_FILENAME).is_file():
-            return get_scheme(folder / SCHEME_FILENAME)
-    return get_scheme(None)
-
-
 def _partner_images(labels: list[Path], image: str | None):
     """The thin-section image for each labels file (None without --image)."""
     from .io import IMAGE_SUFFIXES
@@ -188,6 +175,7 @@ def _partner_images(labels: list[Path], image: str | None):
 
 
 def _colorize_files(labels, images, out, scheme_choice, overwrite):
+    from .classes import scheme_near
     from .colormap import match_colors, save_colored
     from .io import read_annotation, read_image, refuse_existing
 
@@ -196,7 +184,7 @@ def _colorize_files(labels, images, out, scheme_choice, overwrite):
     for k, (lab, img, dst) in enumerate(
         zip(labels, images, outputs, strict=True)
     ):
-        scheme = _scheme_near(lab, scheme_choice)
+        scheme = scheme_near(lab, scheme_choice)
         ids = read_annotation(lab)
         if img is not None:
             try:
@@ -362,9 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_synth)
 
-    from ._cli_model import add_commands
+    from ._cli_analysis import add_commands as add_analysis
+    from ._cli_model import add_commands as add_model
 
-    add_commands(sub)
+    add_model(sub)
+    add_analysis(sub)
     return parser
 
 
