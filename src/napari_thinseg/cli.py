@@ -352,9 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ._cli_analysis import add_commands as add_analysis
     from ._cli_model import add_commands as add_model
+    from ._cli_rocktype import add_commands as add_rocktype
 
     add_model(sub)
     add_analysis(sub)
+    add_rocktype(sub)
     return parser
 
 

@@ -1,0 +1,1566 @@
+"""Rock typing from plug porosity, permeability and thin-section images.
+
+Petrophysics from plugs alone: the Winland r35 pore-throat radius and its
+class, the reservoir quality index (RQI), normalised porosity (phi_z), the
+flow zone indicator (FZI) and hydraulic flow units. From images: image
+features (``analysis.measure(...).to_row()`` or a features table) fitted to
+plug porosity and log10 permeability by ridge regression, and to rock-type
+labels by k-nearest neighbours, every score cross-validated and set
+against a naive baseline, because thin-section studies have few samples.
+Optical porosity misses micro-porosity, so a per-formation linear
+calibration to plug porosity is offered and reported, not hidden.
+
+Units throughout: porosity as a fraction, permeability in millidarcy (mD),
+r35, RQI and FZI in micrometres. numpy only (no scikit-learn).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import Counter
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ThinsegError
+from .io import (
+    atomic_write_bytes,
+    atomic_write_text,
+    ensure_dir,
+    refuse_existing,
+)
+from .progress import Progress
+
+# -- constants ---------------------------------------------------------------
+WINLAND = (0.732, 0.588, 0.864)
+"""Winland (Kolodzie 1980): log r35 = a + b log k - c log phi_percent."""
+
+PORE_THROAT_CLASSES = (
+    ("nano", 0.0),
+    ("micro", 0.1),
+    ("meso", 0.5),
+    ("macro", 2.0),
+    ("mega", 10.0),
+)
+"""Pore-throat classes by r35 (um) and their lower bounds.
+
+A class holds ``lower <= r35 < next lower``: a radius exactly on a
+boundary belongs to the larger class (r35 = 2 um is macro, 10 um is mega,
+anything below 0.1 um is nano).
+"""
+
+RQI_CONSTANT = 0.0314
+"""sqrt(mD) -> um conversion in RQI = 0.0314 sqrt(k / phi)."""
+
+FZI_BIN_EDGES_UM = tuple(0.09375 * 2.0**i for i in range(10))
+"""Default flow-unit edges: FZI doubling from 0.09375 to 48 um.
+
+These are the edges of the global hydraulic elements (Corbett & Potter,
+2004); fixed edges keep a sample's unit independent of the other samples
+in the file. Units count up from 1 (FZI < 0.09375 um) to 11 (>= 48 um);
+a value on an edge goes to the higher unit.
+"""
+
+SMALL_SAMPLE_N = 20
+"""Below this many training samples the output warns that CV scores are
+themselves uncertain."""
+
+MIN_CALIBRATION_SAMPLES = 3
+OPTICAL_POROSITY = "porosity_fraction"
+"""The image feature that is the optical (visible, epoxy) porosity."""
+
+RIDGE_ALPHAS = tuple(10.0**e for e in np.arange(-3, 5.5, 0.5))
+KNN_K = 3
+LOO_MAX_N = 100
+"""Leave-one-out up to this many samples, else 10-fold."""
+
+_SAMPLE = ("sample", "name", "sample_id", "id")
+_PERM = ("permeability_md", "permeability", "perm_md", "perm", "k_md", "k")
+_PHI_ANY = ("porosity", "phi")
+_PHI_FRACTION = ("porosity_fraction", "phi_fraction")
+_PHI_PERCENT = ("porosity_percent", "porosity_pct", "phi_percent")
+_IMAGE = ("image", "image_path", "image_file")
+_ROCK_TYPE = ("rock_type", "rocktype")
+_FORMATION = ("formation",)
+_PIXEL = ("pixel_size_um",)
+_MISSING = ("", "na", "n/a", "nan", "none", "null", "-")
+
+
+# -- petrophysics ------------------------------------------------------------
+def _phi_k(porosity, permeability_md=None):
+    phi = np.asarray(porosity, dtype=float)
+    if not np.all((phi > 0) & (phi < 1)):
+        raise ThinsegError(
+            "porosity must be a fraction in (0, 1), got "
+            f"{phi[~((phi > 0) & (phi < 1))].ravel()[0]!r}"
+        )
+    if permeability_md is None:
+        return phi, None
+    k = np.asarray(permeability_md, dtype=float)
+    if not np.all(np.isfinite(k) & (k > 0)):
+        raise ThinsegError(
+            "permeability must be positive (mD), got "
+            f"{k[~(np.isfinite(k) & (k > 0))].ravel()[0]!r}"
+        )
+    return phi, k
+
+
+def winland_r35(permeability_md, porosity):
+    """Winland r35 pore-throat radius (um).
+
+    Parameters
+    ----------
+    permeability_md : array_like
+        Air permeability in mD (> 0).
+    porosity : array_like
+        Porosity as a fraction in (0, 1); the equation itself takes
+        percent and the conversion happens here.
+    """
+    phi, k = _phi_k(porosity, permeability_md)
+    a, b, c = WINLAND
+    return 10.0 ** (a + b * np.log10(k) - c * np.log10(100.0 * phi))
+
+
+def winland_permeability(r35_um, porosity):
+    """Permeability (mD) on the r35 iso-line through ``porosity``."""
+    phi, _ = _phi_k(porosity)
+    a, b, c = WINLAND
+    log_k = (np.log10(r35_um) - a + c * np.log10(100.0 * phi)) / b
+    return 10.0**log_k
+
+
+def pore_throat_class(r35_um):
+    """Class name(s) for r35 radii (um); see :data:`PORE_THROAT_CLASSES`."""
+    r = np.asarray(r35_um, dtype=float)
+    lows = [lo for _, lo in PORE_THROAT_CLASSES[1:]]
+    idx = np.searchsorted(lows, r, side="right")
+    names = np.array([n for n, _ in PORE_THROAT_CLASSES], dtype=object)
+    return names[idx] if r.ndim else str(names[idx])
+
+
+def rqi(permeability_md, porosity):
+    """Reservoir quality index, 0.0314 sqrt(k / phi) (um)."""
+    phi, k = _phi_k(porosity, permeability_md)
+    return RQI_CONSTANT * np.sqrt(k / phi)
+
+
+def phi_z(porosity):
+    """Normalised porosity (pore to grain volume ratio), phi / (1 - phi)."""
+    phi, _ = _phi_k(porosity)
+    return phi / (1.0 - phi)
+
+
+def fzi(permeability_md, porosity):
+    """Flow zone indicator, RQI / phi_z (um)."""
+    return rqi(permeability_md, porosity) / phi_z(porosity)
+
+
+def natural_breaks(values, n_units: int) -> tuple[float, ...]:
+    """Edges splitting ``values`` into ``n_units`` groups, least squares.
+
+    Optimal one-dimensional k-means (Jenks natural breaks) by dynamic
+    programming, so the answer is exact and deterministic (no random
+    starts). Equal values always share a group; with fewer distinct
+    values than ``n_units`` there are fewer groups. An edge lies halfway
+    between the neighbouring groups.
+    """
+    x = np.asarray(values, dtype=float).ravel()
+    if x.size == 0 or not np.all(np.isfinite(x)):
+        raise ThinsegError("natural breaks need finite values")
+    if n_units < 1:
+        raise ThinsegError(f"number of units must be >= 1, got {n_units}")
+    u, w = np.unique(x, return_counts=True)
+    m = u.size
+    k = min(n_units, m)
+    c0 = np.concatenate([[0.0], np.cumsum(w)])
+    c1 = np.concatenate([[0.0], np.cumsum(w * u)])
+    c2 = np.concatenate([[0.0], np.cumsum(w * u * u)])
+
+    def cost(i, j):  # SSE of u[i..j] inclusive; i may be an array
+        n = c0[j + 1] - c0[i]
+        s = c1[j + 1] - c1[i]
+        return np.maximum(c2[j + 1] - c2[i] - s * s / n, 0.0)
+
+    best = np.full((k, m), np.inf)
+    start = np.zeros((k, m), dtype=int)
+    best[0] = [cost(0, j) for j in range(m)]
+    for g in range(1, k):
+        for j in range(g, m):
+            i = np.arange(g, j + 1)
+            total = best[g - 1, i - 1] + cost(i, j)
+            t = int(np.argmin(total))  # first minimum: deterministic
+            best[g, j] = total[t]
+            start[g, j] = i[t]
+    edges = []
+    j = m - 1
+    for g in range(k - 1, 0, -1):
+        i = start[g, j]
+        edges.append(0.5 * (u[i - 1] + u[i]))
+        j = i - 1
+    return tuple(sorted(float(e) for e in edges))
+
+
+def flow_unit_edges(fzi_um, n_units: int | None = None) -> tuple[float, ...]:
+    """FZI edges (um) between hydraulic flow units.
+
+    ``None`` gives the fixed :data:`FZI_BIN_EDGES_UM`; a number clusters
+    log10 FZI into that many units by :func:`natural_breaks`.
+    """
+    if n_units is None:
+        return FZI_BIN_EDGES_UM
+    logs = np.log10(np.asarray(fzi_um, dtype=float))
+    return tuple(10.0**e for e in natural_breaks(logs, n_units))
+
+
+def flow_units(fzi_um, edges: Sequence[float] | None = None):
+    """Unit numbers (1 = lowest FZI) of FZI values for the given edges."""
+    edges = FZI_BIN_EDGES_UM if edges is None else edges
+    return 1 + np.searchsorted(np.asarray(edges), fzi_um, side="right")
+
+
+# -- samples -----------------------------------------------------------------
+@dataclass(frozen=True)
+class Samples:
+    """The samples table, checked and in API units.
+
+    ``porosity`` and ``permeability_md`` are NaN where not measured (a row
+    with only an image: to be predicted). Text columns hold ``None`` where
+    empty; ``rock_types``/``formations``/``images`` are ``None`` when the
+    table had no such column.
+    """
+
+    names: tuple[str, ...]
+    porosity: np.ndarray
+    permeability_md: np.ndarray
+    images: tuple[str | None, ...] | None = None
+    rock_types: tuple[str | None, ...] | None = None
+    formations: tuple[str | None, ...] | None = None
+    pixel_size_um: np.ndarray | None = None
+    porosity_note: str = "porosity given as a fraction"
+    source: str = "samples"
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def measured(self) -> np.ndarray:
+        """Rows with both porosity and permeability."""
+        return np.isfinite(self.porosity) & np.isfinite(self.permeability_md)
+
+
+def add_unmeasured(
+    samples: Samples,
+    names: Sequence[str],
+    images: Sequence[str | None] | None = None,
+) -> Samples:
+    """``samples`` with rows appended that have no plug data (new images
+    to predict)."""
+    k = len(names)
+    if not k:
+        return samples
+    images = list(images) if images is not None else [None] * k
+
+    def grow(values, fill):
+        return None if values is None else (*values, *fill)
+
+    has_images = samples.images is not None or any(images)
+    return Samples(
+        names=(*samples.names, *names),
+        porosity=np.r_[samples.porosity, np.full(k, np.nan)],
+        permeability_md=np.r_[samples.permeability_md, np.full(k, np.nan)],
+        images=(
+            (*(samples.images or (None,) * len(samples)), *images)
+            if has_images
+            else None
+        ),
+        rock_types=grow(samples.rock_types, (None,) * k),
+        formations=grow(samples.formations, (None,) * k),
+        pixel_size_um=(
+            None
+            if samples.pixel_size_um is None
+            else np.r_[samples.pixel_size_um, np.full(k, np.nan)]
+        ),
+        porosity_note=samples.porosity_note,
+        source=samples.source,
+    )
+
+
+def _norm(header: str) -> str:
+    return "_".join(str(header).strip().lower().replace("-", " ").split())
+
+
+def _pick(columns: Mapping[str, Sequence], names, what, source):
+    hits = [c for c in columns if _norm(c) in names]
+    if len(hits) > 1:
+        raise ThinsegError(
+            f"{source}: {len(hits)} {what} columns ({', '.join(hits)}); "
+            "keep one"
+        )
+    return hits[0] if hits else None
+
+
+def _text(values) -> tuple[str | None, ...]:
+    out = []
+    for v in values:
+        s = "" if v is None else str(v).strip()
+        out.append(None if s.lower() in _MISSING else s)
+    return tuple(out)
+
+
+def _numbers(values, column, names, source) -> np.ndarray:
+    out = np.full(len(values), np.nan)
+    for i, v in enumerate(values):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        s = str(v).strip()
+        if s.lower() in _MISSING:
+            continue
+        try:
+            out[i] = float(s)
+        except ValueError:
+            raise ThinsegError(
+                f"{source}: sample {names[i]!r}: {column} {s!r} is not a "
+                "number"
+            ) from None
+        if not math.isfinite(out[i]):
+            raise ThinsegError(
+                f"{source}: sample {names[i]!r}: {column} is {s}"
+            )
+    return out
+
+
+def samples_from_columns(
+    columns: Mapping[str, Sequence], source: str = "samples"
+) -> Samples:
+    """Check a table of columns (name -> values) and build :class:`Samples`.
+
+    Column names are matched case-insensitively: ``sample`` (or ``name``),
+    porosity as ``porosity`` / ``phi`` (a fraction, or percent when any
+    value exceeds 1), ``porosity_fraction`` or ``porosity_percent``
+    (explicit), ``permeability_md`` (or ``permeability``, ``k``), and the
+    optional ``image``, ``rock_type``, ``formation`` and ``pixel_size_um``.
+
+    Raises
+    ------
+    ThinsegError
+        Missing columns, duplicate samples, text in number columns,
+        porosity outside (0, 1) or (0, 100) %, permeability <= 0, and a
+        porosity without a permeability or the reverse.
+    """
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) > 1:
+        raise ThinsegError(f"{source}: columns of different lengths")
+    if not lengths or not lengths.pop():
+        raise ThinsegError(f"{source}: no samples")
+    sample_col = _pick(columns, _SAMPLE, "sample", source)
+    if sample_col is None:
+        raise ThinsegError(
+            f"{source}: no 'sample' column (columns: {', '.join(columns)})"
+        )
+    names = _text(columns[sample_col])
+    for i, n in enumerate(names):
+        if n is None:
+            raise ThinsegError(f"{source}: row {i + 1} has no sample name")
+    dup = [n for n, c in Counter(names).items() if c > 1]
+    if dup:
+        raise ThinsegError(f"{source}: sample {dup[0]!r} listed twice")
+
+    phi_cols = {
+        kind: _pick(columns, group, f"{kind} porosity", source)
+        for kind, group in (
+            ("any", _PHI_ANY),
+            ("fraction", _PHI_FRACTION),
+            ("percent", _PHI_PERCENT),
+        )
+    }
+    given = [c for c in phi_cols.values() if c is not None]
+    if len(given) > 1:
+        raise ThinsegError(
+            f"{source}: {len(given)} porosity columns ({', '.join(given)}); "
+            "keep one"
+        )
+    perm_col = _pick(columns, _PERM, "permeability", source)
+    image_col = _pick(columns, _IMAGE, "image", source)
+    missing = []
+    if not given:
+        missing.append("porosity (or porosity_fraction/porosity_percent)")
+    if perm_col is None:
+        missing.append("permeability_md")
+    if missing:
+        raise ThinsegError(
+            f"{source}: no {' and no '.join(missing)} column "
+            f"(columns: {', '.join(columns)})"
+        )
+    phi_col = given[0]
+    phi = _numbers(columns[phi_col], phi_col, names, source)
+    k = _numbers(columns[perm_col], perm_col, names, source)
+    if phi_cols["percent"]:
+        percent, note = True, f"porosity read as percent ({phi_col!r})"
+    elif phi_cols["fraction"]:
+        percent, note = False, f"porosity read as a fraction ({phi_col!r})"
+    else:
+        # a fraction never exceeds 1; % values of a real rock almost always
+        # do (< 1 % everywhere would be read as a fraction: name the column
+        # porosity_percent for such tight rocks)
+        percent = bool(np.nanmax(np.r_[phi, 0.0]) > 1.0)
+        note = (
+            f"porosity read as percent ({phi_col!r} has values > 1)"
+            if percent
+            else f"porosity read as a fraction ({phi_col!r} <= 1)"
+        )
+    top, unit = (100.0, "%") if percent else (1.0, "")
+    for i in np.flatnonzero(np.isfinite(phi)):
+        if not 0 < phi[i] < top:
+            raise ThinsegError(
+                f"{source}: sample {names[i]!r}: porosity {phi[i]:g}{unit} "
+                f"is outside (0, {top:g}{unit})"
+                + (
+                    "; use a porosity_percent column for percent"
+                    if phi_cols["fraction"] and phi[i] > 1
+                    else ""
+                )
+            )
+    for i in np.flatnonzero(np.isfinite(k)):
+        if k[i] <= 0:
+            raise ThinsegError(
+                f"{source}: sample {names[i]!r}: permeability {k[i]:g} mD "
+                "is not positive (log k needs k > 0)"
+            )
+    if percent:
+        phi = phi / 100.0
+    for i in range(len(names)):
+        if np.isfinite(phi[i]) != np.isfinite(k[i]):
+            have, lack = (
+                ("porosity", "permeability")
+                if np.isfinite(phi[i])
+                else ("permeability", "porosity")
+            )
+            raise ThinsegError(
+                f"{source}: sample {names[i]!r} has a {have} but no {lack}"
+            )
+    images = _text(columns[image_col]) if image_col else None
+    rt_col = _pick(columns, _ROCK_TYPE, "rock type", source)
+    fm_col = _pick(columns, _FORMATION, "formation", source)
+    px_col = _pick(columns, _PIXEL, "pixel size", source)
+    pixel = None
+    if px_col:
+        pixel = _numbers(columns[px_col], px_col, names, source)
+        bad = np.isfinite(pixel) & ~(pixel > 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ThinsegError(
+                f"{source}: sample {names[i]!r}: pixel size {pixel[i]:g} "
+                "um is not positive"
+            )
+    return Samples(
+        names=names,
+        porosity=phi,
+        permeability_md=k,
+        images=images,
+        rock_types=_text(columns[rt_col]) if rt_col else None,
+        formations=_text(columns[fm_col]) if fm_col else None,
+        pixel_size_um=pixel,
+        porosity_note=note,
+        source=source,
+    )
+
+
+def read_table(path: str | Path) -> dict[str, list[str]]:
+    """Read a CSV (comma, semicolon or tab separated) into columns."""
+    path = Path(path)
+    if not path.is_file():
+        raise ThinsegError(f"{path}: no such file")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ThinsegError(f"{path}: not a readable CSV (not UTF-8)") from None
+    except OSError as exc:
+        raise ThinsegError(
+            f"{path}: cannot read ({exc.strerror or exc})"
+        ) from None
+    if not text.strip():
+        raise ThinsegError(f"{path}: empty CSV")
+    if "\0" in text:
+        raise ThinsegError(f"{path}: not a readable CSV (binary data)")
+    # the header decides the separator: the one it holds most of
+    first = next(ln for ln in text.splitlines() if ln.strip())
+    delim = max(",;\t", key=first.count)
+    try:
+        rows = [
+            row
+            for row in csv.reader(
+                io.StringIO(text), delimiter=delim, strict=True
+            )
+            if any(cell.strip() for cell in row)
+        ]
+    except csv.Error as exc:
+        raise ThinsegError(f"{path}: not a readable CSV ({exc})") from None
+    header = [h.strip() for h in rows[0]]
+    if len(header) < 2 or any(not h for h in header):
+        raise ThinsegError(
+            f"{path}: not a readable CSV (header {','.join(header)!r} needs "
+            "named columns)"
+        )
+    if len(set(header)) < len(header):
+        raise ThinsegError(f"{path}: repeated column names in the header")
+    body = rows[1:]
+    for n, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise ThinsegError(
+                f"{path}: row {n} has {len(row)} fields, the header "
+                f"{len(header)}"
+            )
+    return {h: [row[i] for row in body] for i, h in enumerate(header)}
+
+
+def read_samples(path: str | Path) -> Samples:
+    """Read and check a samples CSV; see :func:`samples_from_columns`."""
+    return samples_from_columns(read_table(path), source=str(path))
+
+
+# -- features ----------------------------------------------------------------
+@dataclass(frozen=True)
+class Features:
+    """Numeric image features, one row per sample (NaN where missing)."""
+
+    names: tuple[str, ...]
+    columns: tuple[str, ...]
+    values: np.ndarray
+
+    def __post_init__(self):
+        shape = (len(self.names), len(self.columns))
+        if np.shape(self.values) != shape:
+            raise ThinsegError(
+                f"features: values of shape {np.shape(self.values)} for "
+                f"{shape[0]} samples x {shape[1]} columns"
+            )
+        dup = [n for n, c in Counter(self.names).items() if c > 1]
+        if dup:
+            raise ThinsegError(f"features: sample {dup[0]!r} listed twice")
+
+    def column(self, name: str) -> np.ndarray:
+        return self.values[:, self.columns.index(name)]
+
+    def take(self, names: Sequence[str]) -> np.ndarray:
+        """Rows for ``names`` in that order (NaN rows for absent ones)."""
+        index = {n: i for i, n in enumerate(self.names)}
+        out = np.full((len(names), len(self.columns)), np.nan)
+        for r, n in enumerate(names):
+            if n in index:
+                out[r] = self.values[index[n]]
+        return out
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, int | float | np.integer | np.floating) and not (
+        isinstance(v, bool | np.bool_)
+    )
+
+
+def features_from_rows(
+    names: Sequence[str], rows: Sequence[Mapping[str, object]]
+) -> Features:
+    """Features from dicts such as ``Measurement.to_row()``.
+
+    Numeric entries only (text such as a scheme name is left out); the
+    columns are the union of all rows, in first-seen order.
+    """
+    columns: dict[str, None] = {}
+    for row in rows:
+        for key, v in row.items():
+            if _is_number(v):
+                columns.setdefault(str(key), None)
+    cols = tuple(columns)
+    values = np.full((len(rows), len(cols)), np.nan)
+    for r, row in enumerate(rows):
+        for c, key in enumerate(cols):
+            v = row.get(key)
+            if _is_number(v):
+                values[r, c] = float(v)
+    return Features(tuple(names), cols, values)
+
+
+_NOT_FEATURE_SUFFIXES = (
+    "_binomial_low",
+    "_binomial_high",
+    "_bootstrap_low",
+    "_bootstrap_high",
+    "_pixels",
+    "_area_mm2",
+    "_count",
+    "pixel_size_um",
+)
+
+
+def model_columns(columns: Sequence[str]) -> tuple[str, ...]:
+    """The feature columns worth modelling.
+
+    Interval bounds, pixel counts, areas and object counts of
+    ``Measurement.to_row()`` scale with the image or restate a fraction,
+    so they are left out; a ``_px`` diameter is left out when its ``_um``
+    twin is there.
+    """
+    cols = set(columns)
+    return tuple(
+        c
+        for c in columns
+        if not c.endswith(_NOT_FEATURE_SUFFIXES)
+        and not (c.endswith("_px") and f"{c[:-3]}_um" in cols)
+    )
+
+
+def read_features(path: str | Path) -> Features:
+    """A features CSV: a ``sample`` column and numeric feature columns.
+
+    Wholly non-numeric columns (formation, notes) are ignored; a column
+    mixing numbers and text is an error (a typo would otherwise drop it).
+    """
+    columns = read_table(path)
+    sample_col = _pick(columns, _SAMPLE, "sample", path)
+    if sample_col is None:
+        raise ThinsegError(f"{path}: no 'sample' column")
+    names = _text(columns[sample_col])
+    if any(n is None for n in names):
+        raise ThinsegError(f"{path}: a row has no sample name")
+    keep, values = [], []
+    for col, raw in columns.items():
+        if col == sample_col:
+            continue
+        text = _text(raw)
+        parsed = []
+        for s in text:
+            try:
+                parsed.append(np.nan if s is None else float(s))
+            except ValueError:
+                parsed.append(None)
+        bad = [s for s, p in zip(text, parsed, strict=True) if p is None]
+        if len(bad) == len([s for s in text if s is not None]):
+            continue  # a text column
+        if bad:
+            raise ThinsegError(
+                f"{path}: column {col!r} mixes numbers and text ({bad[0]!r})"
+            )
+        keep.append(col)
+        values.append(parsed)
+    if not keep:
+        raise ThinsegError(f"{path}: no numeric feature columns")
+    return Features(names, tuple(keep), np.array(values, dtype=float).T)
+
+
+def iter_measure_features(
+    label_files: Mapping[str, str | Path],
+    scheme,
+    pixel_size_um: float | Mapping[str, float | None] | None = None,
+) -> Generator[Progress, None, Features]:
+    """Measure each sample's label image with :func:`analysis.measure`.
+
+    Yields :class:`Progress` per image and returns :class:`Features`.
+    ``pixel_size_um`` is one size for all or a mapping sample -> size.
+    """
+    from .analysis import measure
+    from .io import read_annotation
+
+    names, rows = [], []
+    total = len(label_files)
+    for step, (name, path) in enumerate(label_files.items(), start=1):
+        px = (
+            pixel_size_um.get(name)
+            if isinstance(pixel_size_um, Mapping)
+            else pixel_size_um
+        )
+        labels = read_annotation(path)
+        try:
+            # no bootstrap: its intervals are not model features
+            row = measure(
+                labels, scheme, pixel_size_um=px, n_boot=0, name=name
+            ).to_row()
+        except ThinsegError as exc:
+            raise ThinsegError(f"{path}: {exc}") from None
+        names.append(name)
+        rows.append(row)
+        yield Progress(step, total, Path(path).name)
+    return features_from_rows(names, rows)
+
+
+def measure_features(label_files, scheme, pixel_size_um=None) -> Features:
+    """:func:`iter_measure_features`, run to the end."""
+    from .progress import run
+
+    return run(iter_measure_features(label_files, scheme, pixel_size_um))
+
+
+# -- models ------------------------------------------------------------------
+def _scale(x: np.ndarray):
+    mean = x.mean(axis=0)
+    std = x.std(axis=0)
+    std[std == 0] = 1.0
+    return mean, std
+
+
+@dataclass
+class Ridge:
+    """Ridge regression on standardised features, its penalty chosen by
+    leave-one-out on the training data (closed form, so nested inside an
+    outer cross-validation at no cost)."""
+
+    alphas: tuple[float, ...] = RIDGE_ALPHAS
+    alpha: float = field(default=1.0, init=False)
+    _mean: np.ndarray | None = field(default=None, init=False, repr=False)
+    _std: np.ndarray | None = field(default=None, init=False, repr=False)
+    _coef: np.ndarray | None = field(default=None, init=False, repr=False)
+    _intercept: float = field(default=0.0, init=False, repr=False)
+
+    def fit(self, x, y) -> Ridge:
+        x = np.asarray(x, dtype=float)
+        y = np.asarray(y, dtype=float)
+        self._mean, self._std = _scale(x)
+        xs = (x - self._mean) / self._std
+        yc = y - y.mean()
+        u, s, vt = np.linalg.svd(xs, full_matrices=False)
+        uy = u.T @ yc
+        n = len(y)
+        if n >= 3:
+            press = []
+            for a in self.alphas:
+                d = s**2 / (s**2 + a)
+                resid = yc - u @ (d * uy)
+                # the intercept (mean) is refitted too: 1/n on the diagonal
+                h = (u**2) @ d + 1.0 / n
+                press.append(np.mean((resid / np.maximum(1 - h, 1e-9)) ** 2))
+            self.alpha = float(self.alphas[int(np.argmin(press))])
+        self._coef = vt.T @ (s / (s**2 + self.alpha) * uy)
+        self._intercept = float(y.mean())
+        return self
+
+    def predict(self, x) -> np.ndarray:
+        xs = (np.asarray(x, dtype=float) - self._mean) / self._std
+        return self._intercept + xs @ self._coef
+
+
+@dataclass
+class NearestNeighbours:
+    """k-nearest-neighbour vote on standardised features.
+
+    A tie in votes goes to the tied class with the single nearest member;
+    distances tie-break by training order (stable), so results are
+    deterministic.
+    """
+
+    k: int = KNN_K
+    _mean: np.ndarray | None = field(default=None, init=False, repr=False)
+    _std: np.ndarray | None = field(default=None, init=False, repr=False)
+    _x: np.ndarray | None = field(default=None, init=False, repr=False)
+    _y: tuple[str, ...] = field(default=(), init=False, repr=False)
+
+    def fit(self, x, y) -> NearestNeighbours:
+        x = np.asarray(x, dtype=float)
+        self._mean, self._std = _scale(x)
+        self._x = (x - self._mean) / self._std
+        self._y = tuple(y)
+        return self
+
+    def predict(self, x) -> tuple[str, ...]:
+        xs = (np.asarray(x, dtype=float) - self._mean) / self._std
+        out = []
+        for row in xs:
+            d = np.sqrt(((self._x - row) ** 2).sum(axis=1))
+            order = np.argsort(d, kind="stable")[: min(self.k, len(d))]
+            votes = Counter(self._y[i] for i in order)
+            top = max(votes.values())
+            tied = {c for c, v in votes.items() if v == top}
+            out.append(next(self._y[i] for i in order if self._y[i] in tied))
+        return tuple(out)
+
+
+def _no_information_rate(labels: Sequence[str]) -> float:
+    return max(Counter(labels).values()) / len(labels)
+
+
+def cv_folds(
+    n: int, n_folds: int | None = None, seed: int = 0
+) -> tuple[list[np.ndarray], str]:
+    """Test-index folds and their description.
+
+    ``None``: leave-one-out up to :data:`LOO_MAX_N` samples (small sample
+    counts are the norm; LOO wastes the fewest), else 10-fold; k-fold
+    splits are shuffled with ``seed``.
+    """
+    if n < 3:
+        raise ThinsegError(
+            f"cross-validation needs at least 3 samples, got {n}"
+        )
+    if n_folds is None:
+        n_folds = n if n <= LOO_MAX_N else 10
+    n_folds = max(2, min(int(n_folds), n))
+    if n_folds == n:
+        return [np.array([i]) for i in range(n)], "leave-one-out"
+    order = np.random.default_rng(seed).permutation(n)
+    return list(np.array_split(order, n_folds)), f"{n_folds}-fold"
+
+
+@dataclass(frozen=True)
+class RegressionCV:
+    """Out-of-fold predictions and scores of a model and of a baseline."""
+
+    target: str
+    predicted: np.ndarray
+    baseline: np.ndarray
+    rmse: float
+    r2: float
+    baseline_rmse: float
+    baseline_r2: float
+    n: int
+    cv: str
+    baseline_name: str = "mean-predictor baseline"
+
+    @property
+    def beats_baseline(self) -> bool:
+        return self.rmse < self.baseline_rmse
+
+    def summary(self) -> str:
+        verdict = (
+            "" if self.beats_baseline else " (no better than the baseline)"
+        )
+        return (
+            f"{self.target}: CV RMSE {self.rmse:.4g} vs "
+            f"{self.baseline_name} {self.baseline_rmse:.4g}; R2 "
+            f"{self.r2:.3f} vs "
+            f"{self.baseline_r2:.3f}{verdict}"
+        )
+
+
+@dataclass(frozen=True)
+class ClassificationCV:
+    """Out-of-fold predictions and accuracy of a classifier and of the
+    majority class."""
+
+    target: str
+    predicted: tuple[str, ...]
+    accuracy: float
+    baseline_accuracy: float
+    n: int
+    n_classes: int
+    cv: str
+
+    @property
+    def beats_baseline(self) -> bool:
+        return self.accuracy > self.baseline_accuracy
+
+    def summary(self) -> str:
+        verdict = (
+            "" if self.beats_baseline else " (no better than the baseline)"
+        )
+        return (
+            f"{self.target} ({self.n_classes} classes): CV accuracy "
+            f"{self.accuracy:.3f} vs majority-class baseline "
+            f"{self.baseline_accuracy:.3f}{verdict}"
+        )
+
+
+def _rmse_r2(y, pred):
+    sse = float(np.sum((y - pred) ** 2))
+    sst = float(np.sum((y - y.mean()) ** 2))
+    r2 = 1.0 - sse / sst if sst > 0 else float("nan")
+    return math.sqrt(sse / len(y)), r2
+
+
+def cross_validate_regression(
+    x, y, target: str = "y", n_folds=None, seed: int = 0
+) -> RegressionCV:
+    """Cross-validated :class:`Ridge` against predicting the mean.
+
+    The baseline gets the benefit of the doubt: the mean of all ``y``,
+    held-out samples included, so its RMSE is the spread of ``y`` and its
+    R2 is 0; the model has to beat that with held-out predictions. R2 is
+    1 - SSE / SST of the out-of-fold predictions, negative when the model
+    does worse than the mean.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    folds, how = cv_folds(len(y), n_folds, seed)
+    pred = np.empty_like(y)
+    base = np.empty_like(y)
+    for test in folds:
+        train = np.setdiff1d(np.arange(len(y)), test)
+        pred[test] = Ridge().fit(x[train], y[train]).predict(x[test])
+    base[:] = y.mean()
+    rmse, r2 = _rmse_r2(y, pred)
+    b_rmse, b_r2 = _rmse_r2(y, base)
+    return RegressionCV(
+        target, pred, base, rmse, r2, b_rmse, b_r2, len(y), how
+    )
+
+
+def cross_validate_classifier(
+    x, labels: Sequence[str], target="class", n_folds=None, seed: int = 0
+) -> ClassificationCV:
+    """Cross-validated :class:`NearestNeighbours` against the majority
+    class.
+
+    The baseline is the share of the most common class over all samples
+    (the no-information rate). A majority vote of each training fold
+    would be unfairly bad: with two balanced classes, leaving one sample
+    out always leaves the other class ahead.
+    """
+    x = np.asarray(x, dtype=float)
+    labels = tuple(str(v) for v in labels)
+    folds, how = cv_folds(len(labels), n_folds, seed)
+    pred: list[str | None] = [None] * len(labels)
+    for test in folds:
+        train = np.setdiff1d(np.arange(len(labels)), test)
+        y_train = [labels[i] for i in train]
+        got = NearestNeighbours().fit(x[train], y_train).predict(x[test])
+        for i, g in zip(test, got, strict=True):
+            pred[i] = g
+    acc = float(np.mean([p == t for p, t in zip(pred, labels, strict=True)]))
+    b_acc = _no_information_rate(labels)
+    return ClassificationCV(
+        target, tuple(pred), acc, b_acc, len(labels), len(set(labels)), how
+    )
+
+
+# -- optical porosity calibration ---------------------------------------
+@dataclass(frozen=True)
+class Calibration:
+    """plug_phi = a + b * optical_phi, least squares on ``n`` samples."""
+
+    formation: str
+    a: float
+    b: float
+    n: int
+    residual_std: float
+
+    def apply(self, optical):
+        return self.a + self.b * np.asarray(optical, dtype=float)
+
+    def summary(self) -> str:
+        return (
+            f"{self.formation}: plug phi = {self.a:.4f} + {self.b:.4f} x "
+            f"optical phi (n={self.n}, residual std {self.residual_std:.4f})"
+        )
+
+
+ALL_FORMATIONS = "all samples"
+
+
+def _formation_keys(formations, n, what):
+    if formations is None:
+        return [ALL_FORMATIONS] * n
+    keys = list(formations)
+    for i, f in enumerate(keys):
+        if f is None or not str(f).strip():
+            raise ThinsegError(
+                f"{what} {i + 1} has no formation; the optical porosity "
+                "calibration is per formation"
+            )
+    return [str(f) for f in keys]
+
+
+def fit_calibration(
+    optical, plug, formations: Sequence[str] | None = None
+) -> dict[str, Calibration]:
+    """Per-formation least-squares lines from optical to plug porosity.
+
+    ``formations`` ``None`` fits one line to all samples. The residual std
+    uses n - 2 degrees of freedom (0 for exactly 2 points; never here).
+
+    Raises
+    ------
+    ThinsegError
+        A formation with fewer than 3 samples, or whose optical porosity
+        does not vary (no slope to fit).
+    """
+    optical = np.asarray(optical, dtype=float)
+    plug = np.asarray(plug, dtype=float)
+    keys = _formation_keys(formations, len(optical), "sample")
+    out = {}
+    for f in sorted(set(keys)):
+        idx = [i for i, k in enumerate(keys) if k == f]
+        if len(idx) < MIN_CALIBRATION_SAMPLES:
+            raise ThinsegError(
+                f"formation {f!r}: {len(idx)} sample(s) with plug and "
+                "optical porosity; the calibration needs at least "
+                f"{MIN_CALIBRATION_SAMPLES} per formation"
+            )
+        x, y = optical[idx], plug[idx]
+        if np.ptp(x) == 0:
+            raise ThinsegError(
+                f"formation {f!r}: optical porosity is the same in every "
+                "sample; no line to fit"
+            )
+        b, a = np.polyfit(x, y, 1)
+        resid = y - (a + b * x)
+        std = math.sqrt(float(resid @ resid) / (len(idx) - 2))
+        out[f] = Calibration(f, float(a), float(b), len(idx), std)
+    return out
+
+
+def apply_calibration(
+    calibrations: Mapping[str, Calibration],
+    optical,
+    formations: Sequence[str] | None = None,
+) -> np.ndarray:
+    """Calibrated porosity for each sample from its formation's line."""
+    optical = np.asarray(optical, dtype=float)
+    keys = _formation_keys(formations, len(optical), "sample")
+    out = np.empty_like(optical)
+    for i, f in enumerate(keys):
+        if f not in calibrations:
+            raise ThinsegError(
+                f"formation {f!r} has no optical porosity calibration "
+                f"(calibrated: {', '.join(calibrations) or 'none'})"
+            )
+        out[i] = calibrations[f].apply(optical[i])
+    return out
+
+
+# -- the whole study ---------------------------------------------------------
+@dataclass
+class RockTypeResult:
+    """Everything :func:`rock_typing` found; :meth:`rows` is the CSV."""
+
+    samples: Samples
+    r35_um: np.ndarray
+    pore_throat: np.ndarray
+    rqi_um: np.ndarray
+    phi_z: np.ndarray
+    fzi_um: np.ndarray
+    flow_unit: np.ndarray
+    flow_unit_edges: tuple[float, ...]
+    flow_unit_method: str
+    features: Features | None = None
+    feature_columns: tuple[str, ...] = ()
+    training: np.ndarray | None = None
+    to_predict: np.ndarray | None = None
+    porosity_cv: RegressionCV | None = None
+    log_k_cv: RegressionCV | None = None
+    rock_type_cv: ClassificationCV | None = None
+    pore_throat_cv: ClassificationCV | None = None
+    porosity_pred: np.ndarray | None = None
+    log_k_pred: np.ndarray | None = None
+    rock_type_pred: list | None = None
+    calibrations: dict[str, Calibration] | None = None
+    calibration_cv: RegressionCV | None = None
+    porosity_calibrated: np.ndarray | None = None
+    optical_bias: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def rows(self) -> list[dict[str, object]]:
+        """One dict per sample, in the samples' order."""
+        s = self.samples
+        out = []
+        feats = (
+            self.features.take(s.names) if self.features is not None else None
+        )
+        for i, name in enumerate(s.names):
+            row: dict[str, object] = {"sample": name}
+            if s.formations is not None:
+                row["formation"] = s.formations[i]
+            if s.rock_types is not None:
+                row["rock_type"] = s.rock_types[i]
+            if s.images is not None:
+                row["image"] = s.images[i]
+            row["porosity_fraction"] = s.porosity[i]
+            row["permeability_md"] = s.permeability_md[i]
+            row["r35_um"] = self.r35_um[i]
+            row["pore_throat_class"] = self.pore_throat[i]
+            row["rqi_um"] = self.rqi_um[i]
+            row["phi_z"] = self.phi_z[i]
+            row["fzi_um"] = self.fzi_um[i]
+            unit = int(self.flow_unit[i])
+            row["flow_unit"] = unit if unit > 0 else None
+            if feats is not None:
+                for c, col in enumerate(self.features.columns):
+                    row[f"img_{col}"] = feats[i, c]
+            if self.porosity_pred is not None:
+                row.update(self._prediction_row(i))
+            out.append(row)
+        return out
+
+    def _prediction_row(self, i) -> dict[str, object]:
+        row: dict[str, object] = {}
+        held_out = bool(self.training[i])
+        known = held_out or bool(self.to_predict[i])
+        row["prediction"] = (
+            "held-out" if held_out else "new" if known else None
+        )
+        phi, logk = self.porosity_pred[i], self.log_k_pred[i]
+        row["porosity_pred"] = phi
+        row["log10_k_pred"] = logk
+        row["permeability_md_pred"] = 10.0**logk
+        if self.rock_type_pred is not None:
+            row["rock_type_pred"] = self.rock_type_pred[i]
+        if self.porosity_calibrated is not None:
+            row["porosity_calibrated"] = self.porosity_calibrated[i]
+        r35 = np.nan
+        if np.isfinite(phi) and 0 < phi < 1:
+            r35 = float(winland_r35(10.0**logk, phi))
+        row["r35_um_pred"] = r35
+        row["pore_throat_class_pred"] = (
+            pore_throat_class(r35) if np.isfinite(r35) else None
+        )
+        row["flow_unit_pred"] = (
+            int(flow_units(fzi(10.0**logk, phi), self.flow_unit_edges))
+            if np.isfinite(r35)
+            else None
+        )
+        return row
+
+    def lines(self) -> list[str]:
+        """The report printed by ``thinseg rocktype``."""
+        s = self.samples
+        n_meas = int(s.measured.sum())
+        out = [
+            f"{len(s)} sample(s), {n_meas} with plug porosity and "
+            f"permeability; {s.porosity_note}",
+        ]
+        counts = Counter(self.pore_throat[s.measured])
+        out.append(
+            "pore-throat classes (Winland r35): "
+            + ", ".join(
+                f"{n} {counts[n]}" for n, _ in PORE_THROAT_CLASSES if counts[n]
+            )
+        )
+        units = Counter(self.flow_unit[s.measured].tolist())
+        out.append(
+            f"flow units ({self.flow_unit_method}): "
+            + ", ".join(f"unit {u}: {units[u]}" for u in sorted(units))
+        )
+        if self.porosity_cv is not None:
+            cv = self.porosity_cv
+            out.append(
+                f"image models on {cv.n} sample(s) with "
+                f"{len(self.feature_columns)} feature(s), {cv.cv} CV:"
+            )
+            for res in (
+                self.porosity_cv,
+                self.log_k_cv,
+                self.rock_type_cv,
+                self.pore_throat_cv,
+                self.calibration_cv,
+            ):
+                if res is not None:
+                    out.append("  " + res.summary())
+            if cv.n < SMALL_SAMPLE_N:
+                out.append(
+                    f"warning: only {cv.n} training sample(s) (< "
+                    f"{SMALL_SAMPLE_N}): the CV scores are themselves "
+                    "uncertain; treat the image models as indicative"
+                )
+        if self.optical_bias is not None:
+            side = "below" if self.optical_bias < 0 else "above"
+            out.append(
+                "optical porosity is on average "
+                f"{abs(self.optical_bias):.4f} {side} plug porosity "
+                "(micro-porosity is invisible in thin section)"
+            )
+        if self.calibrations:
+            out.append("optical porosity calibration:")
+            out += ["  " + c.summary() for c in self.calibrations.values()]
+        out += [f"note: {n}" for n in self.notes]
+        return out
+
+    def write(self, out: str | Path, overwrite: bool = False):
+        """Write ``out/rocktypes.csv`` and ``out/crossplot.png``."""
+        out = Path(out)
+        paths = (out / "rocktypes.csv", out / "crossplot.png")
+        refuse_existing(paths, overwrite)
+        ensure_dir(out)
+        m = self.samples.measured
+        png = crossplot_png(
+            self.samples.porosity[m],
+            self.samples.permeability_md[m],
+            self.pore_throat[m],
+        )
+        atomic_write_text(paths[0], rows_to_csv(self.rows()))
+        atomic_write_bytes(paths[1], png)
+        return paths
+
+
+def rock_typing(
+    samples: Samples,
+    features: Features | None = None,
+    *,
+    n_flow_units: int | None = None,
+    calibrate: bool = False,
+    n_folds: int | None = None,
+    seed: int = 0,
+) -> RockTypeResult:
+    """Petrophysics for every measured sample, and with ``features`` the
+    cross-validated image models and predictions for unmeasured samples.
+
+    Parameters
+    ----------
+    samples : Samples
+        From :func:`read_samples` or :func:`samples_from_columns`.
+    features : Features, optional
+        Image features by sample name; samples without a row have none.
+    n_flow_units : int, optional
+        Natural breaks of log10 FZI into this many units; default fixed
+        :data:`FZI_BIN_EDGES_UM`.
+    calibrate : bool
+        Fit :func:`fit_calibration` per formation (optical porosity is the
+        ``porosity_fraction`` feature) and report calibrated porosity.
+    n_folds, seed
+        See :func:`cv_folds`.
+    """
+    n = len(samples)
+    m = samples.measured
+    nan = np.full(n, np.nan)
+    r35, rq, pz, fz = nan.copy(), nan.copy(), nan.copy(), nan.copy()
+    phi, k = samples.porosity[m], samples.permeability_md[m]
+    if m.any():
+        r35[m] = winland_r35(k, phi)
+        rq[m] = rqi(k, phi)
+        pz[m] = phi_z(phi)
+        fz[m] = rq[m] / pz[m]
+    classes = np.full(n, None, dtype=object)
+    classes[m] = pore_throat_class(r35[m])
+    units = np.zeros(n, dtype=int)
+    if n_flow_units is None:
+        edges = FZI_BIN_EDGES_UM
+        how = "fixed FZI bins doubling from 0.09375 um"
+    else:
+        if not m.any():
+            raise ThinsegError("flow units need measured samples")
+        edges = flow_unit_edges(fz[m], n_flow_units)
+        how = f"natural breaks of log10 FZI, {len(edges) + 1} unit(s)" + (
+            f" (asked {n_flow_units}; fewer distinct FZI values)"
+            if len(edges) + 1 < n_flow_units
+            else ""
+        )
+    units[m] = flow_units(fz[m], edges)
+    result = RockTypeResult(
+        samples, r35, classes, rq, pz, fz, units, tuple(edges), how
+    )
+    if features is None:
+        if not m.all():
+            i = int(np.flatnonzero(~m)[0])
+            raise ThinsegError(
+                f"{samples.source}: sample {samples.names[i]!r} has no "
+                "porosity/permeability and no image features to predict from"
+            )
+        return result
+    _image_models(result, features, calibrate, n_folds, seed)
+    return result
+
+
+def _image_models(result, features, calibrate, n_folds, seed):
+    s = result.samples
+    keep = model_columns(features.columns)
+    features = Features(
+        features.names,
+        keep,
+        features.values[:, [features.columns.index(c) for c in keep]],
+    )
+    x_all = features.take(s.names)
+    known = set(features.names)
+    has = np.array([n in known for n in s.names])
+    lacking = np.flatnonzero(~s.measured & ~has)
+    if lacking.size:
+        i = int(lacking[0])
+        raise ThinsegError(
+            f"{s.source}: sample {s.names[i]!r} has no porosity/"
+            "permeability and no image features to predict from"
+        )
+    train = s.measured & has
+    new = ~s.measured & has
+    n_train = int(train.sum())
+    if n_train < 3:
+        raise ThinsegError(
+            f"{n_train} sample(s) have both plug measurements and image "
+            "features; the image models need at least 3"
+        )
+    xt = x_all[train]
+    usable = np.all(np.isfinite(xt), axis=0) & (np.ptp(xt, axis=0) > 0)
+    # a column equal to an earlier one (optical porosity and the fraction
+    # of a scheme's only pore class) adds nothing but double weight
+    for j in np.flatnonzero(usable):
+        if any(
+            np.array_equal(xt[:, i], xt[:, j]) for i in range(j) if usable[i]
+        ):
+            usable[j] = False
+    cols = tuple(c for c, u in zip(features.columns, usable, strict=True) if u)
+    dropped = [
+        c for c, u in zip(features.columns, usable, strict=True) if not u
+    ]
+    if dropped:
+        result.notes.append(
+            "features left out (missing in a training sample, constant or "
+            "a duplicate): " + ", ".join(dropped)
+        )
+    if not cols:
+        raise ThinsegError(
+            "no image feature both varies and is present in every "
+            "training sample"
+        )
+    x = x_all[:, usable]
+    # a new sample missing a feature gets the training mean (neutral after
+    # standardising) rather than no prediction at all
+    col_mean = x[train].mean(axis=0)
+    gaps = new[:, None] & ~np.isfinite(x)
+    if gaps.any():
+        x = np.where(gaps, col_mean, x)
+        names = [s.names[i] for i in np.flatnonzero(gaps.any(axis=1))]
+        result.notes.append(
+            "training-mean values filled in for missing features of "
+            + ", ".join(names)
+        )
+    result.features = features
+    result.feature_columns = cols
+    result.training, result.to_predict = train, new
+    phi_t = s.porosity[train]
+    logk_t = np.log10(s.permeability_md[train])
+    result.porosity_cv = cross_validate_regression(
+        x[train], phi_t, "porosity (fraction)", n_folds, seed
+    )
+    result.log_k_cv = cross_validate_regression(
+        x[train], logk_t, "log10 k (mD)", n_folds, seed
+    )
+    n = len(s)
+    result.porosity_pred = np.full(n, np.nan)
+    result.log_k_pred = np.full(n, np.nan)
+    result.porosity_pred[train] = result.porosity_cv.predicted
+    result.log_k_pred[train] = result.log_k_cv.predicted
+    if new.any():
+        result.porosity_pred[new] = (
+            Ridge().fit(x[train], phi_t).predict(x[new])
+        )
+        result.log_k_pred[new] = Ridge().fit(x[train], logk_t).predict(x[new])
+    # the pore-throat class of the held-out phi and k predictions, scored
+    # against the measured class with the majority class as baseline
+    # (a predicted porosity outside (0, 1) is clipped just inside it)
+    pred_phi = np.clip(result.porosity_cv.predicted, 1e-4, 0.9999)
+    pred_k = 10.0**result.log_k_cv.predicted
+    pred_class = pore_throat_class(winland_r35(pred_k, pred_phi))
+    true_class = result.pore_throat[train]
+    result.pore_throat_cv = ClassificationCV(
+        "pore-throat class from predicted phi and k",
+        tuple(pred_class),
+        float(np.mean(pred_class == true_class)),
+        _no_information_rate(list(true_class)),
+        n_train,
+        len(set(true_class)),
+        result.porosity_cv.cv,
+    )
+    _rock_type_model(result, x, train, new, n_folds, seed)
+    _optical(result, x_all, train, new, calibrate)
+
+
+def _rock_type_model(result, x, train, new, n_folds, seed):
+    s = result.samples
+    if s.rock_types is None:
+        return
+    labelled = train & np.array([r is not None for r in s.rock_types])
+    types = [s.rock_types[i] for i in np.flatnonzero(labelled)]
+    if len(set(types)) < 2 or len(types) < 3:
+        result.notes.append(
+            "no rock-type classifier: needs at least 3 labelled training "
+            "samples of at least 2 rock types"
+        )
+        return
+    result.rock_type_cv = cross_validate_classifier(
+        x[labelled], types, "rock type", n_folds, seed
+    )
+    pred = [None] * len(s)
+    for i, p in zip(
+        np.flatnonzero(labelled), result.rock_type_cv.predicted, strict=True
+    ):
+        pred[i] = p
+    if new.any():
+        model = NearestNeighbours().fit(x[labelled], types)
+        for i, p in zip(
+            np.flatnonzero(new), model.predict(x[new]), strict=True
+        ):
+            pred[i] = p
+    result.rock_type_pred = pred
+
+
+def _optical(result, x_all, train, new, calibrate):
+    s = result.samples
+    feats = result.features
+    if OPTICAL_POROSITY not in feats.columns:
+        if calibrate:
+            raise ThinsegError(
+                f"calibration needs the image feature {OPTICAL_POROSITY!r} "
+                "(optical porosity)"
+            )
+        return
+    optical = x_all[:, feats.columns.index(OPTICAL_POROSITY)]
+    ok = train & np.isfinite(optical)
+    if ok.any():
+        result.optical_bias = float(np.mean(optical[ok] - s.porosity[ok]))
+    if not calibrate:
+        return
+    idx = np.flatnonzero(ok)
+    forms = None if s.formations is None else [s.formations[i] for i in idx]
+    cals = fit_calibration(optical[idx], s.porosity[idx], forms)
+    result.calibrations = cals
+    # held-out calibrated porosity: each sample from the line fitted to the
+    # rest of its formation, so the score is not the in-sample fit; the
+    # baseline is the raw optical porosity, bias and all
+    keys = _formation_keys(forms, len(idx), "sample")
+    held = np.empty(len(idx))
+    for j in range(len(idx)):
+        same = [t for t in range(len(idx)) if keys[t] == keys[j] and t != j]
+        xo, yo = optical[idx[same]], s.porosity[idx[same]]
+        b, a = np.polyfit(xo, yo, 1) if np.ptp(xo) > 0 else (0.0, yo.mean())
+        held[j] = a + b * optical[idx[j]]
+    base = optical[idx]
+    y = s.porosity[idx]
+    rmse, r2 = _rmse_r2(y, held)
+    b_rmse, b_r2 = _rmse_r2(y, base)
+    result.calibration_cv = RegressionCV(
+        "calibrated optical porosity",
+        held,
+        base,
+        rmse,
+        r2,
+        b_rmse,
+        b_r2,
+        len(idx),
+        "leave-one-out within formation",
+        "raw optical porosity",
+    )
+    want = (train | new) & np.isfinite(optical)
+    if s.formations is not None:
+        # a new image of unknown formation gets no calibrated porosity
+        # rather than some other formation's line
+        unknown = want & np.array([f is None for f in s.formations])
+        if unknown.any():
+            result.notes.append(
+                "no calibrated porosity (no formation) for "
+                + ", ".join(s.names[i] for i in np.flatnonzero(unknown))
+            )
+        want &= ~unknown
+    want = np.flatnonzero(want)
+    out = np.full(len(s), np.nan)
+    out[want] = apply_calibration(
+        cals,
+        optical[want],
+        None if s.formations is None else [s.formations[i] for i in want],
+    )
+    result.porosity_calibrated = out
+
+
+# -- outputs -----------------------------------------------------------------
+def _cell(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float | np.floating):
+        return "" if not np.isfinite(v) else f"{float(v):.6g}"
+    if isinstance(v, np.integer):
+        return str(int(v))
+    return str(v)
+
+
+def rows_to_csv(rows: Sequence[Mapping[str, object]]) -> str:
+    """CSV text of dict rows (columns: union, first-seen order)."""
+    columns: dict[str, None] = {}
+    for row in rows:
+        for key in row:
+            columns.setdefault(key, None)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in columns])
+    return buf.getvalue()
+
+
+CLASS_COLORS = {
+    "nano": "#7b3294",
+    "micro": "#c2a5cf",
+    "meso": "#a6dba0",
+    "macro": "#1b9e77",
+    "mega": "#00441b",
+}
+CROSSPLOT_SIZE_PX = (700, 500)
+"""Width and height of the cross-plot PNG."""
+
+
+def crossplot_png(
+    porosity, permeability_md, classes=None, dpi: int = 100
+) -> bytes:
+    """PNG bytes of log k against porosity with Winland r35 iso-lines.
+
+    Points are coloured by pore-throat class; the iso-lines are the class
+    boundaries (0.1, 0.5, 2 and 10 um). Drawn with the Agg canvas directly,
+    so no GUI backend or pyplot state is touched.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    phi = np.asarray(porosity, dtype=float)
+    k = np.asarray(permeability_md, dtype=float)
+    if classes is None:
+        classes = pore_throat_class(winland_r35(k, phi)) if phi.size else []
+    w, h = CROSSPLOT_SIZE_PX
+    fig = Figure(figsize=(w / dpi, h / dpi), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    top = max(0.35, float(phi.max()) * 1.1) if phi.size else 0.35
+    grid = np.linspace(0.005, min(top, 0.99), 200)
+    for _, r in PORE_THROAT_CLASSES[1:]:
+        ax.plot(
+            100 * grid,
+            winland_permeability(r, grid),
+            color="0.55",
+            lw=0.9,
+            ls="--",
+        )
+        ax.annotate(
+            f"r35 = {r:g} um",
+            (100 * grid[-1], winland_permeability(r, grid[-1])),
+            fontsize=7,
+            color="0.35",
+            ha="right",
+            va="bottom",
+        )
+    classes = np.asarray(classes, dtype=object)
+    for name, _ in PORE_THROAT_CLASSES:
+        sel = classes == name
+        if np.any(sel):
+            ax.scatter(
+                100 * phi[sel],
+                k[sel],
+                s=28,
+                color=CLASS_COLORS[name],
+                edgecolor="k",
+                linewidth=0.4,
+                label=f"{name} ({int(np.sum(sel))})",
+                zorder=3,
+            )
+    ax.set_yscale("log")
+    ax.set_xlim(0, 100 * top)
+    if k.size:
+        ax.set_ylim(
+            min(1e-3, float(k.min()) / 3), max(1e4, float(k.max()) * 3)
+        )
+    else:
+        ax.set_ylim(1e-3, 1e4)
+    ax.set_xlabel("porosity (%)")
+    ax.set_ylabel("permeability (mD)")
+    ax.set_title("porosity-permeability, Winland r35 pore-throat classes")
+    ax.grid(True, which="major", lw=0.3, color="0.85")
+    if classes.size:
+        ax.legend(loc="upper left", fontsize=8, title="pore throats")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def save_crossplot(
+    path: str | Path, porosity, permeability_md, classes=None, overwrite=False
+) -> Path:
+    """Write :func:`crossplot_png` to ``path`` atomically."""
+    path = Path(path)
+    refuse_existing([path], overwrite)
+    ensure_dir(path.parent)
+    return atomic_write_bytes(
+        path, crossplot_png(porosity, permeability_md, classes)
+    )
