@@ -1,8 +1,9 @@
 """Make the README's screenshots of the real viewer with the plugin.
 
 ``docs/screenshot.png``: auto-label, colours and export on the seed thin
-section. ``docs/screenshot_predict.png``: the default model's prediction
-with its confidence, the Predict and Train widgets. Run under a (virtual)
+section. ``docs/screenshot_predict.png``: the default model's prediction,
+the Predict and Train widgets. ``docs/screenshot_measure.png``: the Measure
+dock on blue-epoxy auto-labels. Run under a (virtual)
 screen::
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python \\
@@ -70,8 +71,26 @@ def prediction(viewer):
     shoot(viewer, "screenshot_predict.png")
 
 
+def measuring(viewer):
+    from napari_thinseg import SEED, autolabel
+    from napari_thinseg._layer_data import labels_layer_data
+
+    viewer.open_sample("napari-thinseg", "seed")
+    image = viewer.layers["sandstone (seed)"]
+    viewer.layers.remove("sandstone (seed) annotation")
+    labels = autolabel(image.data, method="epoxy")
+    data, kwargs, _ = labels_layer_data(labels, SEED, "sandstone labels")
+    viewer.add_labels(data, opacity=0.55, **kwargs)
+    _, dock = viewer.window.add_plugin_dock_widget("napari-thinseg", "Measure")
+    dock.refresh()
+    deadline = time.time() + 120
+    while dock.is_busy() and time.time() < deadline:
+        settle(0.2)
+    shoot(viewer, "screenshot_measure.png")
+
+
 def main():
-    for make in (labelling, prediction):
+    for make in (labelling, prediction, measuring):
         viewer = napari.Viewer(title="napari-thinseg")
         viewer.window.resize(1500, 950)
         make(viewer)

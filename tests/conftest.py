@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 
 def pytest_configure(config):
     """Load the OpenGL driver before anything imports TensorFlow.
@@ -27,3 +29,46 @@ def pytest_configure(config):
     widget.close()
     widget.deleteLater()
     app.processEvents()
+
+
+@pytest.fixture
+def notes(monkeypatch):
+    """Notifications the widgets show, by kind."""
+    from napari_thinseg._widgets import _common
+
+    seen = {"error": [], "info": [], "warning": []}
+    for kind in seen:
+        monkeypatch.setattr(
+            _common, f"show_{kind}", lambda msg, k=kind: seen[k].append(msg)
+        )
+    return seen
+
+
+@pytest.fixture
+def no_trained_models():
+    """The test starts and ends with an empty model registry."""
+    from napari_thinseg._widgets import _common
+
+    _common.trained_models.clear()
+    yield
+    _common.trained_models.clear()
+
+
+@pytest.fixture
+def no_default_model(monkeypatch):
+    """Pretend the default model is not installed (as before it shipped,
+    or in a wheel built without ``weights/``)."""
+    from napari_thinseg import checkpoints
+    from napari_thinseg.errors import ThinsegError
+
+    def missing():
+        raise ThinsegError(
+            "the default model is not installed (weights/"
+            "thinseg_default_config.json); give --checkpoints_path"
+        )
+
+    monkeypatch.setattr(checkpoints, "default_model_prefix", missing)
+    for module in ("predict", "train"):
+        monkeypatch.setattr(
+            f"napari_thinseg._widgets.{module}.default_model_prefix", missing
+        )

@@ -235,3 +235,17 @@ def test_missing_things(tmp_path):
         ck.resolve_prefix(tmp_path / "p_config.json").parent.joinpath(
             "x"
         ).mkdir() or ck.resolve_prefix(tmp_path / "x")
+
+
+def test_float16_keeps_arrays_that_would_overflow(tmp_path, model):
+    big = build(ModelConfig(6, H, W))
+    bn = big.get_layer("decoder1_bn")
+    g, b, mean, var = bn.get_weights()
+    bn.set_weights([g, b, mean, var + 1e6])  # beyond float16's 65504
+    path = tmp_path / "big.0"
+    path.write_bytes(ck.encode_hdf5_weights(big, np.float16))
+    fresh = build(ModelConfig(6, H, W))
+    ck.load_weights(fresh, path)  # no infinities
+    np.testing.assert_allclose(
+        fresh.get_layer("decoder1_bn").get_weights()[3], var + 1e6
+    )

@@ -34,7 +34,7 @@ def assert_bad_input(proc, *words):
     assert len(lines) == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     for w in words:
-        assert w in lines[0]
+        assert w in lines[0], lines[0]
 
 
 @pytest.fixture

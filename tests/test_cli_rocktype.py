@@ -1,36 +1,13 @@
 """``thinseg rocktype`` run as a user runs it (a subprocess)."""
 
 import csv
-import subprocess
-import sys
-from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from test_cli import assert_bad_input, thinseg
 
 from napari_thinseg.rocktype import CROSSPLOT_SIZE_PX
-
-
-def thinseg(*args, cwd=None):
-    exe = Path(sys.executable).with_name("thinseg")
-    cmd = (
-        [str(exe)]
-        if exe.exists()
-        else [sys.executable, "-m", "napari_thinseg"]
-    )
-    return subprocess.run(
-        [*cmd, *map(str, args)], capture_output=True, text=True, cwd=cwd
-    )
-
-
-def assert_bad_input(proc, *words):
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    for w in words:
-        assert w in lines[0], lines[0]
 
 
 def read_rows(path):

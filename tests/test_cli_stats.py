@@ -1,12 +1,9 @@
 """``thinseg stats`` run as a user would, in a subprocess."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
+from test_cli import assert_bad_input, thinseg
 
 from napari_thinseg.classes import SANDSTONE
 from napari_thinseg.io import write_annotation
@@ -14,28 +11,6 @@ from napari_thinseg.io import write_annotation
 PORE = SANDSTONE.id_of("pore")
 QUARTZ = SANDSTONE.id_of("quartz")
 FELDSPAR = SANDSTONE.id_of("feldspar")
-
-
-def thinseg(*args, cwd=None):
-    """Run the installed command as a user would."""
-    exe = Path(sys.executable).with_name("thinseg")
-    cmd = (
-        [str(exe)]
-        if exe.exists()
-        else [sys.executable, "-m", "napari_thinseg"]
-    )
-    return subprocess.run(
-        [*cmd, *map(str, args)], capture_output=True, text=True, cwd=cwd
-    )
-
-
-def assert_bad_input(proc, *words):
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    for w in words:
-        assert w in lines[0]
 
 
 def grains(pore_rows: int) -> np.ndarray:

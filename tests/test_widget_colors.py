@@ -9,7 +9,6 @@ from qtpy.QtGui import QColor
 from qtpy.QtWidgets import QColorDialog, QFileDialog
 
 from napari_thinseg._layer_data import labels_kwargs, scheme_of
-from napari_thinseg._widgets import _common
 from napari_thinseg._widgets.colors import (
     NAME,
     OWN,
@@ -29,17 +28,6 @@ LABELS = np.array(
     ],
     dtype=np.uint8,
 )
-
-
-@pytest.fixture
-def notes(monkeypatch):
-    """Notifications the widgets show, by kind."""
-    seen = {"error": [], "info": [], "warning": []}
-    for kind in seen:
-        monkeypatch.setattr(
-            _common, f"show_{kind}", lambda msg, k=kind: seen[k].append(msg)
-        )
-    return seen
 
 
 def open_widget(viewer) -> ColorsWidget:

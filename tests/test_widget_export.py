@@ -6,11 +6,9 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
-import pytest
 from qtpy.QtWidgets import QFileDialog
 
 from napari_thinseg._layer_data import labels_kwargs
-from napari_thinseg._widgets import _common
 from napari_thinseg._widgets.export import ExportWidget
 from napari_thinseg.classes import SANDSTONE, SEED, ClassScheme
 from napari_thinseg.dataset import (
@@ -21,17 +19,6 @@ from napari_thinseg.dataset import (
 )
 
 SHAPE = (8, 10)
-
-
-@pytest.fixture
-def notes(monkeypatch):
-    """Notifications the widgets show, by kind."""
-    seen = {"error": [], "info": [], "warning": []}
-    for kind in seen:
-        monkeypatch.setattr(
-            _common, f"show_{kind}", lambda msg, k=kind: seen[k].append(msg)
-        )
-    return seen
 
 
 def make_pair(seed: int, shape=SHAPE, n_classes: int = 10):

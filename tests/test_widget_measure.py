@@ -9,7 +9,6 @@ import pytest
 from qtpy.QtWidgets import QFileDialog
 
 from napari_thinseg._layer_data import labels_kwargs
-from napari_thinseg._widgets import _common
 from napari_thinseg._widgets import measure as measure_module
 from napari_thinseg._widgets.measure import (
     AREA,
@@ -38,17 +37,6 @@ def rock() -> np.ndarray:
     labels[20:30] = 3
     labels[30:] = 5
     return labels
-
-
-@pytest.fixture
-def notes(monkeypatch):
-    """Notifications the widgets show, by kind."""
-    seen = {"error": [], "info": [], "warning": []}
-    for kind in seen:
-        monkeypatch.setattr(
-            _common, f"show_{kind}", lambda msg, k=kind: seen[k].append(msg)
-        )
-    return seen
 
 
 @pytest.fixture

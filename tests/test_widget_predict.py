@@ -26,6 +26,9 @@ from napari_thinseg.train import TrainSettings, train
 SHAPE = (64, 80)
 TIMEOUT_MS = 60_000
 
+# each test starts and ends with an empty model registry
+pytestmark = pytest.mark.usefixtures("no_trained_models")
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
@@ -61,24 +64,6 @@ def trained(tmp_path_factory):
         return made[0]
 
     return get
-
-
-@pytest.fixture
-def notes(monkeypatch):
-    """Notifications the widgets show, by kind."""
-    seen = {"error": [], "info": [], "warning": []}
-    for kind in seen:
-        monkeypatch.setattr(
-            _common, f"show_{kind}", lambda msg, k=kind: seen[k].append(msg)
-        )
-    return seen
-
-
-@pytest.fixture(autouse=True)
-def no_trained_models():
-    _common.trained_models.clear()
-    yield
-    _common.trained_models.clear()
 
 
 def add_image(viewer, name="ts", seed=1, shape=SHAPE, **kwargs):
@@ -132,7 +117,7 @@ def assert_prediction(layer, image):
 
 
 def test_predict_from_manifest_with_model_just_trained(
-    make_napari_viewer, qtbot, notes, trained
+    make_napari_viewer, qtbot, notes, trained, no_default_model
 ):
     viewer = make_napari_viewer()
     result, _ = trained()
@@ -248,7 +233,9 @@ def test_stop_ends_prediction_within_a_batch(
     assert notes["error"] == [] and "stopped" in notes["warning"][-1]
 
 
-def test_errors_are_notifications(make_napari_viewer, notes, tmp_path):
+def test_errors_are_notifications(
+    make_napari_viewer, notes, tmp_path, no_default_model
+):
     viewer = make_napari_viewer()
     widget = open_widget(viewer)
     widget.set_model(MODEL_TRAINED)
@@ -262,7 +249,7 @@ def test_errors_are_notifications(make_napari_viewer, notes, tmp_path):
     assert "no model trained yet" in notes["error"][-1]
     assert "no model trained yet" in widget.model_label.text()
 
-    widget.set_model(MODEL_DEFAULT)  # not shipped yet
+    widget.set_model(MODEL_DEFAULT)  # not installed
     assert "not installed" in widget.model_label.text()
     widget.predict_button.click()
     assert widget.worker is None
@@ -293,3 +280,9 @@ def test_errors_are_notifications(make_napari_viewer, notes, tmp_path):
     assert "skipped: stack" in notes["warning"][-1]
     assert "no image layer" in notes["error"][-1]
     assert not [ly for ly in viewer.layers if isinstance(ly, Labels)]
+
+
+def test_starts_on_the_shipped_default_model(make_napari_viewer):
+    widget = open_widget(make_napari_viewer())
+    assert widget.model_kind() == MODEL_DEFAULT
+    assert "thinseg_default" in widget.model_label.text()

@@ -30,24 +30,8 @@ from napari_thinseg.train import TrainResult
 SHAPE = (64, 80)
 TIMEOUT_MS = 60_000
 
-
-@pytest.fixture
-def notes(monkeypatch):
-    """Notifications the widgets show, by kind."""
-    seen = {"error": [], "info": [], "warning": []}
-    for kind in seen:
-        monkeypatch.setattr(
-            _common, f"show_{kind}", lambda msg, k=kind: seen[k].append(msg)
-        )
-    return seen
-
-
-@pytest.fixture(autouse=True)
-def no_trained_models():
-    """Each test starts and ends with an empty model registry."""
-    _common.trained_models.clear()
-    yield
-    _common.trained_models.clear()
+# each test starts and ends with an empty model registry
+pytestmark = pytest.mark.usefixtures("no_trained_models")
 
 
 def add_pair(viewer, name: str, seed: int):
@@ -177,7 +161,9 @@ def test_train_from_manifest_then_resume_and_stop(
     assert len(_common.trained_models) == 1
 
 
-def test_errors_are_notifications(make_napari_viewer, qtbot, notes, tmp_path):
+def test_errors_are_notifications(
+    make_napari_viewer, qtbot, notes, tmp_path, no_default_model
+):
     viewer = make_napari_viewer()
     widget = open_widget(viewer)
     widget.start_button.click()  # no layers at all
@@ -198,7 +184,7 @@ def test_errors_are_notifications(make_napari_viewer, qtbot, notes, tmp_path):
     assert "nothing to train on" in notes["error"][-1]
     widget.pairs_table.set_row("a", checked=True)
 
-    widget.set_start(START_DEFAULT)  # not shipped yet
+    widget.set_start(START_DEFAULT)  # not installed
     assert "not installed" in widget.model_label.text()
     widget.start_button.click()
     assert widget.worker is None

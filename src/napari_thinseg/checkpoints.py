@@ -304,10 +304,19 @@ def encode_hdf5_weights(model, dtype=None) -> bytes:
             ]
             g.attrs["weight_names"] = names
             for name, w in zip(names, layer.get_weights(), strict=True):
-                g.create_dataset(
-                    name.decode(), data=w if dtype is None else w.astype(dtype)
-                )
+                g.create_dataset(name.decode(), data=_narrow(w, dtype))
     return buf.getvalue()
+
+
+def _narrow(array: np.ndarray, dtype) -> np.ndarray:
+    """``array`` in ``dtype`` where that loses nothing but precision;
+    arrays that would overflow (batch-norm variances beyond float16's
+    65504) stay as they are."""
+    if dtype is None:
+        return array
+    with np.errstate(over="ignore"):
+        narrow = array.astype(dtype)
+    return narrow if np.isfinite(narrow).all() else array
 
 
 def _weight_name(variable) -> str:

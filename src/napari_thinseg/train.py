@@ -407,6 +407,11 @@ def train(
             )
 
     if model is None:
+        tensorflow()
+        import keras
+
+        # same seed, same initial weights and crops: reproducible runs
+        keras.utils.set_random_seed(settings.seed)
         model = build(new_config, settings.encoder_weights)
     if load_weights:
         ck.load_weights(model, load_weights)

@@ -6,6 +6,7 @@ through ``viewer.layers.events`` and each layer's ``events.name``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import weakref
@@ -14,8 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import Signal
-from qtpy.QtWidgets import QComboBox, QPushButton, QWidget
+from qtpy.QtCore import QTimer, Signal
+from qtpy.QtWidgets import (
+    QComboBox,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QWidget,
+)
 
 from ..errors import ThinsegError
 
@@ -81,6 +88,66 @@ def button(
         btn.setToolTip(tip)
     btn.clicked.connect(lambda *_: action())
     return btn
+
+
+def status_label() -> QLabel:
+    """An empty, word-wrapped label for a widget's status line."""
+    label = QLabel("")
+    label.setWordWrap(True)
+    return label
+
+
+def idle_progress_bar() -> QProgressBar:
+    """A progress bar at rest (0 of 1)."""
+    bar = QProgressBar()
+    bar.setRange(0, 1)
+    bar.setValue(0)
+    return bar
+
+
+def report_failure(
+    widget, message: str, notify: Callable[[str], None] | None = None
+) -> None:
+    """Tell that a widget's run failed: ``notify(message)`` (if given),
+    the message in its ``status_label``, and its ``failed`` signal."""
+    if notify is not None:
+        notify(message)
+    widget.status_label.setText(message)
+    widget.failed.emit(message)
+
+
+def single_shot_timer(
+    parent: QWidget, interval_ms: int, callback: Callable[[], object]
+) -> QTimer:
+    """A single-shot :class:`QTimer` of ``parent`` that calls
+    ``callback()`` ``interval_ms`` after each ``start()`` (a debounce)."""
+    timer = QTimer(parent)
+    timer.setSingleShot(True)
+    timer.setInterval(interval_ms)
+    timer.timeout.connect(callback)
+    return timer
+
+
+def theme_colors(viewer) -> tuple[str, str]:
+    """The (background, text) colours of the viewer's napari theme, as hex;
+    matplotlib's white and black for an unknown theme."""
+    from napari.utils.theme import get_theme
+
+    try:
+        theme = get_theme(viewer.theme)
+        return theme.background.as_hex(), theme.text.as_hex()
+    except Exception:  # an unknown theme: matplotlib's colours
+        return "white", "black"
+
+
+def disconnect_all(connections: list, alive: list) -> None:
+    """Disconnect the ``(emitter, callback)`` pairs of a widget that goes
+    away, and mark it dead (``alive[0] = False``)."""
+    alive[0] = False
+    for emitter, callback in connections:
+        with contextlib.suppress(RuntimeError, TypeError, ValueError):
+            emitter.disconnect(callback)
+    connections.clear()
 
 
 def layer_array(layer) -> np.ndarray:

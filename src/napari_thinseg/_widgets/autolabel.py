@@ -9,7 +9,6 @@ re-bins pixels: no Gaussian runs while a slider moves.
 
 from __future__ import annotations
 
-import contextlib
 import zlib
 from collections.abc import Callable, Sequence
 
@@ -20,7 +19,7 @@ from matplotlib.figure import Figure
 from napari.layers import Image, Labels
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -53,6 +52,12 @@ from ..autolabel import (
 )
 from ..errors import ThinsegError
 from ..io import check_image
+from ._common import (
+    disconnect_all,
+    single_shot_timer,
+    status_label,
+    theme_colors,
+)
 
 #: metadata key that marks a Labels layer written by this widget
 STAMP_KEY = "thinseg_autolabel"
@@ -183,15 +188,12 @@ class AutoLabelWidget(QWidget):
         self.threshold_lines: list = []
         self._bands: list = []
 
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(DEBOUNCE_MS)
-        self._timer.timeout.connect(self.refresh)
+        self._timer = single_shot_timer(self, DEBOUNCE_MS, self.refresh)
 
         self._build_ui()
         self._connect_viewer()
         self.destroyed.connect(
-            lambda *_, c=self._connections, a=self._alive: _disconnect(c, a)
+            lambda *_, c=self._connections, a=self._alive: disconnect_all(c, a)
         )
         self._on_image_changed()
 
@@ -316,8 +318,7 @@ class AutoLabelWidget(QWidget):
         row.addStretch()
         row.addWidget(self.apply_button)
         layout.addLayout(row)
-        self.status_label = QLabel("")
-        self.status_label.setWordWrap(True)
+        self.status_label = status_label()
         layout.addWidget(self.status_label)
         layout.addStretch()
 
@@ -334,13 +335,7 @@ class AutoLabelWidget(QWidget):
         self._on_method()
 
     def _style_axes(self) -> None:
-        from napari.utils.theme import get_theme
-
-        try:
-            theme = get_theme(self.viewer.theme)
-            bg, fg = theme.background.as_hex(), theme.text.as_hex()
-        except Exception:  # an unknown theme: matplotlib's colours
-            bg, fg = "white", "black"
+        bg, fg = theme_colors(self.viewer)
         self.figure.set_facecolor(bg)
         self.ax.set_facecolor(bg)
         self.ax.tick_params(colors=fg, labelsize=7, left=False)
@@ -955,11 +950,3 @@ class AutoLabelWidget(QWidget):
     def _set_status(self, text: str, error: bool = False) -> None:
         self.status_label.setText(text)
         self.status_label.setStyleSheet("color: #e0403a;" if error else "")
-
-
-def _disconnect(connections, alive: list) -> None:
-    """Disconnect viewer events from a widget being destroyed."""
-    alive[0] = False
-    for emitter, callback in connections:
-        with contextlib.suppress(RuntimeError, TypeError, ValueError):
-            emitter.disconnect(callback)

@@ -8,7 +8,7 @@ it writes anything.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +107,184 @@ def dataset_scheme(labels_layers: Sequence) -> ClassScheme:
     return first
 
 
+class PairTable(QTableWidget):
+    """Image layers with a tick box and a labels-layer choice each.
+
+    Labels are matched with :func:`match_labels` (by name, else by shape);
+    ticks and choices survive layer changes. Shared by the Export and
+    Train widgets.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        The viewer whose layers to list.
+    parent : QWidget, optional
+        Qt parent.
+    include : callable, optional
+        ``include(image_layer)`` is false for Image layers not to list.
+    keep_ticks : bool
+        Whether a row whose labels choice is matched again keeps its tick
+        (else it is ticked when a labels layer is found).
+    purpose : str
+        What the pairs are for, in the "nothing to …" message.
+
+    Attributes
+    ----------
+    changed : Signal()
+        Emitted when a tick or a labels choice changes.
+    """
+
+    changed = Signal()
+
+    def __init__(
+        self,
+        viewer,
+        parent: QWidget = None,
+        *,
+        include: Callable[[object], bool] | None = None,
+        keep_ticks: bool = True,
+        purpose: str = "train on",
+    ):
+        super().__init__(0, 2, parent)
+        self.viewer = viewer
+        self._include = include
+        self._keep_ticks = keep_ticks
+        self._purpose = purpose
+        self._rows: list[tuple] = []
+        self.setHorizontalHeaderLabels(["image", "labels"])
+        self.verticalHeader().setVisible(False)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(IMAGE, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(LABELS, QHeaderView.ResizeMode.Stretch)
+        self.itemChanged.connect(lambda *_: self.changed.emit())
+        self._watcher = LayerWatcher(viewer, self.refresh)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-list the image layers, keeping the user's ticks and choices."""
+        memory = {
+            id(image): (
+                item.checkState() == Qt.CheckState.Checked,
+                combo.currentData(),
+            )
+            for image, item, combo in self._rows
+        }
+        images = [
+            ly
+            for ly in self.viewer.layers
+            if isinstance(ly, Image)
+            and (self._include is None or self._include(ly))
+        ]
+        labels = [ly for ly in self.viewer.layers if isinstance(ly, Labels)]
+        alive = {id(ly) for ly in labels}
+        plan = []
+        for image in images:
+            checked, chosen = memory.get(id(image), (None, None))
+            if chosen is not None and id(chosen) not in alive:
+                chosen = None
+            plan.append([image, checked, chosen])
+        # layers that images claim by name, or that rows already hold, are
+        # not offered to other images by shape
+        taken = [match_labels(im, labels, labels) for im in images]
+        taken += [chosen for _, _, chosen in plan]
+        for entry in plan:
+            if entry[2] is None:
+                entry[2] = match_labels(entry[0], labels, taken)
+                taken.append(entry[2])
+                if not self._keep_ticks:
+                    entry[1] = None
+            if entry[1] is None:  # a new row: ticked when it has labels
+                entry[1] = entry[2] is not None
+        self.blockSignals(True)
+        try:
+            self.setRowCount(0)
+            self.setRowCount(len(images))
+            self._rows = []
+            for row, (image, checked, chosen) in enumerate(plan):
+                item = QTableWidgetItem(image.name)
+                item.setFlags(
+                    Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable
+                )
+                item.setCheckState(_check_state(checked))
+                combo = QComboBox()
+                combo.addItem("(none)", None)
+                for layer in labels:
+                    combo.addItem(layer.name, layer)
+                if chosen is not None:
+                    combo.setCurrentIndex(1 + labels.index(chosen))
+                combo.currentIndexChanged.connect(
+                    lambda *_: self.changed.emit()
+                )
+                self.setItem(row, IMAGE, item)
+                self.setCellWidget(row, LABELS, combo)
+                self._rows.append((image, item, combo))
+        finally:
+            self.blockSignals(False)
+        self.changed.emit()
+
+    def rows(self) -> list[tuple]:
+        """``(image layer, ticked, labels layer or None)`` per row."""
+        return [
+            (
+                image,
+                item.checkState() == Qt.CheckState.Checked,
+                combo.currentData(),
+            )
+            for image, item, combo in self._rows
+        ]
+
+    def set_row(self, image_name: str, checked=None, labels_name=None):
+        """Tick/untick an image and/or choose its labels layer by name."""
+        for image, item, combo in self._rows:
+            if image.name != image_name:
+                continue
+            if checked is not None:
+                item.setCheckState(_check_state(checked))
+            if labels_name is not None:
+                index = combo.findText(labels_name)
+                if index < 0:
+                    raise ThinsegError(f"{labels_name}: no such labels layer")
+                combo.setCurrentIndex(index)
+            return
+        raise ThinsegError(f"{image_name}: no such image layer")
+
+    def chosen(self) -> list[tuple]:
+        """The ticked ``(image, labels)`` layers.
+
+        Raises
+        ------
+        ThinsegError
+            Nothing ticked, or a ticked image without labels.
+        """
+        chosen = [(im, lb) for im, ok, lb in self.rows() if ok]
+        if not chosen:
+            raise ThinsegError(
+                f"nothing to {self._purpose}: tick an image that has a "
+                "labels layer"
+            )
+        for image, labels in chosen:
+            if labels is None:
+                raise ThinsegError(f"{image.name}: choose its labels layer")
+        return chosen
+
+
+def layer_pairs(chosen: Sequence[tuple]) -> list[Pair]:
+    """:class:`Pair` copies of ``(image layer, labels layer)`` tuples."""
+    return [
+        Pair(
+            image.name,
+            layer_array(image).copy(),
+            layer_array(labels).copy(),
+        )
+        for image, labels in chosen
+    ]
+
+
+def _check_state(checked: bool):
+    return Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked
+
+
 @dataclass(frozen=True)
 class Refused:
     """What :func:`export_job` returns when the core refuses the export."""
@@ -152,17 +330,9 @@ class ExportWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.worker = None
-        self._rows: list[tuple] = []
-
-        self.table = QTableWidget(0, 2)
-        self.table.setHorizontalHeaderLabels(["image", "labels"])
-        self.table.verticalHeader().setVisible(False)
-        self.table.setSelectionMode(
-            QAbstractItemView.SelectionMode.NoSelection
+        self.table = PairTable(
+            napari_viewer, keep_ticks=False, purpose="export"
         )
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(IMAGE, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(LABELS, QHeaderView.ResizeMode.Stretch)
 
         self.folder = QLineEdit()
         self.folder.setPlaceholderText("output folder")
@@ -197,87 +367,18 @@ class ExportWidget(QWidget):
         layout.addLayout(form)
         layout.addWidget(self.export_button)
 
-        self._watcher = LayerWatcher(napari_viewer, self.refresh)
-        self.refresh()
-
     # -- the table -------------------------------------------------------
     def refresh(self) -> None:
         """Re-list the image layers, keeping the user's ticks and choices."""
-        memory = {
-            id(image): (
-                item.checkState() == Qt.CheckState.Checked,
-                combo.currentData(),
-            )
-            for image, item, combo in self._rows
-        }
-        images = [ly for ly in self.viewer.layers if isinstance(ly, Image)]
-        labels = [ly for ly in self.viewer.layers if isinstance(ly, Labels)]
-        alive = {id(ly) for ly in labels}
-        plan = []
-        for image in images:
-            checked, chosen = memory.get(id(image), (False, None))
-            if chosen is not None and id(chosen) not in alive:
-                chosen = None
-            plan.append([image, checked, chosen])
-        # layers that images claim by name, or that rows already hold, are
-        # not offered to other images by shape
-        taken = [match_labels(im, labels, labels) for im in images]
-        taken += [chosen for _, _, chosen in plan]
-        for entry in plan:
-            if entry[2] is None:
-                entry[2] = match_labels(entry[0], labels, taken)
-                entry[1] = entry[2] is not None
-                taken.append(entry[2])
-        self.table.setRowCount(0)
-        self.table.setRowCount(len(images))
-        self._rows = []
-        for row, (image, checked, chosen) in enumerate(plan):
-            item = QTableWidgetItem(image.name)
-            item.setFlags(
-                Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable
-            )
-            item.setCheckState(
-                Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked
-            )
-            combo = QComboBox()
-            combo.addItem("(none)", None)
-            for layer in labels:
-                combo.addItem(layer.name, layer)
-            if chosen is not None:
-                combo.setCurrentIndex(1 + labels.index(chosen))
-            self.table.setItem(row, IMAGE, item)
-            self.table.setCellWidget(row, LABELS, combo)
-            self._rows.append((image, item, combo))
+        self.table.refresh()
 
     def rows(self) -> list[tuple]:
         """``(image layer, ticked, labels layer or None)`` per table row."""
-        return [
-            (
-                image,
-                item.checkState() == Qt.CheckState.Checked,
-                combo.currentData(),
-            )
-            for image, item, combo in self._rows
-        ]
+        return self.table.rows()
 
     def set_row(self, image_name: str, checked=None, labels_name=None):
         """Tick/untick an image and/or choose its labels layer by name."""
-        for image, item, combo in self._rows:
-            if image.name != image_name:
-                continue
-            if checked is not None:
-                item.setCheckState(
-                    Qt.CheckState.Checked
-                    if checked
-                    else Qt.CheckState.Unchecked
-                )
-            if labels_name is not None:
-                index = combo.findText(labels_name)
-                if index < 0:
-                    raise ThinsegError(f"{labels_name}: no such labels layer")
-                combo.setCurrentIndex(index)
-            return
-        raise ThinsegError(f"{image_name}: no such image layer")
+        self.table.set_row(image_name, checked, labels_name)
 
     # -- actions ---------------------------------------------------------
     @reports_errors
@@ -297,23 +398,9 @@ class ExportWidget(QWidget):
         ThinsegError
             Nothing ticked, an image without labels, mixed schemes.
         """
-        chosen = [(im, lb) for im, ok, lb in self.rows() if ok]
-        if not chosen:
-            raise ThinsegError(
-                "nothing to export: tick an image that has a labels layer"
-            )
-        for image, labels in chosen:
-            if labels is None:
-                raise ThinsegError(f"{image.name}: choose its labels layer")
+        chosen = self.table.chosen()
         scheme = dataset_scheme([lb for _, lb in chosen])
-        pairs = [
-            Pair(
-                image.name,
-                layer_array(image).copy(),
-                layer_array(labels).copy(),
-            )
-            for image, labels in chosen
-        ]
+        pairs = layer_pairs(chosen)
         return pairs, scheme
 
     @reports_errors

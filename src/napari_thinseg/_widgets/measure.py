@@ -27,7 +27,7 @@ from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.layers import Labels, Shapes
 from napari.qt.threading import thread_worker
-from qtpy.QtCore import Qt, QTimer, Signal
+from qtpy.QtCore import Qt, Signal
 from qtpy.QtGui import QColor, QFont
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -55,12 +55,16 @@ from ._common import (
     OUT_OF_MEMORY,
     LayerCombo,
     button,
+    disconnect_all,
     is_out_of_memory,
     layer_array,
     notify_error,
     notify_info,
     one_line,
     reports_errors,
+    single_shot_timer,
+    status_label,
+    theme_colors,
 )
 
 logger = logging.getLogger(__name__)
@@ -291,15 +295,6 @@ class RegionCombo(LayerCombo):
         self._on_index(self.currentIndex())
 
 
-def _disconnect(connections: list, alive: list) -> None:
-    """Disconnect layer events from a widget that goes away."""
-    alive[0] = False
-    for emitter, callback in connections:
-        with contextlib.suppress(RuntimeError, TypeError, ValueError):
-            emitter.disconnect(callback)
-    connections.clear()
-
-
 class MeasureWidget(QWidget):
     """Modal analysis and visual porosity of a Labels layer.
 
@@ -341,10 +336,7 @@ class MeasureWidget(QWidget):
         self._region_connections: list = []
         self._viewer_connections: list = []
 
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(DEBOUNCE_MS)
-        self._timer.timeout.connect(self.refresh)
+        self._timer = single_shot_timer(self, DEBOUNCE_MS, self.refresh)
 
         self._build_ui()
         self._connect_viewer()
@@ -355,7 +347,9 @@ class MeasureWidget(QWidget):
         )
         alive = self._alive
         self.destroyed.connect(
-            lambda *_, c=connections, a=alive: [_disconnect(x, a) for x in c]
+            lambda *_, c=connections, a=alive: [
+                disconnect_all(x, a) for x in c
+            ]
         )
         self._labels_changed(self.labels_combo.layer())
 
@@ -409,8 +403,7 @@ class MeasureWidget(QWidget):
         form.addRow("equivalent points", self.points)
         form.addRow(self.sizes_check)
 
-        self.status_label = QLabel("")
-        self.status_label.setWordWrap(True)
+        self.status_label = status_label()
 
         # porosity, highlighted
         self.porosity_box = QGroupBox("Visual porosity")
@@ -545,7 +538,7 @@ class MeasureWidget(QWidget):
 
     # -- following layers -------------------------------------------------
     def _follow(self, layer, connections: list) -> None:
-        _disconnect(connections, [True])
+        disconnect_all(connections, [True])
         if layer is None:
             return
         names = ("paint", "data", "labels_update")
@@ -887,13 +880,7 @@ class MeasureWidget(QWidget):
 
     # -- charts -----------------------------------------------------------
     def _colors(self) -> tuple[str, str]:
-        from napari.utils.theme import get_theme
-
-        try:
-            theme = get_theme(self.viewer.theme)
-            return theme.background.as_hex(), theme.text.as_hex()
-        except Exception:  # an unknown theme: matplotlib's colours
-            return "white", "black"
+        return theme_colors(self.viewer)
 
     def _style(self, ax, bg: str, fg: str) -> None:
         ax.set_facecolor(bg)

@@ -40,7 +40,6 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QVBoxLayout,
     QWidget,
 )
@@ -61,6 +60,7 @@ from ._common import (
     CONFIDENCE_KEY,
     LayerCombo,
     button,
+    idle_progress_bar,
     import_tensorflow,
     is_out_of_memory,
     layer_array,
@@ -69,7 +69,9 @@ from ._common import (
     notify_warning,
     one_line,
     plane_shape,
+    report_failure,
     reports_errors,
+    status_label,
     sync_progress,
     trained_models,
 )
@@ -243,11 +245,8 @@ class PredictWidget(QWidget):
             "Stop", self.stop, "Stop after the current batch of tiles"
         )
         self.stop_button.setEnabled(False)
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setRange(0, 1)
-        self.progress_bar.setValue(0)
-        self.status_label = QLabel("")
-        self.status_label.setWordWrap(True)
+        self.progress_bar = idle_progress_bar()
+        self.status_label = status_label()
 
         checkpoint_row = QHBoxLayout()
         checkpoint_row.addWidget(self.checkpoint, 1)
@@ -489,9 +488,7 @@ class PredictWidget(QWidget):
 
     def _on_returned(self, value) -> None:
         if isinstance(value, Refused):
-            notify_error(value.message)
-            self._set_status(value.message)
-            self.failed.emit(value.message)
+            report_failure(self, value.message, notify_error)
             return
         names = ", ".join(f"'{ly.name}'" for ly in self._written)
         message = f"predicted {names}" if names else "nothing predicted"
@@ -501,17 +498,13 @@ class PredictWidget(QWidget):
 
     def _on_errored(self, exc) -> None:
         # napari's worker already shows unexpected errors with a traceback
-        message = one_line(exc)
-        self._set_status(message)
-        self.failed.emit(message)
+        report_failure(self, one_line(exc))
 
     def _on_aborted(self) -> None:
         message = "prediction stopped"
         if self._written:
             message += f" after {len(self._written)} image(s)"
-        notify_warning(message)
-        self._set_status(message)
-        self.failed.emit(message)
+        report_failure(self, message, notify_warning)
 
     def _on_finished(self) -> None:
         self.worker = None

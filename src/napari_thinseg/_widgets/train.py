@@ -24,9 +24,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
-from napari.layers import Image, Labels
 from napari.qt.threading import thread_worker
-from qtpy.QtCore import Qt, QTimer, Signal
+from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -40,7 +39,6 @@ from qtpy.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QScrollArea,
     QSizePolicy,
     QSpinBox,
@@ -67,9 +65,9 @@ from ..train import TrainEvent, TrainResult, TrainSettings, train
 from ._common import (
     CONFIDENCE_KEY,
     OUT_OF_MEMORY,
-    LayerWatcher,
     TrainedModel,
     button,
+    idle_progress_bar,
     import_tensorflow,
     is_out_of_memory,
     layer_array,
@@ -77,13 +75,15 @@ from ._common import (
     notify_info,
     notify_warning,
     one_line,
+    report_failure,
     reports_errors,
+    single_shot_timer,
+    status_label,
     sync_progress,
+    theme_colors,
     trained_models,
 )
-from .export import Refused, dataset_scheme, match_labels
-
-IMAGE, LABELS = range(2)
+from .export import PairTable, Refused, dataset_scheme, layer_pairs
 
 START_NEW, START_DEFAULT, START_CHECKPOINT = "new", "default", "checkpoint"
 START_TEXT = {
@@ -195,145 +195,6 @@ def hold_out(
     )
 
 
-class PairTable(QTableWidget):
-    """Image layers with a tick box and a labels-layer choice each.
-
-    Labels are matched as the Export widget matches them (by name, else by
-    shape); ticks and choices survive layer changes.
-
-    Attributes
-    ----------
-    changed : Signal()
-        Emitted when a tick or a labels choice changes.
-    """
-
-    changed = Signal()
-
-    def __init__(self, viewer, parent: QWidget = None):
-        super().__init__(0, 2, parent)
-        self.viewer = viewer
-        self._rows: list[tuple] = []
-        self.setHorizontalHeaderLabels(["image", "labels"])
-        self.verticalHeader().setVisible(False)
-        self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-        header = self.horizontalHeader()
-        header.setSectionResizeMode(IMAGE, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(LABELS, QHeaderView.ResizeMode.Stretch)
-        self.setMinimumHeight(90)
-        self.itemChanged.connect(lambda *_: self.changed.emit())
-        self._watcher = LayerWatcher(viewer, self.refresh)
-        self.refresh()
-
-    def refresh(self) -> None:
-        """Re-list the image layers, keeping the user's ticks and choices."""
-        memory = {
-            id(image): (
-                item.checkState() == Qt.CheckState.Checked,
-                combo.currentData(),
-            )
-            for image, item, combo in self._rows
-        }
-        images = [
-            ly
-            for ly in self.viewer.layers
-            if isinstance(ly, Image) and CONFIDENCE_KEY not in ly.metadata
-        ]
-        labels = [ly for ly in self.viewer.layers if isinstance(ly, Labels)]
-        alive = {id(ly) for ly in labels}
-        plan = []
-        for image in images:
-            checked, chosen = memory.get(id(image), (None, None))
-            if chosen is not None and id(chosen) not in alive:
-                chosen = None
-            plan.append([image, checked, chosen])
-        taken = [match_labels(im, labels, labels) for im in images]
-        taken += [chosen for _, _, chosen in plan]
-        for entry in plan:
-            if entry[2] is None:
-                entry[2] = match_labels(entry[0], labels, taken)
-                taken.append(entry[2])
-            if entry[1] is None:  # a new row: ticked when it has labels
-                entry[1] = entry[2] is not None
-        self.blockSignals(True)
-        try:
-            self.setRowCount(0)
-            self.setRowCount(len(images))
-            self._rows = []
-            for row, (image, checked, chosen) in enumerate(plan):
-                item = QTableWidgetItem(image.name)
-                item.setFlags(
-                    Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable
-                )
-                item.setCheckState(
-                    Qt.CheckState.Checked
-                    if checked
-                    else Qt.CheckState.Unchecked
-                )
-                combo = QComboBox()
-                combo.addItem("(none)", None)
-                for layer in labels:
-                    combo.addItem(layer.name, layer)
-                if chosen is not None:
-                    combo.setCurrentIndex(1 + labels.index(chosen))
-                combo.currentIndexChanged.connect(
-                    lambda *_: self.changed.emit()
-                )
-                self.setItem(row, IMAGE, item)
-                self.setCellWidget(row, LABELS, combo)
-                self._rows.append((image, item, combo))
-        finally:
-            self.blockSignals(False)
-        self.changed.emit()
-
-    def rows(self) -> list[tuple]:
-        """``(image layer, ticked, labels layer or None)`` per row."""
-        return [
-            (
-                image,
-                item.checkState() == Qt.CheckState.Checked,
-                combo.currentData(),
-            )
-            for image, item, combo in self._rows
-        ]
-
-    def set_row(self, image_name: str, checked=None, labels_name=None):
-        """Tick/untick an image and/or choose its labels layer by name."""
-        for image, item, combo in self._rows:
-            if image.name != image_name:
-                continue
-            if checked is not None:
-                item.setCheckState(
-                    Qt.CheckState.Checked
-                    if checked
-                    else Qt.CheckState.Unchecked
-                )
-            if labels_name is not None:
-                index = combo.findText(labels_name)
-                if index < 0:
-                    raise ThinsegError(f"{labels_name}: no such labels layer")
-                combo.setCurrentIndex(index)
-            return
-        raise ThinsegError(f"{image_name}: no such image layer")
-
-    def chosen(self) -> list[tuple]:
-        """The ticked ``(image, labels)`` layers.
-
-        Raises
-        ------
-        ThinsegError
-            Nothing ticked, or a ticked image without labels.
-        """
-        chosen = [(im, lb) for im, ok, lb in self.rows() if ok]
-        if not chosen:
-            raise ThinsegError(
-                "nothing to train on: tick an image that has a labels layer"
-            )
-        for image, labels in chosen:
-            if labels is None:
-                raise ThinsegError(f"{image.name}: choose its labels layer")
-        return chosen
-
-
 def _size_spin(value: int, tip: str) -> QSpinBox:
     spin = QSpinBox()
     spin.setRange(SIZE_STEP, MAX_INPUT_SIDE)
@@ -415,7 +276,11 @@ class TrainWidget(QWidget):
 
     # -- ui ------------------------------------------------------------------
     def _build_ui(self) -> None:
-        self.pairs_table = PairTable(self.viewer)
+        self.pairs_table = PairTable(
+            self.viewer,
+            include=lambda ly: CONFIDENCE_KEY not in ly.metadata,
+        )
+        self.pairs_table.setMinimumHeight(90)
         self.pairs_table.changed.connect(self._on_pairs_changed)
         self.scheme_label = QLabel()
         self.scheme_label.setWordWrap(True)
@@ -543,11 +408,8 @@ class TrainWidget(QWidget):
         run_row = QHBoxLayout()
         run_row.addWidget(self.start_button)
         run_row.addWidget(self.stop_button)
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setRange(0, 1)
-        self.progress_bar.setValue(0)
-        self.status_label = QLabel("")
-        self.status_label.setWordWrap(True)
+        self.progress_bar = idle_progress_bar()
+        self.status_label = status_label()
 
         # plots
         self.figure = Figure(figsize=(3.5, 3.2), layout="constrained")
@@ -565,10 +427,9 @@ class TrainWidget(QWidget):
             [], [], "o-", ms=3, lw=2.0, label="mean"
         )
         self._style_axes()
-        self._plot_timer = QTimer(self)
-        self._plot_timer.setSingleShot(True)
-        self._plot_timer.setInterval(PLOT_INTERVAL_MS)
-        self._plot_timer.timeout.connect(self.redraw)
+        self._plot_timer = single_shot_timer(
+            self, PLOT_INTERVAL_MS, self.redraw
+        )
 
         # per-class IoU
         self.iou_table = QTableWidget(0, 3)
@@ -612,13 +473,7 @@ class TrainWidget(QWidget):
         self._on_validation()
 
     def _style_axes(self) -> None:
-        from napari.utils.theme import get_theme
-
-        try:
-            theme = get_theme(self.viewer.theme)
-            bg, fg = theme.background.as_hex(), theme.text.as_hex()
-        except Exception:  # an unknown theme: matplotlib's colours
-            bg, fg = "white", "black"
+        bg, fg = theme_colors(self.viewer)
         self.figure.set_facecolor(bg)
         for ax, ylabel in ((self.loss_ax, "loss"), (self.iou_ax, "val IoU")):
             ax.set_facecolor(bg)
@@ -719,14 +574,7 @@ class TrainWidget(QWidget):
                 raise ThinsegError(
                     f"{labels.name}: training needs 2D labels layers"
                 )
-        pairs = [
-            Pair(
-                image.name,
-                layer_array(image).copy(),
-                layer_array(labels).copy(),
-            )
-            for image, labels in chosen
-        ]
+        pairs = layer_pairs(chosen)
         start_prefix = self.start_prefix()
         self._update_start_config(start_prefix)
         settings = self.settings()
@@ -939,9 +787,7 @@ class TrainWidget(QWidget):
 
     def _on_returned(self, value) -> None:
         if isinstance(value, Refused):
-            notify_error(value.message)
-            self._set_status(value.message)
-            self.failed.emit(value.message)
+            report_failure(self, value.message, notify_error)
             return
         result: TrainResult = value
         self.last_result = result
@@ -972,17 +818,13 @@ class TrainWidget(QWidget):
 
     def _on_errored(self, exc) -> None:
         # napari's worker already shows unexpected errors with a traceback
-        message = one_line(exc)
-        self._set_status(message)
-        self.failed.emit(message)
+        report_failure(self, one_line(exc))
 
     def _on_aborted(self) -> None:
         message = (
             "training cancelled: the checkpoints of finished epochs are kept"
         )
-        notify_warning(message)
-        self._set_status(message)
-        self.failed.emit(message)
+        report_failure(self, message, notify_warning)
 
     def _on_finished(self) -> None:
         self.worker = None
