@@ -89,3 +89,12 @@ def test_write_refuses_existing_and_unwritable(tmp_path):
     with pytest.raises(ThinsegError, match="cannot"):
         write_annotation("/proc/thinseg/l.png", np.ones((2, 2), np.uint8))
     assert not list(tmp_path.glob(".*.part"))
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    path = write_png(tmp_path / "a.png", np.zeros((2, 2), np.uint8))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask

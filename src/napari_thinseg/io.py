@@ -163,6 +163,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
         prefix=f".{path.name}.", suffix=".part", dir=path.parent
     )
     try:
+        # mkstemp makes private (0600) files; give the result the mode any
+        # new file of the user's gets
+        mask = os.umask(0)
+        os.umask(mask)
+        os.fchmod(fd, 0o666 & ~mask)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
