@@ -200,7 +200,17 @@ def test_truncated_weights_file(tmp_path, model):
         (
             '{"model_class": "vgg_unet", "n_classes": 6, '
             '"input_height": 100000, "input_width": 64}',
-            "multiple of 32",
+            "input_height: 100000 is greater than the maximum of 4096",
+        ),
+        (
+            '{"model_class": "vgg_unet", "n_classes": 6, '
+            '"input_height": 100, "input_width": 64}',
+            "input_height: 100 is not a multiple of 32",
+        ),
+        (
+            '{"model_class": "vgg_unet", "n_classes": true, '
+            '"input_height": 64, "input_width": 64}',
+            "n_classes: True is not of type 'integer'",
         ),
         (
             '{"model_class": "fcn_8", "n_classes": 6, '

@@ -249,7 +249,7 @@ def test_autolabel_stack_tiff_labels_every_plane(tmp_path):
     import tifffile
 
     stack = np.stack([np.full((8, 9), v, np.uint8) for v in (10, 120, 250)])
-    tifffile.imwrite(tmp_path / "stack.tif", stack)
+    tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack")
     proc = thinseg(
         "autolabel", tmp_path / "stack.tif", "--out", tmp_path / "o"
     )

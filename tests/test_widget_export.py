@@ -274,3 +274,40 @@ def test_layers_without_scheme_follow_the_others(
         iio.imread(annotations_dir(tmp_path) / f"{stem}.png"), labels
     )
     assert ClassScheme.load(tmp_path / "classes.json") == SANDSTONE
+
+
+def test_disk_full_leaves_no_half_dataset(
+    make_napari_viewer, qtbot, notes, tmp_path, monkeypatch
+):
+    import errno
+
+    from napari.utils import progress
+
+    from napari_thinseg import io as tio
+
+    real = tio._write_file
+    calls = []
+
+    def full_disk(fd, data):
+        calls.append(1)
+        if len(calls) == 3:
+            import os
+
+            os.close(fd)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd, data)
+
+    monkeypatch.setattr(tio, "_write_file", full_disk)
+    viewer = make_napari_viewer()
+    add_pair(viewer, "a", 0)
+    add_pair(viewer, "b", 1)
+    widget = open_widget(viewer)
+    root = tmp_path / "out"
+    widget.folder.setText(str(root))
+    result, failed = run_export(qtbot, widget)
+    assert result is None
+    assert "No space left on device" in failed and "\n" not in failed
+    assert notes["error"] == [failed]
+    assert not root.exists()
+    assert not list(progress._all_instances)
+    assert len(viewer.layers) == 4  # the viewer is untouched and usable

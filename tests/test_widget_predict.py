@@ -19,6 +19,7 @@ from napari_thinseg._widgets.predict import (
 )
 from napari_thinseg.classes import SEED
 from napari_thinseg.dataset import Pair
+from napari_thinseg.predict import predict_image as predict_image_core
 from napari_thinseg.progress import run
 from napari_thinseg.synth import synthetic_sandstone, to_seed_labels
 from napari_thinseg.train import TrainSettings, train
@@ -286,3 +287,51 @@ def test_starts_on_the_shipped_default_model(make_napari_viewer):
     widget = open_widget(make_napari_viewer())
     assert widget.model_kind() == MODEL_DEFAULT
     assert "thinseg_default" in widget.model_label.text()
+
+
+def test_unsafe_keras_file_is_a_notification(
+    make_napari_viewer, qtbot, notes, tmp_path
+):
+    """A .keras model with a Lambda layer (code in the file) is refused
+    before anything runs; the viewer stays usable."""
+    from napari.utils import progress
+
+    viewer = make_napari_viewer()  # GL first, then TensorFlow (see trained)
+    _common.import_tensorflow()
+    import keras
+
+    x = keras.Input((32, 32, 3))
+    y = keras.layers.Lambda(lambda t: t * 2.0)(x)
+    keras.Model(x, keras.layers.Conv2D(6, 1)(y)).save(tmp_path / "m.keras")
+    add_image(viewer)
+    widget = open_widget(viewer)
+    widget.set_model(MODEL_CHECKPOINT, tmp_path / "m.keras")
+    assert "Lambda" in widget.model_label.text()
+    widget.predict_button.click()
+    assert widget.worker is None
+    assert "holds a Lambda layer" in notes["error"][-1]
+    assert "\n" not in notes["error"][-1]
+    assert not list(progress._all_instances)
+    assert [ly.name for ly in viewer.layers] == ["ts"]
+
+
+def test_keras_file_predicts(make_napari_viewer, qtbot, trained, tmp_path):
+    """A safe .keras VGG-UNet predicts like its checkpoint."""
+    from napari.utils import progress
+
+    viewer = make_napari_viewer()
+    image = add_image(viewer)
+    result, _ = trained()
+    result.model.save(tmp_path / "m.keras")
+    widget = open_widget(viewer)
+    widget.set_model(MODEL_CHECKPOINT, tmp_path / "m.keras")
+    assert "6 classes" in widget.model_label.text()
+    assert "input 32×32" in widget.model_label.text()
+    layers, failed = run_prediction(qtbot, widget)
+    assert failed is None
+    assert layers[0].data.shape == image.data.shape[:2]
+    # the same weights, and no thinseg config: class 0 is a class here
+    config = checkpoints.read_keras_config(tmp_path / "m.keras")
+    expected = run(predict_image_core(result.model, config, image.data))
+    np.testing.assert_array_equal(layers[0].data, expected.labels)
+    assert not list(progress._all_instances)

@@ -276,3 +276,22 @@ def test_hold_out_is_seeded_and_keeps_both_sides():
     assert len(train) == len(val) == 1
     with pytest.raises(ThinsegError, match="at least two"):
         hold_out(pairs[:1], 0.5, seed=0)
+
+
+def test_unlabelled_layers_are_refused(
+    make_napari_viewer, qtbot, notes, tmp_path
+):
+    """All-zero labels: nothing to learn, said in one line; no checkpoint."""
+    from napari.utils import progress
+
+    viewer = make_napari_viewer()
+    _, labels = add_pair(viewer, "a", 6)
+    labels.data = np.zeros_like(labels.data)
+    widget = open_widget(viewer)
+    make_tiny(widget, tmp_path)
+    result, failed = run_training(qtbot, widget)
+    assert result is None
+    assert "nothing to learn" in failed and "\n" not in failed
+    assert notes["error"] == [failed]
+    assert not list(tmp_path.iterdir())
+    assert not list(progress._all_instances)

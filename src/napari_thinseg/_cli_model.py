@@ -7,8 +7,11 @@ defaults, plus ours. TensorFlow is imported only when a command runs.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from .errors import ThinsegError
 
@@ -127,11 +130,13 @@ def cmd_predict(args) -> int:
     from .colormap import colorize
     from .io import (
         ensure_dir,
+        is_stack,
         list_images,
         read_image,
         refuse_existing,
         write_annotation,
         write_png,
+        write_tiff,
     )
     from .predict import predict_image
     from .progress import Progress
@@ -141,7 +146,7 @@ def cmd_predict(args) -> int:
     inputs = list_images([source])
     if single:
         out = Path(args.output_path)
-        if out.is_dir():
+        if out.is_dir() or args.output_path.endswith(("/", os.sep)):
             out = out / f"{source.stem}.png"
         outputs = [out]
     else:
@@ -151,24 +156,46 @@ def cmd_predict(args) -> int:
     scheme = config.class_scheme
     ensure_dir(outputs[0].parent)
 
+    def predict_one(image, name):
+        try:
+            return drive(
+                predict_image(model, config, image, mode=args.mode),
+                name,
+                unit="batch",
+            ).labels
+        except ThinsegError as exc:
+            raise ThinsegError(f"{name}: {exc}") from None
+
+    written = []
+
     def run_all():
         for k, (src, dst) in enumerate(zip(inputs, outputs, strict=True)):
             image = read_image(src)
-            pred = drive(
-                predict_image(model, config, image, mode=args.mode),
-                src.name,
-                unit="batch",
-            )
-            if args.colored:
-                write_png(dst, colorize(pred.labels, scheme), overwrite=True)
+            if is_stack(image):
+                # every plane, kept together in one TIFF as autolabel does
+                labels = np.stack(
+                    [
+                        predict_one(plane, f"{src} plane {i}")
+                        for i, plane in enumerate(image)
+                    ]
+                )
+                if args.colored:
+                    labels = np.stack([colorize(p, scheme) for p in labels])
+                dst = dst.with_suffix(".tif")
+                write_tiff(dst, labels, args.overwrite)
+            elif args.colored:
+                labels = predict_one(image, str(src))
+                write_png(dst, colorize(labels, scheme), overwrite=True)
             else:
-                write_annotation(dst, pred.labels, overwrite=True)
+                labels = predict_one(image, str(src))
+                write_annotation(dst, labels, overwrite=True)
+            written.append(dst)
             yield Progress(k + 1, len(inputs), src.name)
 
     drive(run_all(), "predict")
     print(
         f"predicted {len(inputs)} image(s) with {weights} into "
-        f"{outputs[0] if single else args.output_path}"
+        f"{written[0] if single else args.output_path}"
     )
     return 0
 

@@ -111,6 +111,10 @@ where slots are common and a body is only a body behind a real throat,
 merge across necks of up to 1.25 px."""
 
 
+PIXEL_SIZE_RANGE = (1e-6, 1e6)
+"""Pixel sizes (micrometres) accepted: a picometre to a metre."""
+
+
 SORTING_CLASSES = (
     (0.35, "very well sorted"),
     (0.50, "well sorted"),
@@ -311,6 +315,8 @@ def wilson_interval(
     -------
     (low, high) : tuple of float
     """
+    if not n >= 1:
+        raise ThinsegError(f"a binomial interval needs n >= 1, got {n!r}")
     if not np.isfinite(fraction):
         return math.nan, math.nan
     p = min(max(float(fraction), 0.0), 1.0)
@@ -418,6 +424,10 @@ def split_objects(
     comp = comp.astype(np.int32, copy=False)
     if n == 0:
         return comp, 0
+    if min_distance is not None and not min_distance >= 1:
+        raise ThinsegError(
+            f"seed distance must be at least 1 pixel, got {min_distance!r}"
+        )
     if dist is None:
         dist = ndi.distance_transform_edt(binary)
     else:
@@ -601,6 +611,12 @@ def _check_args(pixel_size_um, points, n_boot, block_px):
         if not (math.isfinite(pixel_size_um) and pixel_size_um > 0):
             raise ThinsegError(
                 f"pixel size must be positive micrometres, got {pixel_size_um}"
+            )
+        if not PIXEL_SIZE_RANGE[0] <= pixel_size_um <= PIXEL_SIZE_RANGE[1]:
+            # beyond these areas overflow and phi sizes become infinite
+            raise ThinsegError(
+                f"pixel size must be {PIXEL_SIZE_RANGE[0]:g} to "
+                f"{PIXEL_SIZE_RANGE[1]:g} micrometres, got {pixel_size_um:g}"
             )
     for label, value, least in (
         ("points", points, 1),

@@ -23,6 +23,7 @@ and the gray bins elsewhere.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, replace
 
@@ -95,12 +96,14 @@ class AutoLabelParams:
         object.__setattr__(
             self, "thresholds", check_thresholds(self.thresholds)
         )
-        if not (np.isfinite(self.sigma) and 0 <= self.sigma <= 100):
-            raise ThinsegError(f"sigma must be in [0, 100], got {self.sigma}")
-        if not 2 <= self.n_classes <= 8:
+        # (NaN and inf fail the comparison)
+        if not (
+            isinstance(self.sigma, numbers.Real) and 0 <= self.sigma <= 100
+        ):
             raise ThinsegError(
-                f"multi-Otsu classes must be 2..8, got {self.n_classes}"
+                f"sigma must be in [0, 100], got {self.sigma!r}"
             )
+        object.__setattr__(self, "n_classes", check_n_classes(self.n_classes))
 
     def n_bins(self) -> int:
         if self.method == "multiotsu":
@@ -112,7 +115,7 @@ def check_thresholds(thresholds: Sequence[float]) -> tuple[float, ...]:
     """Validate gray thresholds: strictly increasing values in (0, 1)."""
     try:
         values = tuple(float(t) for t in thresholds)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ThinsegError(
             f"thresholds must be numbers, got {thresholds!r}"
         ) from None
@@ -123,6 +126,22 @@ def check_thresholds(thresholds: Sequence[float]) -> tuple[float, ...]:
     if any(b <= a for a, b in zip(values, values[1:], strict=False)):
         raise ThinsegError(f"thresholds must increase, got {values}")
     return values
+
+
+def check_n_classes(n_classes) -> int:
+    """Validate a multi-Otsu class count: a whole number 2..8 (the search
+    grows as bins ** (classes - 1), and scikit-image crashes on 1)."""
+    try:
+        n = int(n_classes)
+        whole = n == n_classes and not isinstance(n_classes, bool | str)
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if not (whole and 2 <= n <= 8):
+        raise ThinsegError(
+            f"multi-Otsu classes must be a whole number 2..8, got "
+            f"{n_classes!r}"
+        )
+    return n
 
 
 def parse_thresholds(text: str) -> tuple[float, ...]:
@@ -143,22 +162,45 @@ def is_rgb(image: np.ndarray) -> bool:
     return image.ndim >= 3 and image.shape[-1] in (3, 4)
 
 
-def to_float(image: np.ndarray) -> np.ndarray:
-    """Image values as float64 in [0, 1] (see the module docstring)."""
+def float_range(image: np.ndarray) -> tuple[float, float]:
+    """The values :func:`to_float` maps onto [0, 1] for a float image:
+    (0, 1) when they lie within it, else their minimum and maximum."""
+    image = np.asarray(image)
+    if not image.size:
+        return 0.0, 1.0
+    lo, hi = float(np.min(image)), float(np.max(image))
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ThinsegError("image contains NaN or infinite values")
+    if lo < 0.0 or hi > 1.0:
+        return lo, hi
+    return 0.0, 1.0
+
+
+def to_float(
+    image: np.ndarray, value_range: tuple[float, float] | None = None
+) -> np.ndarray:
+    """Image values as float64 in [0, 1] (see the module docstring).
+
+    ``value_range`` is the float image's :func:`float_range`, given when
+    ``image`` is a tile of a larger image so that all tiles scale alike.
+    """
     image = np.asarray(image)
     if image.dtype.kind == "b":
         return image.astype(np.float64)
     if image.dtype.kind in "ui":
         return image.astype(np.float64) / np.iinfo(image.dtype).max
+    # floats outside [0, 1] carry no scale of their own (0..255 floats,
+    # calibrated intensities): their range is stretched onto [0, 1]
+    lo, hi = float_range(image) if value_range is None else value_range
     out = image.astype(np.float64)
-    if not np.isfinite(out).all():
-        raise ThinsegError("image contains NaN or infinite values")
-    lo, hi = (out.min(), out.max()) if out.size else (0.0, 1.0)
-    if lo < 0.0 or hi > 1.0:
-        # floats outside [0, 1] carry no scale of their own (0..255 floats,
-        # calibrated intensities): stretch their range onto [0, 1]
-        out = (out - lo) / (hi - lo) if hi > lo else np.zeros_like(out)
-    return out
+    if (lo, hi) != (0.0, 1.0):
+        # halves first: hi - lo overflows for ranges wider than 1.8e308
+        out = (
+            (out / 2 - lo / 2) / (hi / 2 - lo / 2)
+            if hi > lo
+            else np.zeros_like(out)
+        )
+    return np.clip(out, 0.0, 1.0) if value_range is not None else out
 
 
 def gray_level(image: np.ndarray, rgb: bool | None = None) -> np.ndarray:
@@ -166,6 +208,11 @@ def gray_level(image: np.ndarray, rgb: bool | None = None) -> np.ndarray:
     from skimage.color import rgb2gray
 
     rgb = is_rgb(image) if rgb is None else rgb
+    if rgb and (image.ndim != 3 or image.shape[-1] not in (3, 4)):
+        raise ThinsegError(
+            f"expected a 2D colour image (H, W, 3 or 4), got shape "
+            f"{image.shape}"
+        )
     values = to_float(image)
     if rgb:
         return rgb2gray(values[..., :3])
@@ -217,6 +264,10 @@ def multiotsu_thresholds(gray: np.ndarray, n_classes: int = 5) -> tuple:
 
     # the search is exhaustive over histogram bins (O(nbins**(n-1))): 256
     # bins take 3.5 s for five classes, 128 bins 0.2 s within 0.005 gray
+    n_classes = check_n_classes(n_classes)
+    if not np.size(gray):
+        # scikit-image would read past its histogram
+        raise ThinsegError("multi-Otsu failed: the image is empty")
     nbins = 256 if n_classes <= 3 else 128 if n_classes <= 5 else 48
     try:
         t = threshold_multiotsu(gray, classes=n_classes, nbins=nbins)
@@ -358,6 +409,11 @@ def labels_from_gray(
     if params.method == "epoxy":
         if blue is None:
             raise ThinsegError("the epoxy method needs the blue-dye mask")
+        if np.shape(blue) != np.shape(gray):
+            raise ThinsegError(
+                f"blue-dye mask shape {np.shape(blue)} differs from the "
+                f"image's {np.shape(gray)}"
+            )
         labels = apply_epoxy(labels, gray, blue, thresholds)
     return labels
 

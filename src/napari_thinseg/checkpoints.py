@@ -11,7 +11,10 @@ tf.keras's ``load_weights`` also reads, so checkpoints move both ways. We
 read that layout, TensorFlow checkpoints (``P.<epoch>.index`` +
 ``.data-*``, what tf.keras 2.4+ writes) and Keras 3 ``.weights.h5`` files.
 Every write goes to a temporary file that is renamed into place, so a crash
-never leaves a half-written file as the latest checkpoint.
+never leaves a half-written file as the latest checkpoint. Writers hold a
+shared lock on the folder while they write; the next write under a prefix
+removes that prefix's temporary files when no writer holds the lock (their
+writer was killed), so ``kill -9`` leaves no litter for long.
 """
 
 from __future__ import annotations
@@ -22,13 +25,21 @@ import io
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ThinsegError
 from .io import atomic_write_bytes, atomic_write_text, ensure_dir
-from .model import ModelConfig, build, tensorflow, weight_layers
+from .model import (
+    MAX_INPUT_SIDE,
+    MODEL_CLASS,
+    ModelConfig,
+    build,
+    tensorflow,
+    weight_layers,
+)
 
 CONFIG_SUFFIX = "_config.json"
 _KNOWN_KEYS = {
@@ -52,9 +63,66 @@ def config_path(prefix: str | Path) -> Path:
 
 def write_config(prefix: str | Path, config: ModelConfig) -> Path:
     path = config_path(prefix)
-    ensure_dir(path.parent)
     text = json.dumps(config.to_json_dict(), indent=2)
-    return atomic_write_text(path, text + "\n")
+    with _writing(prefix):
+        return atomic_write_text(path, text + "\n")
+
+
+def _side_schema() -> dict:
+    return {
+        "type": "integer",
+        "minimum": 32,
+        "maximum": MAX_INPUT_SIDE,
+        "multipleOf": 32,
+    }
+
+
+CONFIG_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "napari-thinseg / keras-segmentation checkpoint config",
+    "type": "object",
+    "required": ["model_class", "n_classes", "input_height", "input_width"],
+    "properties": {
+        "model_class": {"type": "string", "enum": [MODEL_CLASS]},
+        "n_classes": {"type": "integer", "minimum": 2, "maximum": 256},
+        "input_height": _side_schema(),
+        "input_width": _side_schema(),
+        "output_height": {"type": "integer", "minimum": 1},
+        "output_width": {"type": "integer", "minimum": 1},
+        "scheme": {"type": ["object", "null"]},
+        "preprocessing": {"type": "string", "enum": ["sub_mean"]},
+        "version": {"type": "string", "maxLength": 100},
+        "trained_on": {"type": "object"},
+    },
+}
+"""What a ``P_config.json`` may hold; keys keras-segmentation or later
+versions add are allowed and ignored."""
+
+
+def check_config_schema(data, path: str | Path) -> None:
+    """Refuse a config that does not match :data:`CONFIG_SCHEMA`, naming
+    the first offending key."""
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(CONFIG_SCHEMA).iter_errors(data)
+    )
+    if error is None:
+        return
+    where = "/".join(str(k) for k in error.absolute_path)
+    if not where and error.validator == "type":
+        message = "config must be a JSON object"
+    elif error.validator == "required":
+        missing = sorted(set(CONFIG_SCHEMA["required"]) - set(data))
+        message = f"config lacks {', '.join(missing)}"
+    elif where == "model_class":
+        message = (
+            f"unknown model_class {error.instance!r} (this plugin builds "
+            f"{MODEL_CLASS!r})"
+        )
+    else:
+        message = f"{where}: {error.message[:200]}"
+    raise ThinsegError(f"{path}: {message}")
 
 
 def read_config(prefix: str | Path) -> ModelConfig:
@@ -68,14 +136,7 @@ def read_config(prefix: str | Path) -> ModelConfig:
         raise ThinsegError(
             f"{path}: not a readable JSON config ({exc})"
         ) from None
-    if not isinstance(data, dict):
-        raise ThinsegError(f"{path}: config must be a JSON object")
-    missing = {"model_class", "n_classes", "input_height", "input_width"}
-    missing -= set(data)
-    if missing:
-        raise ThinsegError(
-            f"{path}: config lacks {', '.join(sorted(missing))}"
-        )
+    check_config_schema(data, path)
     kwargs = {k: v for k, v in data.items() if k in _KNOWN_KEYS}
     for key in ("output_height", "output_width"):
         kwargs.pop(key, None)
@@ -325,10 +386,96 @@ def _weight_name(variable) -> str:
 
 
 def save_checkpoint(prefix: str | Path, epoch: int, model, dtype=None) -> Path:
-    """Write ``P.<epoch>`` atomically and return its path."""
+    """Write ``P.<epoch>`` atomically and return its path.
+
+    Temporary files of ``P`` that killed writers left are removed first.
+    """
     path = Path(f"{prefix}.{int(epoch)}")
-    ensure_dir(path.parent)
-    return atomic_write_bytes(path, encode_hdf5_weights(model, dtype))
+    data = encode_hdf5_weights(model, dtype)
+    with _writing(prefix):
+        return atomic_write_bytes(path, data)
+
+
+STALE_TEMP_SECONDS = 3600.0
+"""Where folders cannot be locked (Windows, some network file systems),
+temporary files this old count as left by a dead writer."""
+
+
+def temp_file_pattern(prefix: str | Path) -> re.Pattern:
+    """Names of the temporary files :func:`save_checkpoint` and
+    :func:`write_config` make for ``prefix`` (``io.atomic_write_bytes``:
+    ``.<name>.<8 mkstemp characters>.part``), and of nothing else: other
+    prefixes' (``P2``, ``P.1``) and foreign files never match."""
+    name = re.escape(Path(prefix).name)
+    config = re.escape(CONFIG_SUFFIX)
+    return re.compile(rf"\.{name}(?:\.\d+|{config})\.[a-z0-9_]{{8}}\.part")
+
+
+def remove_stale_temp_files(
+    prefix: str | Path, min_age: float = 0.0
+) -> list[Path]:
+    """Delete ``prefix``'s temporary files (at least ``min_age`` seconds
+    old); return what was deleted. Only safe while no live writer of the
+    folder can be mid-write: :func:`_writing` makes sure of that."""
+    prefix = Path(prefix)
+    pattern = temp_file_pattern(prefix)
+    removed = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(prefix.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not pattern.fullmatch(entry.name):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if min_age and now - entry.stat().st_mtime < min_age:
+                continue
+            os.unlink(entry.path)
+        except OSError:  # gone already, or not ours to delete
+            continue
+        removed.append(Path(entry.path))
+    return removed
+
+
+@contextlib.contextmanager
+def _writing(prefix: str | Path):
+    """Write ``prefix``'s files under the folder's shared writers' lock.
+
+    A process killed mid-write leaves its temporary file behind and, dying,
+    drops its lock; so whoever gets the lock exclusively knows that every
+    temporary file there is dead and removes ``prefix``'s. Then it writes
+    holding the lock shared (writers wait only for a clean-up), and syncs
+    the folder so the rename survives a power cut too.
+    """
+    folder = Path(prefix).parent
+    ensure_dir(folder)
+    try:
+        import fcntl
+
+        fd = os.open(folder, os.O_RDONLY)
+    except (ImportError, OSError):  # Windows: no folder locks
+        remove_stale_temp_files(prefix, STALE_TEMP_SECONDS)
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass  # another writer is busy: its temporary file is alive
+        except OSError:  # no flock here (NFS needs a writable file)
+            remove_stale_temp_files(prefix, STALE_TEMP_SECONDS)
+        else:
+            remove_stale_temp_files(prefix)
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)  # drops the lock
 
 
 # -- models ------------------------------------------------------------------
@@ -377,6 +524,11 @@ def load_model(path: str | Path, epoch: int | None = None):
     -------
     model, config, weights_path
     """
+    if str(path).endswith(".keras"):
+        if epoch is not None:
+            raise ThinsegError(f"{path}: a .keras file holds a single epoch")
+        model, config = load_keras_file(path)
+        return model, config, str(path)
     prefix = resolve_prefix(path)
     config = read_config(prefix)
     found = list_checkpoints(prefix)
@@ -390,3 +542,113 @@ def load_model(path: str | Path, epoch: int | None = None):
     model = build(config)
     assign_weights(model, weights, found[epoch])
     return model, config, found[epoch]
+
+
+# -- .keras archives ---------------------------------------------------------
+UNSAFE_LAYERS = {"Lambda", "TFOpLambda", "SlicingOpLambda"}
+"""Layers whose saved form carries Python code."""
+
+
+def _layer_classes(node):
+    """Every ``(class_name, module)`` in a Keras config tree."""
+    if isinstance(node, dict):
+        if "class_name" in node:
+            yield str(node["class_name"]), str(node.get("module") or "")
+        for value in node.values():
+            yield from _layer_classes(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _layer_classes(value)
+
+
+def read_keras_config(path: str | Path) -> ModelConfig:
+    """The :class:`~.model.ModelConfig` of a ``.keras`` archive, from its
+    JSON alone (nothing is deserialised), refusing archives that hold
+    layers carrying code (``Lambda``) or classes from outside Keras."""
+    import zipfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise ThinsegError(f"{path}: no such model file")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            tree = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, zipfile.BadZipFile, ValueError) as exc:
+        raise ThinsegError(
+            f"{path}: not a readable .keras archive ({exc})"
+        ) from None
+    for name, module in _layer_classes(tree):
+        if name in UNSAFE_LAYERS:
+            raise ThinsegError(
+                f"{path}: holds a {name} layer, which runs code stored in "
+                "the file; refused"
+            )
+        if module and module.split(".")[0] not in ("keras", "builtins"):
+            raise ThinsegError(
+                f"{path}: holds {name} from module {module!r}, not from "
+                "Keras; refused"
+            )
+    layers = (tree.get("config") or {}).get("layers") or []
+    shape = filters = None
+    for layer in layers:
+        cfg = layer.get("config") or {}
+        if layer.get("class_name") == "InputLayer" and shape is None:
+            shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
+        if "filters" in cfg:
+            filters = cfg["filters"]
+    if not (isinstance(shape, list) and len(shape) == 4 and shape[-1] == 3):
+        raise ThinsegError(
+            f"{path}: input shape {shape} is not an RGB image batch"
+        )
+    try:
+        return ModelConfig(
+            n_classes=filters, input_height=shape[1], input_width=shape[2]
+        )
+    except ThinsegError as exc:
+        raise ThinsegError(f"{path}: not a VGG-UNet ({exc})") from None
+
+
+def load_keras_file(path: str | Path):
+    """A VGG-UNet from a Keras 3 ``.keras`` archive, loaded safely.
+
+    The archive's config is read as plain JSON first
+    (:func:`read_keras_config`); Keras then deserialises it with
+    ``safe_mode=True``. Only its weights are used: they are copied, shape
+    by shape, into a VGG-UNet built here from the validated config.
+
+    Returns
+    -------
+    model, config
+    """
+    config = read_keras_config(path)
+    tensorflow()
+    import keras
+
+    try:
+        loaded = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else ""
+        raise ThinsegError(
+            f"{path}: cannot be loaded safely ({type(exc).__name__}: {reason})"
+        ) from None
+    out_shape = tuple(loaded.output_shape)
+    if (
+        tuple(loaded.input_shape)[1:]
+        != (
+            config.input_height,
+            config.input_width,
+            3,
+        )
+        or out_shape[-1] != config.n_classes
+    ):
+        raise ThinsegError(
+            f"{path}: input {loaded.input_shape} / output {out_shape} are "
+            "not those of a VGG-UNet"
+        )
+    model = build(config)
+    assign_weights(
+        model,
+        [(ly.name, ly.get_weights()) for ly in weight_layers(loaded)],
+        str(path),
+    )
+    return model, config

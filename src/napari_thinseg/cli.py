@@ -13,7 +13,7 @@ from collections.abc import Generator, Sequence
 from pathlib import Path
 
 from . import __version__
-from .errors import ThinsegError
+from .errors import OUT_OF_MEMORY, ThinsegError, is_out_of_memory
 
 
 class _Parser(argparse.ArgumentParser):
@@ -92,6 +92,7 @@ def _outputs(inputs: Sequence[Path], out: Path, suffix=".png") -> list[Path]:
 def _autolabel_files(inputs, out, params, overwrite):
     from .autolabel import autolabel, autolabel_stack, is_rgb
     from .io import (
+        is_stack,
         read_image,
         refuse_existing,
         write_annotation,
@@ -103,7 +104,7 @@ def _autolabel_files(inputs, out, params, overwrite):
     for k, (src, dst) in enumerate(zip(inputs, outputs, strict=True)):
         image = read_image(src)
         rgb = is_rgb(image)
-        if image.ndim == (4 if rgb else 3) and image.shape[-1] not in (1, 2):
+        if is_stack(image):
             # a stack: every plane, kept together in one TIFF
             labels = drive(autolabel_stack(image, params, rgb), src.name)
             write_tiff(dst.with_suffix(".tif"), labels, overwrite)
@@ -375,6 +376,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
+        if is_out_of_memory(exc):
+            print(f"thinseg: error: {OUT_OF_MEMORY}", file=sys.stderr)
+            return 2
         print(
             f"thinseg: internal error: {type(exc).__name__}: {exc} "
             "(run with --debug for details)",

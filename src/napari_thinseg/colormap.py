@@ -26,11 +26,17 @@ def colorize(labels: np.ndarray, scheme: ClassScheme) -> np.ndarray:
     return scheme.lut()[check_labels(labels)]
 
 
-def rgb8(image: np.ndarray) -> np.ndarray:
-    """Any gray/RGB/RGBA image as uint8 RGB (H, W, 3)."""
+def rgb8(
+    image: np.ndarray, value_range: tuple[float, float] | None = None
+) -> np.ndarray:
+    """Any gray/RGB/RGBA image as uint8 RGB (H, W, 3).
+
+    ``value_range``: see :func:`~.autolabel.to_float` (tiles of a float
+    image).
+    """
     image = np.asarray(image)
     if image.dtype != np.uint8:
-        image = np.round(to_float(image) * 255).astype(np.uint8)
+        image = np.round(to_float(image, value_range) * 255).astype(np.uint8)
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=-1)
     elif image.shape[-1] in (1, 2):

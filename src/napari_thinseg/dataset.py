@@ -26,11 +26,10 @@ from .colormap import rgb8
 from .errors import ThinsegError
 from .io import (
     IMAGE_SUFFIXES,
-    atomic_write_bytes,
+    StagedFiles,
     check_image,
     check_labels,
     encode_png,
-    ensure_dir,
     refuse_existing,
 )
 from .progress import Progress
@@ -56,6 +55,12 @@ class Pair:
     name: str
     image: np.ndarray
     labels: np.ndarray
+    source: str = ""
+    """Where the labels came from (a file or layer), for messages."""
+
+    @property
+    def where(self) -> str:
+        return self.source or self.name
 
 
 @dataclass
@@ -155,20 +160,22 @@ def export_dataset(
                 f"{scheme_path}: holds another class scheme "
                 "(use overwrite to replace)"
             )
-    for split in {t[0] for t in targets}:
-        ensure_dir(images_dir(root, split))
-        ensure_dir(annotations_dir(root, split))
-
+    # every file is staged first and all are renamed into place at the end:
+    # a full disk, an error or Stop leaves no half-written dataset behind
     result = ExportResult(root)
-    for k, (pair, labels, stem, (split, img_path, ann_path)) in enumerate(
-        zip(pairs, labels_u8, stems, targets, strict=True)
-    ):
-        atomic_write_bytes(img_path, encode_png(rgb8(pair.image)))
-        atomic_write_bytes(ann_path, encode_png(labels))
-        result.files += [img_path, ann_path]
-        getattr(result, split).append(stem)
-        yield Progress(k + 1, len(pairs), stem)
-    result.files.append(scheme.save(scheme_path))
+    with StagedFiles() as staged:
+        for split in sorted({t[0] for t in targets}):
+            staged.make_dir(images_dir(root, split))
+            staged.make_dir(annotations_dir(root, split))
+        for k, (pair, labels, stem, (split, img_path, ann_path)) in enumerate(
+            zip(pairs, labels_u8, stems, targets, strict=True)
+        ):
+            staged.write(img_path, encode_png(rgb8(pair.image)))
+            staged.write(ann_path, encode_png(labels))
+            getattr(result, split).append(stem)
+            yield Progress(k + 1, len(pairs), stem)
+        staged.write(scheme_path, (scheme.to_json() + "\n").encode())
+        result.files = staged.commit()
     return result
 
 

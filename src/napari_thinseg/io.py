@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
+import struct
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -22,6 +24,27 @@ from .errors import ThinsegError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 MIN_SIDE = 2
 """Smallest image side in pixels that anything here accepts."""
+MAX_PIXELS = 178_956_970
+"""Most pixels (all planes of a stack together) read from one file:
+Pillow's decompression-bomb limit (twice ``PIL.Image.MAX_IMAGE_PIXELS``),
+applied to TIFFs and animated PNGs too, so that a small file declaring a
+huge image is refused before anything is allocated."""
+MAX_BYTES = 8 * MAX_PIXELS
+"""Most bytes one TIFF may decode to (16-bit RGBA at :data:`MAX_PIXELS`)."""
+
+# what decoders raise when unexpected data trips them up rather than on
+# purpose: their message alone ("list index out of range") would not say
+# that the file is damaged
+_DECODER_SLIPS = (
+    ArithmeticError,
+    AssertionError,
+    AttributeError,
+    IndexError,
+    KeyError,
+    RecursionError,
+    TypeError,
+    struct.error,
+)
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -42,23 +65,112 @@ def read_image(path: str | Path) -> np.ndarray:
         raise ThinsegError(f"{path}: empty file (0 bytes)")
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            data = tifffile.imread(path)
+            data = _read_tiff(path)
         else:
-            import imageio.v3 as iio
-
-            # Pillow sniffs the format from the bytes (a JPEG named .png
-            # still reads) and, unlike the plugin search, fails quietly
-            data = iio.imread(path, plugin="pillow")
+            data = _read_pillow(path)
+    except ThinsegError:
+        raise
     except Exception as exc:  # any decoder failure is a bad input file
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ThinsegError(
-            f"{path}: not a readable image ({reason})"
+            f"{path}: not a readable image ({_reason(exc)})"
         ) from None
     data = np.asarray(data)
     check_image(data, str(path))
     return data
+
+
+def _reason(exc: Exception) -> str:
+    """Why a decoder gave up on a file, as one short line."""
+    if isinstance(exc, MemoryError):
+        return "too large to decode (out of memory)"
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    if isinstance(exc, _DECODER_SLIPS):
+        text = f"damaged or unsupported file: {type(exc).__name__}: {text}"
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _check_size(path: Path, pixels: int, what: str, nbytes: int = 0):
+    """Refuse a file that declares more than :data:`MAX_PIXELS` pixels or
+    :data:`MAX_BYTES` bytes, before it is decoded."""
+    if pixels > MAX_PIXELS or nbytes > MAX_BYTES:
+        raise ThinsegError(
+            f"{path}: declares {what} ({pixels:,} pixels"
+            f"{f', {nbytes / 2**30:.1f} GiB' if nbytes else ''}), more than "
+            f"the {MAX_PIXELS:,} pixels ({MAX_BYTES / 2**30:.1f} GiB) read at "
+            "most; crop or tile it"
+        )
+
+
+def _read_pillow(path: Path) -> np.ndarray:
+    """Pixels of a PNG, JPEG, BMP... (all frames of an animated one)."""
+    import imageio.v3 as iio
+    from imageio.core.request import InitializationError
+
+    try:
+        # Pillow sniffs the format from the bytes (a JPEG named .png still
+        # reads) and, unlike the plugin search, fails quietly
+        file = iio.imopen(path, "r", plugin="pillow")
+    except OSError as exc:
+        # imageio says "can not handle the given uri" or "an unknown error
+        # occurred"; what Pillow said (a decompression bomb...) is the cause
+        if isinstance(exc.__cause__, InitializationError):
+            raise ThinsegError(
+                f"{path}: not a readable image (unknown format or damaged "
+                "header)"
+            ) from None
+        raise exc.__cause__ or exc from None
+    with file:
+        # Pillow checks the size of each frame; an animated PNG can repeat
+        # a tiny frame over a large canvas thousands of times
+        props = file.properties()
+        frames = props.n_images or 1
+        h, w = props.shape[1:3] if props.n_images else props.shape[:2]
+        what = f"{frames} frames of {w} x {h}" if frames > 1 else f"{w} x {h}"
+        _check_size(path, frames * h * w, what)
+        return file.read()
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    """Pixels of a TIFF with its samples last, refusing channel layouts
+    that are not gray, gray + alpha, RGB or RGBA."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        page = series.pages[0]
+        axes = series.axes
+        # tifffile allocates what the header declares: check it first
+        shape = tuple(series.shape)
+        values = math.prod(shape)
+        per_pixel = shape[axes.index("S")] if "S" in axes else 1
+        _check_size(
+            path,
+            values // max(per_pixel, 1),
+            " x ".join(map(str, shape)) + f" {series.dtype}",
+            values * np.dtype(series.dtype).itemsize,
+        )
+        data = series.asarray()
+        photometric = tifffile.PHOTOMETRIC(page.photometric)
+        samples = page.samplesperpixel
+        extra = tuple(page.extrasamples or ())
+    if "S" in axes:
+        # planar (separate) files put the samples first
+        data = np.moveaxis(data, axes.index("S"), -1)
+    if samples == 1:
+        return data
+    alpha = bool(extra) and extra[0] in (1, 2)  # associated / unassociated
+    if photometric == tifffile.PHOTOMETRIC.RGB:
+        # extra samples that are not alpha (infrared, masks...) are dropped
+        return data[..., : 4 if alpha else 3]
+    gray = photometric == tifffile.PHOTOMETRIC.MINISBLACK
+    if gray and samples == 2 and alpha:
+        return data
+    raise ThinsegError(
+        f"{path}: {samples}-channel TIFF ({photometric.name}"
+        f"{', extra samples not alpha' if extra and not alpha else ''}) is "
+        "not gray, RGB or RGBA; save it as RGB"
+    )
 
 
 def check_image(data: np.ndarray, name: str = "image") -> None:
@@ -67,9 +179,10 @@ def check_image(data: np.ndarray, name: str = "image") -> None:
         raise ThinsegError(f"{name}: pixel type {data.dtype} is not an image")
     if data.ndim < 2:
         raise ThinsegError(f"{name}: {data.ndim}D array is not an image")
+    # (H, W), (H, W, C), (Z, H, W) or (Z, H, W, C), C = 1..4 as napari
     spatial = (
-        data.shape[:2]
-        if data.ndim == 2 or data.shape[-1] in (1, 2, 3, 4)
+        data.shape[-3:-1]
+        if data.ndim > 2 and data.shape[-1] in (1, 2, 3, 4)
         else data.shape[-2:]
     )
     if min(spatial) < MIN_SIDE:
@@ -79,6 +192,14 @@ def check_image(data: np.ndarray, name: str = "image") -> None:
         )
     if data.dtype.kind == "f" and not np.isfinite(data).all():
         raise ThinsegError(f"{name}: image contains NaN or infinite values")
+
+
+def is_stack(data: np.ndarray) -> bool:
+    """Whether ``data`` is a stack of 2D images (gray or RGB/RGBA planes)
+    rather than one image; the last axis holds colours when it has 1-4
+    entries, as napari guesses."""
+    data = np.asarray(data)
+    return data.ndim == 4 or (data.ndim == 3 and data.shape[-1] > 4)
 
 
 def list_images(inputs: Iterable[str | Path]) -> list[Path]:
@@ -156,34 +277,122 @@ def refuse_existing(paths: Sequence[Path], overwrite: bool) -> None:
         )
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".part", dir=path.parent
-    )
+def _write_file(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to the open file ``fd`` and flush it to disk."""
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _write_temp(path: Path, data: bytes) -> str:
+    """Write ``data`` to a new temporary file beside ``path``; return its
+    name. Nothing is left behind if that fails."""
+    try:
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".part", dir=path.parent
+        )
+    except OSError as exc:
+        raise ThinsegError(
+            f"{path}: cannot write ({exc.strerror or exc})"
+        ) from None
     try:
         # mkstemp makes private (0600) files; give the result the mode any
         # new file of the user's gets
         mask = os.umask(0)
         os.umask(mask)
         os.fchmod(fd, 0o666 & ~mask)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        _write_file(fd, data)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise ThinsegError(
+                f"{path}: cannot write ({exc.strerror or exc})"
+            ) from None
+        raise
+    return tmp
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temporary file and a rename."""
+    path = Path(path)
+    tmp = _write_temp(path, data)
+    try:
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise ThinsegError(
-            f"{path}: cannot write ({exc.strerror or exc})"
-        ) from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise ThinsegError(
+                f"{path}: cannot write ({exc.strerror or exc})"
+            ) from None
         raise
     return path
+
+
+class StagedFiles:
+    """Files that appear together or not at all.
+
+    :meth:`write` puts each file beside its target under a temporary name;
+    :meth:`commit` renames them all into place (renames need no disk
+    space, so a full disk strikes while staging, never half way through
+    committing). Leaving the ``with`` block without committing (an error,
+    Stop, Ctrl-C) removes the temporaries and the folders made for them,
+    so the targets are as they were.
+    """
+
+    def __init__(self) -> None:
+        self._staged: list[tuple[str, Path]] = []
+        self._made: list[Path] = []
+
+    def make_dir(self, path: str | Path) -> Path:
+        """Create ``path`` (and parents), remembering what was new."""
+        path = Path(path)
+        new = []
+        for p in (path, *path.parents):
+            if p.exists():
+                break
+            new.append(p)
+        ensure_dir(path)
+        self._made.extend(new)
+        return path
+
+    def write(self, path: str | Path, data: bytes) -> Path:
+        path = Path(path)
+        self._staged.append((_write_temp(path, data), path))
+        return path
+
+    def commit(self) -> list[Path]:
+        done = []
+        for tmp, path in self._staged:
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise ThinsegError(
+                    f"{path}: cannot write ({exc.strerror or exc})"
+                ) from None
+            done.append(path)
+        self._staged.clear()
+        self._made.clear()
+        return done
+
+    def discard(self) -> None:
+        for tmp, _ in self._staged:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        self._staged.clear()
+        deepest_first = sorted(self._made, key=lambda p: -len(p.parts))
+        for folder in deepest_first:  # only if left empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        self._made.clear()
+
+    def __enter__(self) -> StagedFiles:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.discard()
 
 
 def atomic_write_text(path: Path, text: str) -> Path:
@@ -219,7 +428,10 @@ def write_tiff(
     refuse_existing([path], overwrite)
     ensure_dir(path.parent)
     buf = io.BytesIO()
-    tifffile.imwrite(buf, array)
+    # say what the planes are: tifffile would take a (3, H, W) label stack
+    # for one RGB image
+    rgb = array.ndim >= 3 and array.shape[-1] in (3, 4)
+    tifffile.imwrite(buf, array, photometric="rgb" if rgb else "minisblack")
     return atomic_write_bytes(path, buf.getvalue())
 
 
@@ -234,6 +446,12 @@ def read_annotation(path: str | Path) -> np.ndarray:
     """Read an annotation PNG as uint8 class ids (first channel if RGB:
     keras-segmentation stores the id in every channel)."""
     data = read_image(path)
-    if data.ndim == 3:
+    if data.ndim == 3 and data.shape[-1] in (1, 2, 3, 4):
         data = data[..., 0]
+    if data.ndim != 2:
+        # a stack's first column would pass for a label image
+        raise ThinsegError(
+            f"{path}: an annotation is one 2D label image, got shape "
+            f"{data.shape}"
+        )
     return check_labels(data, str(path))

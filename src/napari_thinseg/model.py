@@ -67,6 +67,7 @@ def tensorflow():
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     outcome: dict = {}
+    done = threading.Event()
 
     def load():
         flags = sys.getdlopenflags()
@@ -88,6 +89,7 @@ def tensorflow():
             os.dup2(saved, 2)
             os.close(saved)
             sys.setdlopenflags(flags)
+            done.set()
 
     with _TF_LOCK:
         if "tensorflow" not in sys.modules:
@@ -95,7 +97,13 @@ def tensorflow():
                 target=load, name="thinseg-import-tensorflow", daemon=True
             )
             thread.start()
-            thread.join()
+            try:
+                done.wait()
+            except KeyboardInterrupt:
+                # stderr is closed until the import ends: wait for it to
+                # come back so that "interrupted" can be read
+                done.wait()
+                raise
             error = outcome.get("error")
             if isinstance(error, ImportError):
                 raise ThinsegError(

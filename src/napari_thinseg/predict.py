@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .autolabel import float_range
 from .colormap import rgb8
 from .errors import ThinsegError
 from .io import check_image
@@ -117,6 +118,12 @@ def resize_nearest(
 def _forward(model, batch: np.ndarray, config: ModelConfig) -> np.ndarray:
     """Softmax output of a batch of preprocessed tiles, (B, oh, ow, C)."""
     out = np.asarray(model.predict_on_batch(batch))
+    if not np.isfinite(out).all():
+        # finite weights can still overflow on real images
+        raise ThinsegError(
+            "the model produced NaN or infinite class probabilities; its "
+            "weights are broken (retrain or load another checkpoint)"
+        )
     return out.reshape(
         len(batch),
         config.output_height,
@@ -197,62 +204,103 @@ def predict_image(
         raise ThinsegError(f"overlap must be in [0, 0.9), got {overlap}")
     image = np.asarray(image)
     check_image(image)
-    if image.ndim == 3 and image.shape[-1] not in (1, 2, 3, 4):
+    if image.ndim > 3 or (image.ndim == 3 and image.shape[-1] > 4):
         raise ThinsegError(
             f"expected a 2D image, got shape {image.shape}; predict a stack "
             "plane by plane"
         )
-    rgb = rgb8(image)
-    height, width = rgb.shape[:2]
+    height, width = image.shape[:2]
     exclude_zero = bool(config.trained_on.get("ignore_zero", False))
 
     if mode == "resize":
-        probs = predict_resize_output(model, config, rgb)
+        probs = predict_resize_output(model, config, rgb8(image))
         yield Progress(1, 1, "resized image")
         labels = resize_nearest(_argmax(probs, exclude_zero), height, width)
         conf = None
         if confidence:
             conf = resize_nearest(_confidence(probs), height, width)
         return Prediction(labels, conf)
-
-    tf = tensorflow()
-    th, tw = config.input_height, config.input_width
-    pad_h, pad_w = max(0, th - height), max(0, tw - width)
-    if pad_h or pad_w:
-        mode_ = "reflect" if min(height, width) > 1 else "edge"
-        rgb = np.pad(rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode_)
-    ph, pw = rgb.shape[:2]
-    starts = [
-        (y, x)
-        for y in _tile_starts(ph, th, max(1, int(th * (1 - overlap))))
-        for x in _tile_starts(pw, tw, max(1, int(tw * (1 - overlap))))
-    ]
-    acc = np.zeros((ph, pw, config.n_classes), np.float32)
-    weight_sum = np.zeros((ph, pw, 1), np.float32)
-    window = _blend_weight(th, tw)[..., None]
-    n_batches = -(-len(starts) // batch_size)
-    for b in range(n_batches):
-        chunk = starts[b * batch_size : (b + 1) * batch_size]
-        batch = np.stack(
-            [preprocess(rgb[y : y + th, x : x + tw]) for y, x in chunk]
+    return (
+        yield from _predict_tiles(
+            model, config, image, overlap, batch_size, confidence
         )
-        out = _forward(model, batch, config)
-        # output is at half resolution: back to the tile's pixels
-        full = tf.image.resize(out, (th, tw), method="bilinear").numpy()
-        for (y, x), p in zip(chunk, full, strict=True):
-            acc[y : y + th, x : x + tw] += p * window
-            weight_sum[y : y + th, x : x + tw] += window
-        yield Progress(
-            b + 1,
-            n_batches,
-            f"tiles {b * batch_size + 1}-"
-            f"{b * batch_size + len(chunk)} of {len(starts)}",
-        )
-    probs = acc[:height, :width] / weight_sum[:height, :width]
-    return Prediction(
-        _argmax(probs, exclude_zero),
-        _confidence(probs) if confidence else None,
     )
+
+
+def _tile_rgb(image, y, x, th, tw, value_range) -> np.ndarray:
+    """uint8 RGB of the (th, tw) tile at (y, x), reflect-padded where the
+    image is smaller than the tile."""
+    rgb = rgb8(image[y : y + th, x : x + tw], value_range)
+    pad_h, pad_w = th - rgb.shape[0], tw - rgb.shape[1]
+    if pad_h or pad_w:
+        mode = "reflect" if min(rgb.shape[:2]) > 1 else "edge"
+        rgb = np.pad(rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)
+    return rgb
+
+
+def _predict_tiles(model, config, image, overlap, batch_size, confidence):
+    """Tile mode, one row of tiles at a time.
+
+    Blended probabilities are kept only for the rows the current row of
+    tiles covers, and rows no later tile reaches are turned into classes
+    at once, so memory beyond the input and the class map grows with the
+    image width, not its area (a 20000 x 20000 scan needs about 0.2 GB of
+    working memory at the default tile size, not 9.6 GB).
+    """
+    tf = tensorflow()
+    height, width = image.shape[:2]
+    th, tw = config.input_height, config.input_width
+    n_classes = config.n_classes
+    exclude_zero = bool(config.trained_on.get("ignore_zero", False))
+    value_range = float_range(image) if image.dtype.kind == "f" else None
+    rows = _tile_starts(height, th, max(1, int(th * (1 - overlap))))
+    cols = _tile_starts(width, tw, max(1, int(tw * (1 - overlap))))
+    window = _blend_weight(th, tw)[..., None]
+    labels = np.zeros((height, width), np.uint8)
+    conf = np.zeros((height, width), np.float32) if confidence else None
+    # probabilities of rows [top, top + th), with their blend weights
+    acc = np.zeros((th, max(width, tw), n_classes), np.float32)
+    weight_sum = np.zeros((th, max(width, tw), 1), np.float32)
+    n_tiles = len(rows) * len(cols)
+    n_batches = len(rows) * -(-len(cols) // batch_size)
+    done_batches = done_tiles = 0
+    for i, top in enumerate(rows):
+        for b in range(0, len(cols), batch_size):
+            chunk = cols[b : b + batch_size]
+            batch = np.stack(
+                [
+                    preprocess(_tile_rgb(image, top, x, th, tw, value_range))
+                    for x in chunk
+                ]
+            )
+            out = _forward(model, batch, config)
+            # output is at half resolution: back to the tile's pixels
+            full = tf.image.resize(out, (th, tw), method="bilinear").numpy()
+            for x, p in zip(chunk, full, strict=True):
+                acc[:, x : x + tw] += p * window
+                weight_sum[:, x : x + tw] += window
+            done_batches += 1
+            done_tiles += len(chunk)
+            yield Progress(
+                done_batches,
+                n_batches,
+                f"tiles {done_tiles - len(chunk) + 1}-{done_tiles} of "
+                f"{n_tiles}",
+            )
+        # rows above the next tile row are final
+        bottom = rows[i + 1] if i + 1 < len(rows) else min(top + th, height)
+        n = min(bottom, height) - top
+        probs = acc[:n, :width] / weight_sum[:n, :width]
+        labels[top : top + n] = _argmax(probs, exclude_zero)
+        if conf is not None:
+            conf[top : top + n] = _confidence(probs)
+        if i + 1 < len(rows):
+            shift = bottom - top
+            acc[: th - shift] = acc[shift:]
+            acc[th - shift :] = 0.0
+            weight_sum[: th - shift] = weight_sum[shift:]
+            weight_sum[th - shift :] = 0.0
+    return Prediction(labels, conf)
 
 
 # -- evaluation --------------------------------------------------------------

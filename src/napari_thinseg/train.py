@@ -125,6 +125,7 @@ def pairs_from_folders(
             s.name,
             read_image(s.image_path),
             read_annotation(s.annotation_path),
+            str(s.annotation_path),
         )
         for s in samples
     ]
@@ -136,18 +137,19 @@ def check_pairs(pairs: Sequence[Pair], n_classes: int) -> list[Pair]:
         raise ThinsegError("no training images")
     out = []
     for p in pairs:
-        labels = check_labels(p.labels, f"{p.name} labels")
+        labels = check_labels(p.labels, p.where)
         image = rgb8(np.asarray(p.image))
         if labels.shape != image.shape[:2]:
             raise ThinsegError(
-                f"{p.name}: image {image.shape[0]}x{image.shape[1]} and "
+                f"{p.where}: image {image.shape[0]}x{image.shape[1]} and "
                 f"labels {labels.shape[0]}x{labels.shape[1]} differ in size"
             )
         if labels.max(initial=0) >= n_classes:
             raise ThinsegError(
-                f"{p.name}: label {labels.max()} >= n_classes {n_classes}"
+                f"{p.where}: label {labels.max()} >= n_classes {n_classes} "
+                f"(class ids run 0..{n_classes - 1})"
             )
-        out.append(Pair(p.name, image, labels))
+        out.append(Pair(p.name, image, labels, p.source))
     return out
 
 

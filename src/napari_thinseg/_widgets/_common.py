@@ -24,7 +24,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..errors import ThinsegError
+from ..errors import OUT_OF_MEMORY, ThinsegError, is_out_of_memory  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -277,23 +277,6 @@ class LayerCombo(QComboBox):
 CONFIDENCE_KEY = "thinseg_confidence"
 """``metadata`` key of the confidence Image layers the Predict widget
 writes (they are not images to train on or predict)."""
-
-OUT_OF_MEMORY = (
-    "out of memory: lower the batch size or the input size (or close other "
-    "programs using the GPU)"
-)
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` is an out-of-memory error (numpy's ``MemoryError``,
-    TensorFlow's ``ResourceExhaustedError``), told apart by class name so
-    that TensorFlow need not be imported."""
-    if isinstance(exc, MemoryError):
-        return True
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    return bool(
-        names & {"ResourceExhaustedError", "OutOfMemoryError"}
-    ) or "OOM when allocating" in str(exc)
 
 
 def sync_progress(pbar, step: int, total: int, desc: str = "") -> None:

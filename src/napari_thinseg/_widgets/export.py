@@ -276,6 +276,7 @@ def layer_pairs(chosen: Sequence[tuple]) -> list[Pair]:
             image.name,
             layer_array(image).copy(),
             layer_array(labels).copy(),
+            f"layer {labels.name!r}",
         )
         for image, labels in chosen
     ]

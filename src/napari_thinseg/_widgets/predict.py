@@ -51,6 +51,7 @@ from ..checkpoints import (
     find_latest_checkpoint,
     load_model,
     read_config,
+    read_keras_config,
     resolve_prefix,
 )
 from ..errors import ThinsegError
@@ -317,6 +318,8 @@ class PredictWidget(QWidget):
         text = self.checkpoint.text().strip()
         if not text:
             raise ThinsegError("choose a checkpoint (P_config.json) first")
+        if text.endswith(".keras"):
+            return Path(text).expanduser()
         prefix = resolve_prefix(Path(text).expanduser())
         if not config_path(prefix).is_file():
             raise ThinsegError(f"{config_path(prefix)}: no such file")
@@ -340,8 +343,13 @@ class PredictWidget(QWidget):
                 )
             return ModelSource(item.name, item.model, item.config)
         prefix = self._prefix()
-        config = read_config(prefix)
-        weights = find_latest_checkpoint(prefix)
+        if prefix.suffix == ".keras":
+            # its config comes from the archive's JSON, nothing is run
+            config = read_keras_config(prefix)
+            weights = str(prefix)
+        else:
+            config = read_config(prefix)
+            weights = find_latest_checkpoint(prefix)
         if weights is None:
             raise ThinsegError(f"{prefix}: no weights ({prefix}.<epoch>)")
         index = Path(f"{weights}.index")
@@ -386,7 +394,8 @@ class PredictWidget(QWidget):
             self,
             "Predict with checkpoint",
             self.checkpoint.text(),
-            "Checkpoint configs (*_config.json);;All files (*)",
+            "Checkpoint configs (*_config.json);;Keras models (*.keras);;"
+            "All files (*)",
         )
         if path:
             self.set_model(MODEL_CHECKPOINT, path)

@@ -1,0 +1,161 @@
+"""Long fuzz run of the property tests in ``tests/test_fuzz.py``.
+
+Not collected by pytest (the name does not match ``test_*.py``) and not
+run by CI; run it by hand::
+
+    python tests/fuzz/fuzz_inputs.py                # about 20,000 inputs
+    python tests/fuzz/fuzz_inputs.py --scale 5 --seed 1 test_measure
+
+Every ``@given`` test of ``test_fuzz.py`` runs in a child process with its
+example count times ``--scale``, so that a crash of the interpreter (a
+segfault in a C extension), a hang or a runaway allocation is reported as
+a finding of that test instead of ending the run. Prints the inputs tried
+per test, how many were refused with :class:`ThinsegError`, time and peak
+memory; exits 1 if anything was found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parents[1]
+MAX_RSS_MB = 2048
+"""Peak memory of one child above this is a finding (a decompression bomb
+or a leak), small inputs never need it."""
+
+
+def given_tests(module) -> list[str]:
+    return [
+        name
+        for name, fn in vars(module).items()
+        if name.startswith("test_") and hasattr(fn, "hypothesis")
+    ]
+
+
+def child(name: str, seed: int) -> int:
+    """Run one test; print one JSON line with its counts and finding."""
+    sys.path.insert(0, str(TESTS))
+    import test_fuzz
+    from hypothesis import seed as hypothesis_seed
+
+    test = hypothesis_seed(seed)(getattr(test_fuzz, name))
+    start = time.perf_counter()
+    finding = None
+    try:
+        test()
+    except BaseException as exc:  # a finding, whatever it is
+        lines = traceback.format_exception_only(type(exc), exc)
+        for sub in getattr(exc, "exceptions", ()):  # hypothesis groups
+            lines += traceback.format_exception_only(type(sub), sub)
+        finding = "".join(lines).strip()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    counts = {
+        k.split(": ", 1)[1] if ": " in k else "inputs": v
+        for k, v in test_fuzz.COUNTS.items()
+        if k == name or k.startswith(f"{name}: ")
+    }
+    report = {
+        "name": name,
+        "counts": counts,
+        "seconds": round(time.perf_counter() - start, 1),
+        "max_rss_mb": round(rss),
+        "finding": finding,
+    }
+    print("FUZZ-RESULT " + json.dumps(report), flush=True)
+    return 0
+
+
+def run_one(name: str, scale: float, seed: int, timeout: float) -> dict:
+    env = dict(os.environ, THINSEG_FUZZ_SCALE=str(scale))
+    cmd = [sys.executable, __file__, "--child", name, "--seed", str(seed)]
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            cmd, env=env, capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        return {
+            "name": name,
+            "counts": {},
+            "seconds": round(time.perf_counter() - start, 1),
+            "finding": f"no result within {timeout:.0f} s (a hang?)",
+        }
+    for line in proc.stdout.splitlines():
+        if line.startswith("FUZZ-RESULT "):
+            report = json.loads(line.split(" ", 1)[1])
+            if report["finding"]:
+                # hypothesis prints the falsifying example to stdout
+                report["finding"] += "\n" + proc.stdout[-3000:]
+            if report["max_rss_mb"] > MAX_RSS_MB:
+                report["finding"] = (
+                    report["finding"] or ""
+                ) + f"\npeak memory {report['max_rss_mb']} MB"
+            return report
+    return {
+        "name": name,
+        "counts": {},
+        "seconds": round(time.perf_counter() - start, 1),
+        "finding": f"child died (exit status {proc.returncode}):\n"
+        + (proc.stderr[-3000:] or proc.stdout[-3000:]),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("tests", nargs="*", help="test names (default all)")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=12,
+        help="examples per test = its count in test_fuzz.py times this",
+    )
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--timeout", type=float, default=600, help="seconds per test"
+    )
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    seed = random.randrange(2**32) if args.seed is None else args.seed
+    if args.child:
+        return child(args.child, seed)
+
+    sys.path.insert(0, str(TESTS))
+    import test_fuzz
+
+    names = args.tests or given_tests(test_fuzz)
+    print(f"fuzzing {len(names)} tests, scale {args.scale:g}, seed {seed}")
+    total, findings, start = 0, [], time.perf_counter()
+    for name in names:
+        r = run_one(name, args.scale, seed, args.timeout)
+        n = r["counts"].get("inputs", 0)
+        total += n
+        outcome = ", ".join(
+            f"{v} {k}" for k, v in sorted(r["counts"].items()) if k != "inputs"
+        )
+        print(
+            f"{name:42s} {n:7d} inputs {r['seconds']:7.1f} s "
+            f"{r.get('max_rss_mb', '?'):>5} MB  {outcome}",
+            flush=True,
+        )
+        if r["finding"]:
+            findings.append(r)
+            print(f"  FINDING: {r['finding']}", flush=True)
+    took = time.perf_counter() - start
+    print(
+        f"total {total} inputs in {took:.0f} s, {len(findings)} findings"
+        f" (seed {seed})"
+    )
+    return 1 if findings else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
