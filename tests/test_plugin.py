@@ -123,3 +123,20 @@ def test_samples(make_napari_viewer):
     image, labels = viewer.layers
     assert image.data.shape == (552, 685, 3)
     assert labels.features["name"].tolist()[3] == SEED[3].name
+
+
+def test_reader_names_a_broken_file(tmp_path):
+    """A truncated image in a dataset folder: one line naming it."""
+    from napari_thinseg._reader import read_dataset_layers
+    from napari_thinseg.dataset import images_dir
+    from napari_thinseg.errors import ThinsegError
+
+    _dataset(tmp_path)
+    victim = sorted(images_dir(tmp_path).iterdir())[0]
+    data = victim.read_bytes()
+    victim.write_bytes(data[: len(data) // 3])
+    with pytest.raises(ThinsegError) as info:
+        read_dataset_layers(str(tmp_path))
+    message = str(info.value)
+    assert str(victim) in message and "not a readable image" in message
+    assert "\n" not in message

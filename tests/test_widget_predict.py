@@ -335,3 +335,40 @@ def test_keras_file_predicts(make_napari_viewer, qtbot, trained, tmp_path):
     expected = run(predict_image_core(result.model, config, image.data))
     np.testing.assert_array_equal(layers[0].data, expected.labels)
     assert not list(progress._all_instances)
+
+
+def test_odd_image_layers(make_napari_viewer, qtbot, notes, trained):
+    """RGBA, 16-bit, float beyond [0, 1] and tiny layers predict at their
+    own size; a 1x1 layer is refused by name before any work."""
+    from napari.utils import progress
+
+    viewer = make_napari_viewer()
+    base, _ = synthetic_sandstone(SHAPE, seed=2)
+    gray = base.mean(-1).astype(np.uint8)
+    alpha = np.full(SHAPE, 255, np.uint8)
+    viewer.add_image(np.dstack([base, alpha]), name="rgba", rgb=True)
+    viewer.add_image(gray.astype(np.uint16) * 257, name="u16")
+    viewer.add_image(gray.astype(np.float32) * 40.0, name="f32")
+    viewer.add_image(base[:3, :3], name="3x3", rgb=True)
+    result, _ = trained()
+    register(result)
+    widget = open_widget(viewer)
+    widget.set_model(MODEL_TRAINED)
+    widget.all_images.setChecked(True)
+    layers, failed = run_prediction(qtbot, widget)
+    assert failed is None
+    shapes = {ly.name.split(" ")[0]: ly.data.shape for ly in layers}
+    assert shapes == {"rgba": SHAPE, "u16": SHAPE, "f32": SHAPE, "3x3": (3, 3)}
+    # 16-bit and its 8-bit original agree
+    u16 = viewer.layers["u16"].data
+    p16 = run(predict_image_core(result.model, result.config, u16)).labels
+    p8 = run(predict_image_core(result.model, result.config, gray)).labels
+    np.testing.assert_array_equal(p16, p8)
+
+    viewer.add_image(base[:1, :1], name="dot", rgb=True)
+    widget.all_images.setChecked(False)
+    widget.image_combo.set_layer(viewer.layers["dot"])
+    widget.predict_button.click()
+    assert widget.worker is None
+    assert notes["error"][-1].startswith("dot: image is 1x1 pixels")
+    assert not list(progress._all_instances)

@@ -55,6 +55,7 @@ from ..checkpoints import (
     resolve_prefix,
 )
 from ..errors import ThinsegError
+from ..io import check_image
 from ..predict import MODES, Prediction, predict_image
 from ..progress import Progress
 from ._common import (
@@ -443,6 +444,8 @@ class PredictWidget(QWidget):
         self._written = []
         self._source = source
         arrays = [layer_array(layer) for layer in images]
+        for layer, array in zip(images, arrays, strict=True):
+            check_image(array, layer.name)  # before any work, by name
         make = thread_worker(
             predict_job,
             progress={"desc": f"Predicting with {source.name}"},
