@@ -24,7 +24,7 @@ from napari_thinseg.analysis import (
 from napari_thinseg.classes import SANDSTONE, SEED, ClassScheme, PetroClass
 from napari_thinseg.errors import ThinsegError
 from napari_thinseg.io import write_annotation
-from napari_thinseg.progress import Progress
+from napari_thinseg.progress import Progress, run
 
 PORE = SANDSTONE.id_of("pore")
 QUARTZ = SANDSTONE.id_of("quartz")
@@ -462,12 +462,7 @@ def test_measure_files_scheme_near_and_progress(tmp_path):
     write_annotation(other, labels)  # no scheme near: seed
     gen = measure_files([data / "annotations", other], sizes=False)
     events = []
-    while True:
-        try:
-            events.append(next(gen))
-        except StopIteration as stop:
-            result = stop.value
-            break
+    result = run(gen, events.append)
     assert events == [Progress(1, 2, "x.png"), Progress(2, 2, "y.png")]
     assert [m.name for m in result] == ["x.png", "y.png"]
     assert result[0].scheme_name == "sandstone"

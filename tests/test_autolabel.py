@@ -163,12 +163,7 @@ def test_stack_labels_every_plane():
     stack = np.stack([np.full((6, 7), v, np.uint8) for v in (10, 120, 250)])
     gen = autolabel_stack(stack)
     events = []
-    while True:
-        try:
-            events.append(next(gen))
-        except StopIteration as stop:
-            labels = stop.value
-            break
+    labels = run(gen, events.append)
     assert [e.step for e in events] == [1, 2, 3]
     assert labels.shape == (3, 6, 7)
     assert [int(p[0, 0]) for p in labels] == [1, 3, 5]

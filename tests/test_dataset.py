@@ -32,12 +32,7 @@ def test_export_then_read_round_trip(tmp_path):
     pairs = _pairs()
     gen = export_dataset(pairs, tmp_path, SEED, test_fraction=0.4)
     steps = []
-    while True:
-        try:
-            steps.append(next(gen).step)
-        except StopIteration as stop:
-            result = stop.value
-            break
+    result = run(gen, lambda e: steps.append(e.step))
     assert steps == [1, 2, 3, 4, 5]
     assert len(result.test) == 2 and len(result.train) == 3
     assert (tmp_path / "images_prepped_train").is_dir()

@@ -1,6 +1,5 @@
 """The shipped default model loads and classifies the sample thin section."""
 
-
 from napari_thinseg import checkpoints as ck
 from napari_thinseg._sample_data import SEED_SAMPLE
 from napari_thinseg.autolabel import autolabel

@@ -23,6 +23,7 @@ from napari_thinseg import checkpoints as ck
 from napari_thinseg.classes import SEED
 from napari_thinseg.dataset import Pair
 from napari_thinseg.model import ModelConfig, build, tensorflow
+from napari_thinseg.progress import run
 from napari_thinseg.synth import synthetic_sandstone, to_seed_labels
 from napari_thinseg.train import TrainResult, TrainSettings, train
 
@@ -299,12 +300,7 @@ def test_stop_mid_epoch_keeps_previous_epoch(tmp_path):
         return len(events) == 5  # epoch 0: 3 batches + end; epoch 1: one
 
     gen = train(pairs, SEED, settings, checkpoints_path=prefix, stop=stop)
-    while True:
-        try:
-            events.append(next(gen))
-        except StopIteration as end:
-            result = end.value
-            break
+    result = run(gen, events.append)
     with pytest.raises(StopIteration):
         next(gen)  # finished for good
     assert [(e.epoch, e.epoch_end) for e in events] == [
@@ -405,17 +401,17 @@ def test_ctrl_c_in_train_command(tmp_path):
     args += ["--steps_per_epoch", "2", "--batch_size", "1"]
     rng = random.Random()
     reported: list[int] = []
-    for run in range(2):
+    for attempt in range(2):
         child = Child(
-            args + (["--auto_resume_checkpoint"] if run else []),
-            tmp_path / f"train{run}.log",
+            args + (["--auto_resume_checkpoint"] if attempt else []),
+            tmp_path / f"train{attempt}.log",
             cwd=tmp_path,
         )
         child.wait_for("epoch ")  # first epoch saved: training is under way
-        time.sleep(rng.uniform(0, 0.5) if run else 0)  # mid-epoch or save
+        time.sleep(rng.uniform(0, 0.5) if attempt else 0)  # mid-epoch or save
         child.proc.send_signal(signal.SIGINT)
         lines = child.finish()
-        stderr = (tmp_path / f"train{run}.log").read_text()
+        stderr = (tmp_path / f"train{attempt}.log").read_text()
         assert child.proc.returncode == 130, (lines, stderr)
         assert_interrupted_line(stderr)
         done = [int(x.split()[1].rstrip(":")) for x in lines if "saved" in x]

@@ -544,7 +544,7 @@ def jpeg_bomb(width: int, height: int) -> bytes:
     "name, make",
     [
         ("bomb.png", lambda: png_bomb(60000, 60000)),
-        ("animated-bomb.png", lambda: apng_bomb(4000, 12)),
+        ("animated-bomb.png", lambda: apng_bomb(8000, 20)),
         ("bomb.tif", lambda: tiff_bomb(60000, 60000)),
         ("bomb-zlib.tif", lambda: tiff_bomb(60000, 60000, "zlib")),
         ("bomb.bmp", lambda: bmp_bomb(60000, 60000)),
@@ -569,6 +569,27 @@ def test_decompression_bomb_refused_before_decoding(tmp_path, name, make):
     # nothing near the declared gigabytes was touched
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak
     assert grown < 400_000
+
+
+def tiff_page_ring(pages: int) -> bytes:
+    """A TIFF of ``pages`` empty pages whose last one points to the first."""
+    data = bytearray(b"II*\0" + struct.pack("<I", 8))
+    for i in range(pages):
+        data += struct.pack("<HI", 0, 8 + (i + 1) % pages * 6)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("pages", [2, 150])
+def test_tiff_page_loop_refused(tmp_path, pages):
+    # tifffile spots a loop only if it closes within 100 pages, else it
+    # follows it for 2**32 pages
+    path = tmp_path / "loop.tif"
+    path.write_bytes(tiff_page_ring(pages))
+    start = time.perf_counter()
+    with pytest.raises(ThinsegError, match="chain of pages loops") as info:
+        read_image(path)
+    assert time.perf_counter() - start < 5
+    one_line(info.value, str(path))
 
 
 # -- io: labels ----------------------------------------------------------

@@ -45,12 +45,7 @@ def test_tiles_are_seamless_at_full_size():
     image = half_red(150, 230, 101)  # not a multiple of any tile size
     gen = predict_image(model, config, image, batch_size=3)
     events = []
-    while True:
-        try:
-            events.append(next(gen))
-        except StopIteration as stop:
-            pred = stop.value
-            break
+    pred = run(gen, events.append)
     assert events[-1].step == events[-1].total == len(events)
     assert sum(s[0] for s in model.calls) > 12  # many overlapping tiles
     assert pred.labels.shape == (150, 230) and pred.labels.dtype == np.uint8

@@ -155,6 +155,22 @@ def test_image_cases(tmp_path, capsys, case, command):
         )
 
 
+def test_20000_square_png_and_compressed_tiffs_read(tmp_path):
+    """A whole-slide 20000 x 20000 scan is read (Pillow's own bomb limit
+    would refuse it); LZW and Deflate TIFFs decode (imagecodecs)."""
+    big = np.zeros((20000, 20000), np.uint8)
+    big[::1000, ::1000] = 200
+    iio.imwrite(tmp_path / "scan.png", big)
+    del big
+    data = tio.read_image(tmp_path / "scan.png")
+    assert data.shape == (20000, 20000) and data[1000, 2000] == 200
+    del data
+    for compression in ("lzw", "zlib"):
+        path = tmp_path / f"{compression}.tif"
+        tifffile.imwrite(path, RGB, compression=compression)
+        np.testing.assert_array_equal(tio.read_image(path), RGB)
+
+
 def test_sixteen_bit_and_float_images_keep_their_scale():
     """16-bit values scale by 65535, float [0, 1] as is: a mid-gray stays
     mid-gray whatever the file's depth."""

@@ -171,12 +171,7 @@ def test_validation_reports_per_class_iou():
     pairs = sandstones(2, size=64)
     events = []
     gen = train(pairs[:1], SEED, settings, validation=pairs[1:])
-    while True:
-        try:
-            events.append(next(gen))
-        except StopIteration as end:
-            result = end.value
-            break
+    result = run(gen, events.append)
     last = events[-1]
     assert last.epoch_end and len(last.val_iou) == 6
     assert 0 <= last.val_mean_iou <= 1

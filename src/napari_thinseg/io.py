@@ -24,13 +24,16 @@ from .errors import ThinsegError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 MIN_SIDE = 2
 """Smallest image side in pixels that anything here accepts."""
-MAX_PIXELS = 178_956_970
-"""Most pixels (all planes of a stack together) read from one file:
-Pillow's decompression-bomb limit (twice ``PIL.Image.MAX_IMAGE_PIXELS``),
-applied to TIFFs and animated PNGs too, so that a small file declaring a
-huge image is refused before anything is allocated."""
+MAX_PIXELS = 1 << 30
+"""Most pixels (all planes of a stack together) read from one file, about
+32768 x 32768: whole-slide thin-section scans of 20000 x 20000 read, while
+a small file declaring a larger image (a decompression bomb) is refused
+before anything is allocated. Applied to TIFFs, PNGs (animated ones with
+all their frames), JPEGs and BMPs alike."""
 MAX_BYTES = 8 * MAX_PIXELS
 """Most bytes one TIFF may decode to (16-bit RGBA at :data:`MAX_PIXELS`)."""
+MAX_TIFF_PAGES = 65536
+"""Most pages (planes) of one TIFF."""
 
 # what decoders raise when unexpected data trips them up rather than on
 # purpose: their message alone ("list index out of range") would not say
@@ -56,7 +59,8 @@ def read_image(path: str | Path) -> np.ndarray:
     Raises
     ------
     ThinsegError
-        Missing, empty, unreadable or too small files.
+        Missing, empty, unreadable, damaged or too small files, and files
+        declaring more than :data:`MAX_PIXELS` pixels.
     """
     path = Path(path)
     if not path.is_file():
@@ -110,7 +114,8 @@ def _read_pillow(path: Path) -> np.ndarray:
     try:
         # Pillow sniffs the format from the bytes (a JPEG named .png still
         # reads) and, unlike the plugin search, fails quietly
-        file = iio.imopen(path, "r", plugin="pillow")
+        with _pillow_limit(MAX_PIXELS):
+            file = iio.imopen(path, "r", plugin="pillow")
     except OSError as exc:
         # imageio says "can not handle the given uri" or "an unknown error
         # occurred"; what Pillow said (a decompression bomb...) is the cause
@@ -128,7 +133,71 @@ def _read_pillow(path: Path) -> np.ndarray:
         h, w = props.shape[1:3] if props.n_images else props.shape[:2]
         what = f"{frames} frames of {w} x {h}" if frames > 1 else f"{w} x {h}"
         _check_size(path, frames * h * w, what)
-        return file.read()
+        with _pillow_limit(MAX_PIXELS):
+            return file.read()
+
+
+@contextlib.contextmanager
+def _pillow_limit(pixels: int):
+    """Pillow's decompression-bomb limit set to ``pixels`` (it refuses
+    twice its ``MAX_IMAGE_PIXELS`` and warns above it) while we read, then
+    put back: other napari readers keep Pillow's own."""
+    import warnings
+
+    from PIL import Image
+
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = pixels // 2
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def _check_tiff_pages(path: Path) -> None:
+    """Follow a TIFF's chain of pages (IFDs) as tifffile will, refusing a
+    chain that loops or runs past :data:`MAX_TIFF_PAGES`: tifffile spots a
+    loop only if it closes within 100 pages, else it follows it for 2**32
+    pages (a 1 kB file hangs it)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(16).ljust(16, b"\0")
+        order = {b"II": "<", b"MM": ">"}.get(head[:2])
+        if order is None:
+            return  # not a TIFF: tifffile says so
+        if struct.unpack(order + "H", head[2:4])[0] == 43:  # BigTIFF
+            count, entry, pointer = order + "Q", 20, order + "Q"
+            offset = struct.unpack(pointer, head[8:16])[0]
+        else:
+            count, entry, pointer = order + "H", 12, order + "I"
+            offset = struct.unpack(pointer, head[4:8])[0]
+        seen: set[int] = set()
+        while 0 < offset < size:
+            if offset in seen:
+                raise ThinsegError(
+                    f"{path}: not a readable image (damaged file: its chain "
+                    "of pages loops)"
+                )
+            if len(seen) == MAX_TIFF_PAGES:
+                raise ThinsegError(
+                    f"{path}: more than {MAX_TIFF_PAGES:,} pages; split the "
+                    "stack"
+                )
+            seen.add(offset)
+            f.seek(offset)
+            raw = f.read(struct.calcsize(count))
+            if len(raw) < struct.calcsize(count):
+                return
+            tags = struct.unpack(count, raw)[0]
+            if tags > 4096:  # tifffile stops here ("suspicious")
+                return
+            f.seek(offset + len(raw) + tags * entry)
+            raw = f.read(struct.calcsize(pointer))
+            if len(raw) < struct.calcsize(pointer):
+                return
+            offset = struct.unpack(pointer, raw)[0]
 
 
 def _read_tiff(path: Path) -> np.ndarray:
@@ -136,7 +205,12 @@ def _read_tiff(path: Path) -> np.ndarray:
     that are not gray, gray + alpha, RGB or RGBA."""
     import tifffile
 
+    _check_tiff_pages(path)
     with tifffile.TiffFile(path) as tif:
+        # counting the pages first keeps tifffile from walking past the
+        # last one while it groups them into series (it loops forever on
+        # some damaged files)
+        len(tif.pages)
         series = tif.series[0]
         page = series.pages[0]
         axes = series.axes
@@ -285,6 +359,21 @@ def _write_file(fd: int, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+def _umask() -> int:
+    """The process umask; read from /proc on Linux, because setting it to
+    read it back leaves it 0 if Ctrl-C lands in between."""
+    with (
+        contextlib.suppress(OSError, ValueError, IndexError),
+        open("/proc/self/status", encoding="ascii") as f,
+    ):
+        for line in f:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _write_temp(path: Path, data: bytes) -> str:
     """Write ``data`` to a new temporary file beside ``path``; return its
     name. Nothing is left behind if that fails."""
@@ -299,8 +388,7 @@ def _write_temp(path: Path, data: bytes) -> str:
     try:
         # mkstemp makes private (0600) files; give the result the mode any
         # new file of the user's gets
-        mask = os.umask(0)
-        os.umask(mask)
+        mask = _umask()
         os.fchmod(fd, 0o666 & ~mask)
         _write_file(fd, data)
     except BaseException as exc:

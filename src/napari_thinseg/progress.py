@@ -7,7 +7,7 @@ draws a bar, the GUI drives a ``thread_worker`` and tests just iterate.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -23,10 +23,16 @@ class Progress:
     message: str = ""
 
 
-def run(gen: Generator[Progress, Any, T]) -> T:
-    """Drive a progress generator to the end and return its result."""
+def run(
+    gen: Generator[Progress, Any, T],
+    on_event: Callable[[Any], None] | None = None,
+) -> T:
+    """Drive a progress generator to the end and return its result,
+    handing every event to ``on_event`` (``events.append``, say)."""
     while True:
         try:
-            next(gen)
+            event = next(gen)
         except StopIteration as stop:
             return stop.value
+        if on_event is not None:
+            on_event(event)

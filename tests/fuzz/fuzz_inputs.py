@@ -17,12 +17,15 @@ memory; exits 1 if anything was found.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
+import logging
 import os
 import random
-import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -41,8 +44,22 @@ def given_tests(module) -> list[str]:
     ]
 
 
-def child(name: str, seed: int) -> int:
+def peak_memory_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss it
+    does not carry the parent's peak over a fork and exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def child(name: str, seed: int, timeout: float) -> int:
     """Run one test; print one JSON line with its counts and finding."""
+    faulthandler.enable()  # a segfault shows where it happened
+    # a hang shows where it is stuck (and leaves its input file behind)
+    faulthandler.dump_traceback_later(max(1.0, timeout - 10), exit=True)
+    # tifffile logs every oddity of a damaged file: megabytes per minute
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
     sys.path.insert(0, str(TESTS))
     import test_fuzz
     from hypothesis import seed as hypothesis_seed
@@ -57,7 +74,7 @@ def child(name: str, seed: int) -> int:
         for sub in getattr(exc, "exceptions", ()):  # hypothesis groups
             lines += traceback.format_exception_only(type(sub), sub)
         finding = "".join(lines).strip()
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = peak_memory_mb()
     counts = {
         k.split(": ", 1)[1] if ": " in k else "inputs": v
         for k, v in test_fuzz.COUNTS.items()
@@ -75,38 +92,49 @@ def child(name: str, seed: int) -> int:
 
 
 def run_one(name: str, scale: float, seed: int, timeout: float) -> dict:
-    env = dict(os.environ, THINSEG_FUZZ_SCALE=str(scale))
+    # the child's scratch files go here; kept if it dies, as its input
+    scratch = tempfile.mkdtemp(prefix=f"fuzz-{name}-")
+    env = dict(os.environ, THINSEG_FUZZ_SCALE=str(scale), TMPDIR=scratch)
     cmd = [sys.executable, __file__, "--child", name, "--seed", str(seed)]
+    cmd += ["--timeout", str(timeout)]
     start = time.perf_counter()
-    try:
-        proc = subprocess.run(
-            cmd, env=env, capture_output=True, text=True, timeout=timeout
-        )
-    except subprocess.TimeoutExpired:
-        return {
-            "name": name,
-            "counts": {},
-            "seconds": round(time.perf_counter() - start, 1),
-            "finding": f"no result within {timeout:.0f} s (a hang?)",
-        }
-    for line in proc.stdout.splitlines():
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            returncode = subprocess.run(
+                cmd, env=env, stdout=out, stderr=err, timeout=timeout + 30
+            ).returncode
+        except subprocess.TimeoutExpired:
+            returncode = None
+        stdout, stderr = tail(out), tail(err)
+    for line in stdout.splitlines():
         if line.startswith("FUZZ-RESULT "):
             report = json.loads(line.split(" ", 1)[1])
             if report["finding"]:
                 # hypothesis prints the falsifying example to stdout
-                report["finding"] += "\n" + proc.stdout[-3000:]
+                report["finding"] += "\n" + stdout.split("FUZZ-RESULT")[0]
             if report["max_rss_mb"] > MAX_RSS_MB:
                 report["finding"] = (
                     report["finding"] or ""
                 ) + f"\npeak memory {report['max_rss_mb']} MB"
+            shutil.rmtree(scratch, ignore_errors=True)
             return report
     return {
         "name": name,
         "counts": {},
         "seconds": round(time.perf_counter() - start, 1),
-        "finding": f"child died (exit status {proc.returncode}):\n"
-        + (proc.stderr[-3000:] or proc.stdout[-3000:]),
+        "finding": (
+            f"child died (exit status {returncode}; a hang is stopped "
+            f"after {timeout:.0f} s); its last input file, if any, is under "
+            f"{scratch}:\n{stderr or stdout}"
+        ),
     }
+
+
+def tail(file, size: int = 6000) -> str:
+    """The last ``size`` bytes written to ``file``, as text."""
+    end = file.seek(0, os.SEEK_END)
+    file.seek(max(0, end - size))
+    return file.read().decode("utf-8", "replace")
 
 
 def main(argv=None) -> int:
@@ -126,7 +154,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     seed = random.randrange(2**32) if args.seed is None else args.seed
     if args.child:
-        return child(args.child, seed)
+        return child(args.child, seed, args.timeout)
 
     sys.path.insert(0, str(TESTS))
     import test_fuzz
