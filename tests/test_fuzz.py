@@ -62,8 +62,9 @@ SCALE = float(os.environ.get("THINSEG_FUZZ_SCALE", "1"))
 COUNTS: collections.Counter = collections.Counter()
 """Inputs tried per test, and outcomes ("<test>: refused" ...)."""
 
-SLOW_S = 20.0
-"""A single small input taking longer than this is a finding (a hang)."""
+SLOW_S = float(os.environ.get("THINSEG_FUZZ_SLOW_S", "inf"))
+"""In the fuzz script, a single small input taking longer than this is a
+finding (a hang); the test suite itself asserts no timings."""
 
 
 def fuzz(n: int):
@@ -558,12 +559,10 @@ def test_decompression_bomb_refused_before_decoding(tmp_path, name, make):
     path.write_bytes(make())
     assert path.stat().st_size < 200_000
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
-    start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(ThinsegError) as info:
             read_image(path)
-    assert time.perf_counter() - start < 5
     one_line(info.value, str(path))
     assert re.search(r"limit|exceeds|more than", str(info.value))
     # nothing near the declared gigabytes was touched
@@ -585,10 +584,8 @@ def test_tiff_page_loop_refused(tmp_path, pages):
     # follows it for 2**32 pages
     path = tmp_path / "loop.tif"
     path.write_bytes(tiff_page_ring(pages))
-    start = time.perf_counter()
     with pytest.raises(ThinsegError, match="chain of pages loops") as info:
         read_image(path)
-    assert time.perf_counter() - start < 5
     one_line(info.value, str(path))
 
 

@@ -372,3 +372,61 @@ def test_odd_image_layers(make_napari_viewer, qtbot, notes, trained):
     assert widget.worker is None
     assert notes["error"][-1].startswith("dot: image is 1x1 pixels")
     assert not list(progress._all_instances)
+
+
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("wrong_type", ("M_config.json", "n_classes: 'six' is not of type")),
+        ("truncated", ("M.", "unreadable weights file")),
+        ("nan", ("M.", "NaN or infinite weights")),
+        ("class_count", ("M.", "trained for 6 classes, the model has 4")),
+    ],
+)
+def test_broken_checkpoints_are_notifications(
+    make_napari_viewer, qtbot, notes, trained, tmp_path, case, words
+):
+    """A broken model file: one line naming it, the progress bar closed,
+    no layer added, the widget ready for the next try."""
+    import json
+    import shutil
+
+    from napari.utils import progress
+
+    viewer = make_napari_viewer()
+    add_image(viewer)
+    result, prefix = trained()
+    for f in prefix.parent.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    mine = tmp_path / prefix.name
+    epoch = int(str(result.checkpoint).rsplit(".", 1)[1])
+    weights = tmp_path / f"{prefix.name}.{epoch}"
+    assert weights.is_file()
+    config = json.loads(checkpoints.config_path(mine).read_text())
+    if case == "wrong_type":
+        config["n_classes"] = "six"
+    elif case == "class_count":
+        config["n_classes"] = 4
+        config.pop("scheme", None)
+    checkpoints.config_path(mine).write_text(json.dumps(config))
+    if case == "truncated":
+        weights.write_bytes(weights.read_bytes()[:5000])
+    elif case == "nan":
+        good = result.model.get_weights()
+        broken = [w.copy() for w in good]
+        broken[2][...] = np.nan
+        result.model.set_weights(broken)
+        try:
+            checkpoints.save_checkpoint(mine, epoch, result.model)
+        finally:
+            result.model.set_weights(good)  # shared with other tests
+    widget = open_widget(viewer)
+    widget.set_model(MODEL_CHECKPOINT, checkpoints.config_path(mine))
+    widget.predict_button.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    message = notes["error"][-1]
+    assert all(w in message for w in words), message
+    assert "\n" not in message
+    assert not list(progress._all_instances)
+    assert [ly.name for ly in viewer.layers] == ["ts"]
+    assert widget.predict_button.isEnabled()

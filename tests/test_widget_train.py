@@ -295,3 +295,34 @@ def test_unlabelled_layers_are_refused(
     assert notes["error"] == [failed]
     assert not list(tmp_path.iterdir())
     assert not list(progress._all_instances)
+
+
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("too_large", ("'a labels'", "label 9 >= n_classes 6")),
+        ("negative", ("'a labels'", "negative label -1")),
+    ],
+)
+def test_bad_label_values_are_refused(
+    make_napari_viewer, qtbot, notes, tmp_path, case, words
+):
+    """Label values the scheme cannot hold: one line naming the layer,
+    nothing written, the layer untouched."""
+    from napari.utils import progress
+
+    viewer = make_napari_viewer()
+    _, labels = add_pair(viewer, "a", 7)
+    data = labels.data.astype(np.int32)
+    data[5:9, 5:9] = 9 if case == "too_large" else -1
+    labels.data = data
+    widget = open_widget(viewer)
+    make_tiny(widget, tmp_path)
+    widget.start_button.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    message = notes["error"][-1]
+    assert all(w in message for w in words), message
+    assert "\n" not in message
+    assert not list(tmp_path.iterdir())
+    assert not list(progress._all_instances)
+    np.testing.assert_array_equal(viewer.layers["a labels"].data, data)

@@ -94,7 +94,12 @@ def child(name: str, seed: int, timeout: float) -> int:
 def run_one(name: str, scale: float, seed: int, timeout: float) -> dict:
     # the child's scratch files go here; kept if it dies, as its input
     scratch = tempfile.mkdtemp(prefix=f"fuzz-{name}-")
-    env = dict(os.environ, THINSEG_FUZZ_SCALE=str(scale), TMPDIR=scratch)
+    env = dict(
+        os.environ,
+        THINSEG_FUZZ_SCALE=str(scale),
+        THINSEG_FUZZ_SLOW_S="20",
+        TMPDIR=scratch,
+    )
     cmd = [sys.executable, __file__, "--child", name, "--seed", str(seed)]
     cmd += ["--timeout", str(timeout)]
     start = time.perf_counter()
