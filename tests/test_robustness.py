@@ -65,8 +65,7 @@ def _write_case(path, case):
     if case == "rgba":
         iio.imwrite(path, np.dstack([RGB, np.full(RGB.shape[:2], 255, "u1")]))
     elif case == "rgb16":
-        # Pillow writes 16-bit RGB PNGs only via raw bytes: use tifffile's
-        # sibling format through imageio's PNG-FI-less route, cv2 if present
+        # Pillow cannot write 16-bit RGB PNGs; OpenCV (a test dependency) can
         cv2 = pytest.importorskip("cv2")
         cv2.imwrite(str(path), (RGB.astype(np.uint16) * 257)[..., ::-1])
     elif case == "gray16":

@@ -42,18 +42,6 @@ from .model import (
 )
 
 CONFIG_SUFFIX = "_config.json"
-_KNOWN_KEYS = {
-    "model_class",
-    "n_classes",
-    "input_height",
-    "input_width",
-    "output_height",
-    "output_width",
-    "scheme",
-    "preprocessing",
-    "version",
-    "trained_on",
-}
 
 
 # -- config ------------------------------------------------------------------
@@ -137,7 +125,9 @@ def read_config(prefix: str | Path) -> ModelConfig:
             f"{path}: not a readable JSON config ({exc})"
         ) from None
     check_config_schema(data, path)
-    kwargs = {k: v for k, v in data.items() if k in _KNOWN_KEYS}
+    kwargs = {
+        k: v for k, v in data.items() if k in CONFIG_SCHEMA["properties"]
+    }
     for key in ("output_height", "output_width"):
         kwargs.pop(key, None)
     try:

@@ -359,6 +359,10 @@ def _write_file(fd: int, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+def _cannot_write(path: Path, exc: OSError) -> ThinsegError:
+    return ThinsegError(f"{path}: cannot write ({exc.strerror or exc})")
+
+
 def _umask() -> int:
     """The process umask; read from /proc on Linux, because setting it to
     read it back leaves it 0 if Ctrl-C lands in between."""
@@ -382,9 +386,7 @@ def _write_temp(path: Path, data: bytes) -> str:
             prefix=f".{path.name}.", suffix=".part", dir=path.parent
         )
     except OSError as exc:
-        raise ThinsegError(
-            f"{path}: cannot write ({exc.strerror or exc})"
-        ) from None
+        raise _cannot_write(path, exc) from None
     try:
         # mkstemp makes private (0600) files; give the result the mode any
         # new file of the user's gets
@@ -395,9 +397,7 @@ def _write_temp(path: Path, data: bytes) -> str:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         if isinstance(exc, OSError):
-            raise ThinsegError(
-                f"{path}: cannot write ({exc.strerror or exc})"
-            ) from None
+            raise _cannot_write(path, exc) from None
         raise
     return tmp
 
@@ -412,9 +412,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         if isinstance(exc, OSError):
-            raise ThinsegError(
-                f"{path}: cannot write ({exc.strerror or exc})"
-            ) from None
+            raise _cannot_write(path, exc) from None
         raise
     return path
 
@@ -457,9 +455,7 @@ class StagedFiles:
             try:
                 os.replace(tmp, path)
             except OSError as exc:
-                raise ThinsegError(
-                    f"{path}: cannot write ({exc.strerror or exc})"
-                ) from None
+                raise _cannot_write(path, exc) from None
             done.append(path)
         self._staged.clear()
         self._made.clear()

@@ -27,7 +27,7 @@ import numpy as np
 from .autolabel import float_range
 from .colormap import rgb8
 from .errors import ThinsegError
-from .io import check_image
+from .io import check_image, is_stack
 from .model import ModelConfig, preprocess, tensorflow
 from .progress import Progress
 
@@ -206,7 +206,7 @@ def predict_image(
         raise ThinsegError(f"overlap must be in [0, 0.9), got {overlap}")
     image = np.asarray(image)
     check_image(image)
-    if image.ndim > 3 or (image.ndim == 3 and image.shape[-1] > 4):
+    if is_stack(image):
         raise ThinsegError(
             f"expected a 2D image, got shape {image.shape}; predict a stack "
             "plane by plane"
@@ -224,7 +224,7 @@ def predict_image(
         return Prediction(labels, conf)
     return (
         yield from _predict_tiles(
-            model, config, image, overlap, batch_size, confidence
+            model, config, image, overlap, batch_size, confidence, exclude_zero
         )
     )
 
@@ -240,7 +240,9 @@ def _tile_rgb(image, y, x, th, tw, value_range) -> np.ndarray:
     return rgb
 
 
-def _predict_tiles(model, config, image, overlap, batch_size, confidence):
+def _predict_tiles(
+    model, config, image, overlap, batch_size, confidence, exclude_zero
+):
     """Tile mode, one row of tiles at a time.
 
     Blended probabilities are kept only for the rows the current row of
@@ -254,7 +256,6 @@ def _predict_tiles(model, config, image, overlap, batch_size, confidence):
     height, width = image.shape[:2]
     th, tw = config.input_height, config.input_width
     n_classes = config.n_classes
-    exclude_zero = bool(config.trained_on.get("ignore_zero", False))
     value_range = float_range(image) if image.dtype.kind == "f" else None
     rows = _tile_starts(height, th, max(1, int(th * (1 - overlap))))
     cols = _tile_starts(width, tw, max(1, int(tw * (1 - overlap))))

@@ -24,7 +24,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..errors import OUT_OF_MEMORY, ThinsegError, is_out_of_memory  # noqa: F401
+from ..errors import ThinsegError
 
 logger = logging.getLogger(__name__)
 

@@ -50,13 +50,11 @@ from qtpy.QtWidgets import (
 from .._layer_data import scheme_of
 from ..analysis import Measurement, measure, write_csv
 from ..classes import ClassScheme
-from ..errors import ThinsegError
+from ..errors import OUT_OF_MEMORY, ThinsegError, is_out_of_memory
 from ._common import (
-    OUT_OF_MEMORY,
     LayerCombo,
     button,
     disconnect_all,
-    is_out_of_memory,
     layer_array,
     notify_error,
     notify_info,

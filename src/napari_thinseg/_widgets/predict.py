@@ -54,7 +54,7 @@ from ..checkpoints import (
     read_keras_config,
     resolve_prefix,
 )
-from ..errors import ThinsegError
+from ..errors import ThinsegError, is_out_of_memory
 from ..io import check_image
 from ..predict import MODES, Prediction, predict_image
 from ..progress import Progress
@@ -64,7 +64,6 @@ from ._common import (
     button,
     idle_progress_bar,
     import_tensorflow,
-    is_out_of_memory,
     layer_array,
     notify_error,
     notify_info,

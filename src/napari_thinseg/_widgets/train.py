@@ -58,18 +58,16 @@ from ..checkpoints import (
 )
 from ..classes import ClassScheme
 from ..dataset import Pair
-from ..errors import ThinsegError
+from ..errors import OUT_OF_MEMORY, ThinsegError, is_out_of_memory
 from ..model import MAX_INPUT_SIDE, check_input_size
 from ..progress import Progress
 from ..train import TrainEvent, TrainResult, TrainSettings, train
 from ._common import (
     CONFIDENCE_KEY,
-    OUT_OF_MEMORY,
     TrainedModel,
     button,
     idle_progress_bar,
     import_tensorflow,
-    is_out_of_memory,
     layer_array,
     notify_error,
     notify_info,
