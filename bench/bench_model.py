@@ -94,12 +94,10 @@ def build_ours(n_classes, height, width):
     import keras
     import tensorflow as tf
 
-    from napari_thinseg.model import vgg_unet
+    from napari_thinseg.model.vgg_unet import vgg_unet
 
     model = vgg_unet(n_classes, height, width)
-    model.compile(
-        loss="sparse_categorical_crossentropy", optimizer="adadelta"
-    )
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adadelta")
     return model, tf.__version__, "Keras " + keras.__version__
 
 
@@ -120,28 +118,44 @@ def worker(args) -> None:
     x1 = x[:1]
     predict = timings(lambda: model.predict_on_batch(x1), args.repeat)
     train = timings(lambda: model.train_on_batch(x, y), args.repeat)
-    print(RESULT + json.dumps({
-        "tensorflow": tf_version,
-        "keras": keras_version,
-        "params": int(model.count_params()),
-        "gflop": conv_gflop(model),
-        "predict": predict,
-        "train": train,
-    }), flush=True)
+    print(
+        RESULT
+        + json.dumps(
+            {
+                "tensorflow": tf_version,
+                "keras": keras_version,
+                "params": int(model.count_params()),
+                "gflop": conv_gflop(model),
+                "predict": predict,
+                "train": train,
+            }
+        ),
+        flush=True,
+    )
 
 
 # -- the report --------------------------------------------------------------
 def run_side(side: str, args) -> dict:
     cmd = [
-        sys.executable, __file__, "--worker", side,
-        "--height", str(args.height), "--width", str(args.width),
-        "--batch", str(args.batch), "--repeat", str(args.repeat),
-        "--classes", str(args.classes),
+        sys.executable,
+        __file__,
+        "--worker",
+        side,
+        "--height",
+        str(args.height),
+        "--width",
+        str(args.width),
+        "--batch",
+        str(args.batch),
+        "--repeat",
+        str(args.repeat),
+        "--classes",
+        str(args.classes),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT):
-            return json.loads(line[len(RESULT):])
+            return json.loads(line[len(RESULT) :])
     sys.exit(
         f"{side} failed (exit {proc.returncode}):\n"
         f"{(proc.stdout + proc.stderr)[-3000:]}"
@@ -161,8 +175,12 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--height", type=int, default=416)
     p.add_argument("--width", type=int, default=608)
-    p.add_argument("--batch", type=int, default=2,
-                   help="train-step batch (predict runs batch 1)")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=2,
+        help="train-step batch (predict runs batch 1)",
+    )
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--classes", type=int, default=6)
     p.add_argument("--sgemm-n", type=int, default=2048)
@@ -179,19 +197,25 @@ def main(argv=None) -> None:
     t_start = time.perf_counter()
     n = args.sgemm_n
     cpu = platform.processor() or platform.machine()
-    print(f"machine: {os.cpu_count()} CPU cores, {cpu}; "
-          f"numpy {np.__version__} ({blas_name()})")
+    print(
+        f"machine: {os.cpu_count()} CPU cores, {cpu}; "
+        f"numpy {np.__version__} ({blas_name()})"
+    )
     best, sgemm_gflops = sgemm(n)
-    print(f"numpy SGEMM {n}^3 float32: best {best * 1e3:.1f} ms = "
-          f"{sgemm_gflops:.1f} GFLOP/s")
+    print(
+        f"numpy SGEMM {n}^3 float32: best {best * 1e3:.1f} ms = "
+        f"{sgemm_gflops:.1f} GFLOP/s"
+    )
     try:
         load = " / ".join(f"{v:.2f}" for v in os.getloadavg())
         print(f"load average before: {load}")
     except OSError:
         pass
-    print(f"VGG-UNet {args.classes} classes at {args.height} x "
-          f"{args.width}; predict batch 1, train batch {args.batch}, "
-          f"median (best) of {args.repeat} after warm-up")
+    print(
+        f"VGG-UNet {args.classes} classes at {args.height} x "
+        f"{args.width}; predict batch 1, train batch {args.batch}, "
+        f"median (best) of {args.repeat} after warm-up"
+    )
     results = {}
     for side in SIDES:
         r = results[side] = run_side(side, args)
@@ -225,8 +249,10 @@ def main(argv=None) -> None:
         f"train {ratio['train']:.2f}"
     )
     _, again = sgemm(n)
-    print(f"numpy SGEMM again after the models: {again:.1f} GFLOP/s "
-          "(a big difference means a busy machine: rerun)")
+    print(
+        f"numpy SGEMM again after the models: {again:.1f} GFLOP/s "
+        "(a big difference means a busy machine: rerun)"
+    )
     print(f"(bench wall time {time.perf_counter() - t_start:.0f} s)")
 
 

@@ -73,7 +73,7 @@ def prediction(viewer):
 
 def measuring(viewer):
     from napari_thinseg import SEED, autolabel
-    from napari_thinseg._layer_data import labels_layer_data
+    from napari_thinseg._napari.layers import labels_layer_data
 
     viewer.open_sample("napari-thinseg", "seed")
     image = viewer.layers["sandstone (seed)"]

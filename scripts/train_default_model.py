@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_thinseg import checkpoints as ck
 from napari_thinseg.autolabel import autolabel
-from napari_thinseg.classes import SEED
 from napari_thinseg.dataset import Pair
-from napari_thinseg.io import read_image
+from napari_thinseg.imaging.files import read_image
+from napari_thinseg.model import checkpoints as ck
 from napari_thinseg.predict import evaluate
 from napari_thinseg.progress import run
+from napari_thinseg.schemes import SEED
 from napari_thinseg.synth import synthetic_sandstone, to_seed_labels
 from napari_thinseg.train import TrainSettings, train
 

@@ -66,13 +66,14 @@ class StandIn:
 
 
 def main(argv: list[str]) -> int:
-    from napari_thinseg import checkpoints as ck
+    from napari_thinseg.model import checkpoints as ck
+    from napari_thinseg.model import weights as wt
 
     prefix = argv[0]
     count = int(argv[argv.index("--count") + 1]) if "--count" in argv else 0
-    base = [arrays for _, arrays in ck.read_weights(f"{prefix}.0")]
+    base = [arrays for _, arrays in wt.read_weights(f"{prefix}.0")]
     if "--keras" in argv:
-        from napari_thinseg.model import weight_layers
+        from napari_thinseg.model.weights import weight_layers
 
         model, _, _ = ck.load_model(prefix, epoch=0)
         targets = weight_layers(model)

@@ -34,7 +34,7 @@ def pytest_configure(config):
 @pytest.fixture
 def notes(monkeypatch):
     """Notifications the widgets show, by kind."""
-    from napari_thinseg._widgets import _common
+    from napari_thinseg._napari.widgets import _common
 
     seen = {"error": [], "info": [], "warning": []}
     for kind in seen:
@@ -47,7 +47,7 @@ def notes(monkeypatch):
 @pytest.fixture
 def no_trained_models():
     """The test starts and ends with an empty model registry."""
-    from napari_thinseg._widgets import _common
+    from napari_thinseg._napari.widgets import _common
 
     _common.trained_models.clear()
     yield
@@ -58,8 +58,8 @@ def no_trained_models():
 def no_default_model(monkeypatch):
     """Pretend the default model is not installed (as before it shipped,
     or in a wheel built without ``weights/``)."""
-    from napari_thinseg import checkpoints
     from napari_thinseg.errors import ThinsegError
+    from napari_thinseg.model import checkpoints
 
     def missing():
         raise ThinsegError(
@@ -70,5 +70,6 @@ def no_default_model(monkeypatch):
     monkeypatch.setattr(checkpoints, "default_model_prefix", missing)
     for module in ("predict", "train"):
         monkeypatch.setattr(
-            f"napari_thinseg._widgets.{module}.default_model_prefix", missing
+            f"napari_thinseg._napari.widgets.{module}.default_model_prefix",
+            missing,
         )

@@ -18,11 +18,11 @@ from napari_thinseg.autolabel import (
     label_scheme,
     multiotsu_thresholds,
     parse_thresholds,
-    to_float,
 )
-from napari_thinseg.classes import SEED
 from napari_thinseg.errors import ThinsegError
+from napari_thinseg.imaging.convert import to_float
 from napari_thinseg.progress import run
+from napari_thinseg.schemes import SEED
 
 SEED_DATA = Path(__file__).parents[2] / "shared/data/seed-thin-sections"
 PACKAGED = (

@@ -2,7 +2,6 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from napari_thinseg.classes import SANDSTONE, SEED, ClassScheme
 from napari_thinseg.dataset import (
     Pair,
     export_dataset,
@@ -14,6 +13,7 @@ from napari_thinseg.dataset import (
 )
 from napari_thinseg.errors import ThinsegError
 from napari_thinseg.progress import run
+from napari_thinseg.schemes import SANDSTONE, SEED, ClassScheme
 
 
 def _pairs(n=5, shape=(6, 8)):

@@ -19,11 +19,14 @@ import numpy as np
 import pytest
 from _checkpoint_writer import shifted
 
-from napari_thinseg import checkpoints as ck
-from napari_thinseg.classes import SEED
 from napari_thinseg.dataset import Pair
-from napari_thinseg.model import ModelConfig, build, tensorflow
+from napari_thinseg.model import checkpoints as ck
+from napari_thinseg.model import weights as wt
+from napari_thinseg.model.backend import tensorflow
+from napari_thinseg.model.config import ModelConfig
+from napari_thinseg.model.vgg_unet import build
 from napari_thinseg.progress import run
+from napari_thinseg.schemes import SEED
 from napari_thinseg.synth import synthetic_sandstone, to_seed_labels
 from napari_thinseg.train import TrainResult, TrainSettings, train
 
@@ -152,7 +155,7 @@ def test_kill_9_at_random_moments_never_breaks_the_latest_checkpoint(
     model = build(config)
     ck.write_config(prefix, config)
     ck.save_checkpoint(prefix, 0, model)
-    base = [arrays for _, arrays in ck.read_weights(f"{prefix}.0")]
+    base = [arrays for _, arrays in wt.read_weights(f"{prefix}.0")]
 
     save_time = 0.3  # seconds, until the children have measured it
     latest = 0
@@ -203,11 +206,11 @@ def test_kill_9_at_random_moments_never_breaks_the_latest_checkpoint(
         else:
             landed["between writes"] += 1
 
-        weights = ck.read_weights(found[epoch])
+        weights = wt.read_weights(found[epoch])
         for (_, got), arrays in zip(weights, base, strict=True):
             for g, w in zip(got, shifted(arrays, epoch), strict=True):
                 np.testing.assert_array_equal(g, w, err_msg=why)
-        ck.assign_weights(model, weights, found[epoch])  # shapes, finite
+        wt.assign_weights(model, weights, found[epoch])  # shapes, finite
         assert ck.find_latest_checkpoint(prefix) == found[epoch]
         latest = epoch
         for n in [n for n in found if 0 < n < epoch - 1]:
@@ -372,7 +375,7 @@ def test_ctrl_c_during_saves_leaves_no_temp_file(tmp_path):
             assert not temp_files(prefix), why
             latest = max(ck.list_checkpoints(prefix))
             assert latest in (returned, returned + 1), why
-            weights = ck.read_weights(f"{prefix}.{latest}")
+            weights = wt.read_weights(f"{prefix}.{latest}")
             for (_, got), arrays in zip(weights, base, strict=True):
                 for g, w in zip(got, shifted(arrays, latest), strict=True):
                     np.testing.assert_array_equal(g, w, err_msg=why)
@@ -431,7 +434,7 @@ def test_ctrl_c_in_train_command(tmp_path):
         model, _, path = ck.load_model(prefix)  # the latest
         assert path == found[max(found)]
         for epoch in sorted(found):  # every finished epoch: complete
-            ck.assign_weights(model, ck.read_weights(found[epoch]))
+            wt.assign_weights(model, wt.read_weights(found[epoch]))
 
 
 INTERRUPT_DURING_IMPORT = """

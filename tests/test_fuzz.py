@@ -33,21 +33,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from napari_thinseg import analysis
 from napari_thinseg.autolabel import (
     AutoLabelParams,
     EpoxyWindow,
     autolabel,
     epoxy_mask,
-    float_range,
     label_scheme,
     labels_from_gray,
     multiotsu_thresholds,
-    to_float,
 )
-from napari_thinseg.classes import SANDSTONE, SEED, ClassScheme, PetroClass
 from napari_thinseg.errors import ThinsegError
-from napari_thinseg.io import (
+from napari_thinseg.imaging.convert import float_range, to_float
+from napari_thinseg.imaging.files import (
     MAX_PIXELS,
     MIN_SIDE,
     check_image,
@@ -55,6 +52,8 @@ from napari_thinseg.io import (
     read_annotation,
     read_image,
 )
+from napari_thinseg.measure import modal as analysis
+from napari_thinseg.schemes import SANDSTONE, SEED, ClassScheme, PetroClass
 
 SCALE = float(os.environ.get("THINSEG_FUZZ_SCALE", "1"))
 """Multiplies every test's example count (the fuzz script raises it)."""

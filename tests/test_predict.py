@@ -2,14 +2,10 @@ import numpy as np
 import pytest
 
 from napari_thinseg.errors import ThinsegError
-from napari_thinseg.model import ModelConfig
-from napari_thinseg.predict import (
-    confusion_matrix,
-    evaluate,
-    iou_from_confusion,
-    predict_image,
-    resize_nearest,
-)
+from napari_thinseg.imaging.resize import resize_nearest
+from napari_thinseg.metrics import confusion_matrix, iou_from_confusion
+from napari_thinseg.model.config import ModelConfig
+from napari_thinseg.predict import evaluate, predict_image
 from napari_thinseg.progress import run
 
 

@@ -18,12 +18,15 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_thinseg import checkpoints as ck
-from napari_thinseg import io as tio
 from napari_thinseg.cli import main
 from napari_thinseg.dataset import Pair, export_dataset
 from napari_thinseg.errors import ThinsegError
-from napari_thinseg.model import ModelConfig, build
+from napari_thinseg.imaging import atomic
+from napari_thinseg.imaging import files as tio
+from napari_thinseg.model import checkpoints as ck
+from napari_thinseg.model import keras_archive as ka
+from napari_thinseg.model.config import ModelConfig
+from napari_thinseg.model.vgg_unet import build
 from napari_thinseg.predict import predict_image
 from napari_thinseg.progress import run
 from napari_thinseg.synth import synthetic_sandstone, to_seed_labels
@@ -173,7 +176,7 @@ def test_20000_square_png_and_compressed_tiffs_read(tmp_path):
 def test_sixteen_bit_and_float_images_keep_their_scale():
     """16-bit values scale by 65535, float [0, 1] as is: a mid-gray stays
     mid-gray whatever the file's depth."""
-    from napari_thinseg.colormap import rgb8
+    from napari_thinseg.imaging.convert import rgb8
 
     gray = np.full((4, 4), 128, np.uint8)
     assert rgb8(gray.astype(np.uint16) * 257).max() == 128
@@ -286,7 +289,9 @@ def test_20000_square_prediction_stays_in_bounded_memory():
 def test_tiling_in_strips_matches_one_buffer():
     """The strip-wise blend gives the same classes as blending into one
     whole-image buffer (reference computed here the simple way)."""
-    from napari_thinseg import predict as P
+    from napari_thinseg import tiling
+    from napari_thinseg.model.backend import tensorflow
+    from napari_thinseg.model.vgg_unet import preprocess
 
     config = ModelConfig(n_classes=4, input_height=32, input_width=32)
 
@@ -301,15 +306,15 @@ def test_tiling_in_strips_matches_one_buffer():
 
     image = RNG.integers(0, 256, (90, 75, 3), dtype=np.uint8)
     got = run(predict_image(Model(), config, image, overlap=0.5))
-    tf = P.tensorflow()
-    rows = P._tile_starts(90, 32, 16)
-    cols = P._tile_starts(75, 32, 16)
+    tf = tensorflow()
+    rows = tiling.tile_starts(90, 32, 16)
+    cols = tiling.tile_starts(75, 32, 16)
     acc = np.zeros((90, 75, 4), np.float32)
     wsum = np.zeros((90, 75, 1), np.float32)
-    window = P._blend_weight(32, 32)[..., None]
+    window = tiling.blend_weight(32, 32)[..., None]
     for y in rows:
         for x in cols:
-            tile = P.preprocess(image[y : y + 32, x : x + 32])[None]
+            tile = preprocess(image[y : y + 32, x : x + 32])[None]
             out = Model().predict_on_batch(tile).reshape(1, 16, 16, 4)
             full = tf.image.resize(out, (32, 32), method="bilinear").numpy()
             acc[y : y + 32, x : x + 32] += full[0] * window
@@ -530,10 +535,10 @@ def test_keras_archive_with_lambda_is_refused(tmp_path, capsys, monkeypatch):
         "refused",
     )
     # without our own check Keras's safe_mode still refuses to run it
-    monkeypatch.setattr(ck, "UNSAFE_LAYERS", set())
-    monkeypatch.setattr(ck, "read_keras_config", lambda p: CFG)
+    monkeypatch.setattr(ka, "UNSAFE_LAYERS", set())
+    monkeypatch.setattr(ka, "read_keras_config", lambda p: CFG)
     with pytest.raises(ThinsegError, match="cannot be loaded safely"):
-        ck.load_keras_file(path)
+        ka.load_keras_file(path)
 
 
 def test_keras_archive_loads_into_our_architecture(tiny, tmp_path, capsys):
@@ -565,7 +570,7 @@ def _pairs(n=3):
 
 def test_disk_full_while_exporting_leaves_no_dataset(tmp_path, monkeypatch):
     calls = []
-    real = tio._write_file
+    real = atomic._write_file
 
     def full_disk(fd, data):
         calls.append(1)
@@ -574,16 +579,16 @@ def test_disk_full_while_exporting_leaves_no_dataset(tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device")
         real(fd, data)
 
-    monkeypatch.setattr(tio, "_write_file", full_disk)
+    monkeypatch.setattr(atomic, "_write_file", full_disk)
     with pytest.raises(ThinsegError, match="No space left on device"):
         run(export_dataset(_pairs(), tmp_path / "ds"))
     assert not (tmp_path / "ds").exists()  # not even empty folders
     # into an existing dataset: the old files are kept as they were
-    monkeypatch.setattr(tio, "_write_file", real)
+    monkeypatch.setattr(atomic, "_write_file", real)
     run(export_dataset(_pairs(1), tmp_path / "ds"))
     before = snapshot(tmp_path / "ds")
     calls.clear()
-    monkeypatch.setattr(tio, "_write_file", full_disk)
+    monkeypatch.setattr(atomic, "_write_file", full_disk)
     with pytest.raises(ThinsegError, match="No space"):
         run(export_dataset(_pairs(), tmp_path / "ds", overwrite=True))
     assert snapshot(tmp_path / "ds") == before
@@ -607,7 +612,7 @@ def test_export_into_read_only_folder(tmp_path, capsys, monkeypatch):
         def denied(*args, **kwargs):
             raise PermissionError(errno.EACCES, "Permission denied")
 
-        monkeypatch.setattr(tio.tempfile, "mkstemp", denied)
+        monkeypatch.setattr(atomic.tempfile, "mkstemp", denied)
     try:
         result = cli(
             capsys,
@@ -621,7 +626,7 @@ def test_export_into_read_only_folder(tmp_path, capsys, monkeypatch):
         )
         assert_refused(result, "ro", "Permission denied")
         with pytest.raises(ThinsegError, match="Permission denied"):
-            tio.atomic_write_text(folder / "x.csv", "a,b\n")
+            atomic.atomic_write_text(folder / "x.csv", "a,b\n")
     finally:
         folder.chmod(0o755)
     assert list(folder.iterdir()) == []
@@ -695,7 +700,7 @@ def test_the_table_names_only_tests_that_exist():
     rows = [ln for ln in text.splitlines() if re.match(r"\| \d+ \|", ln)]
     assert len(rows) >= 30
     names = {}
-    for path in (root / "tests").glob("test_*.py"):
+    for path in (root / "tests").rglob("test_*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         names[path.name] = {
             n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)

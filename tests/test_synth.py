@@ -6,8 +6,8 @@ from scipy import ndimage as ndi
 from skimage.color import rgb2gray, rgb2hsv
 
 from napari_thinseg.autolabel import EpoxyWindow, autolabel, epoxy_mask
-from napari_thinseg.classes import SANDSTONE, SEED
 from napari_thinseg.errors import ThinsegError
+from napari_thinseg.schemes import SANDSTONE, SEED
 from napari_thinseg.synth import (
     COLORS,
     GRAIN_MIX,

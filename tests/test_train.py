@@ -2,18 +2,16 @@ import numpy as np
 import pytest
 from skimage.morphology import erosion, footprint_rectangle, skeletonize
 
-from napari_thinseg import checkpoints as ck
-from napari_thinseg.classes import SEED
+from napari_thinseg.augment import CropSampler
 from napari_thinseg.dataset import Pair
 from napari_thinseg.errors import ThinsegError
-from napari_thinseg.predict import (
-    confusion_matrix,
-    iou_from_confusion,
-    predict_image,
-)
+from napari_thinseg.metrics import confusion_matrix, iou_from_confusion
+from napari_thinseg.model import checkpoints as ck
+from napari_thinseg.predict import predict_image
 from napari_thinseg.progress import run
+from napari_thinseg.schemes import SEED
 from napari_thinseg.synth import synthetic_sandstone, to_seed_labels
-from napari_thinseg.train import CropSampler, TrainSettings, train
+from napari_thinseg.train import TrainSettings, train
 
 TINY = {"input_height": 32, "input_width": 32, "batch_size": 2}
 
@@ -179,7 +177,8 @@ def test_validation_reports_per_class_iou():
 
 
 def test_fine_tune_needs_matching_classes():
-    from napari_thinseg.model import ModelConfig, build
+    from napari_thinseg.model.config import ModelConfig
+    from napari_thinseg.model.vgg_unet import build
 
     config = ModelConfig(4, 32, 32)
     with pytest.raises(ThinsegError, match="4 classes"):

@@ -1,16 +1,19 @@
 """napari-thinseg: segment petrographic thin sections in napari.
 
-The pipeline, module by module: :mod:`.classes` (class schemes) and
-:mod:`.colormap` -> :mod:`.autolabel` -> :mod:`.dataset` -> model, train,
-predict -> analysis. None of them imports napari or Qt; the widgets under
-:mod:`._widgets` and :mod:`.cli` are thin shells over them.
+The folders follow the pipeline: :mod:`.imaging` (image files and
+conversions) and :mod:`.schemes` (class schemes) at the bottom, then
+:mod:`.autolabel` -> :mod:`.dataset` (+ :mod:`.augment`) -> :mod:`.model`
+(the VGG-UNet family) -> :mod:`.train` -> :mod:`.predict` (+
+:mod:`.tiling`, :mod:`.metrics`) -> :mod:`.measure` -> :mod:`.rocktype`;
+:mod:`.colorize` and :mod:`.synth` beside them. None of them imports napari
+or Qt; :mod:`.cli` and :mod:`._napari` (reader, writer, samples, widgets)
+are thin shells over them. ``tests/test_layout.py`` checks these rules.
 """
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .autolabel import AutoLabelParams, EpoxyWindow, autolabel
-from .classes import SANDSTONE, SEED, ClassScheme, PetroClass, get_scheme
 from .errors import ThinsegError
+from .schemes import SANDSTONE, SEED, ClassScheme, PetroClass, get_scheme
 
 __all__ = [
     "SANDSTONE",

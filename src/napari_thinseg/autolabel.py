@@ -29,10 +29,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .classes import SEED, ClassScheme, PetroClass, rgb_to_hex
 from .errors import ThinsegError
-from .io import check_image
+from .imaging.convert import is_rgb, to_float
+from .imaging.files import check_image
 from .progress import Progress
+from .schemes import SEED, ClassScheme, PetroClass, rgb_to_hex
 
 DEFAULT_THRESHOLDS = (0.25, 0.4, 0.6, 0.75)
 METHODS = ("gray", "multiotsu", "epoxy")
@@ -154,53 +155,6 @@ def parse_thresholds(text: str) -> tuple[float, ...]:
         raise ThinsegError(
             f"thresholds must be numbers, got {text!r}"
         ) from None
-
-
-# -- images as float ---------------------------------------------------------
-def is_rgb(image: np.ndarray) -> bool:
-    """Guess napari-style whether the last axis holds colour channels."""
-    return image.ndim >= 3 and image.shape[-1] in (3, 4)
-
-
-def float_range(image: np.ndarray) -> tuple[float, float]:
-    """The values :func:`to_float` maps onto [0, 1] for a float image:
-    (0, 1) when they lie within it, else their minimum and maximum."""
-    image = np.asarray(image)
-    if not image.size:
-        return 0.0, 1.0
-    lo, hi = float(np.min(image)), float(np.max(image))
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        raise ThinsegError("image contains NaN or infinite values")
-    if lo < 0.0 or hi > 1.0:
-        return lo, hi
-    return 0.0, 1.0
-
-
-def to_float(
-    image: np.ndarray, value_range: tuple[float, float] | None = None
-) -> np.ndarray:
-    """Image values as float64 in [0, 1] (see the module docstring).
-
-    ``value_range`` is the float image's :func:`float_range`, given when
-    ``image`` is a tile of a larger image so that all tiles scale alike.
-    """
-    image = np.asarray(image)
-    if image.dtype.kind == "b":
-        return image.astype(np.float64)
-    if image.dtype.kind in "ui":
-        return image.astype(np.float64) / np.iinfo(image.dtype).max
-    # floats outside [0, 1] carry no scale of their own (0..255 floats,
-    # calibrated intensities): their range is stretched onto [0, 1]
-    lo, hi = float_range(image) if value_range is None else value_range
-    out = image.astype(np.float64)
-    if (lo, hi) != (0.0, 1.0):
-        # halves first: hi - lo overflows for ranges wider than 1.8e308
-        out = (
-            (out / 2 - lo / 2) / (hi / 2 - lo / 2)
-            if hi > lo
-            else np.zeros_like(out)
-        )
-    return np.clip(out, 0.0, 1.0) if value_range is not None else out
 
 
 def gray_level(image: np.ndarray, rgb: bool | None = None) -> np.ndarray:

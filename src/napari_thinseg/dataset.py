@@ -9,7 +9,10 @@ The layout is keras-segmentation's::
     DIR/classes.json                           the class scheme
 
 Images and annotations pair up by file stem. ``images/`` + ``annotations/``
-(the shorter names of the shipped seed data) are read as well.
+(the shorter names of the shipped seed data) are read as well. Pairs in
+memory (:class:`Pair`) are checked for training (:func:`check_pairs`) and
+split for testing or validation (:func:`split_names`, :func:`hold_out`)
+here too.
 """
 
 from __future__ import annotations
@@ -21,18 +24,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .classes import SCHEME_FILENAME, SEED, ClassScheme
-from .colormap import rgb8
 from .errors import ThinsegError
-from .io import (
+from .imaging.atomic import StagedFiles, refuse_existing
+from .imaging.convert import rgb8
+from .imaging.files import (
     IMAGE_SUFFIXES,
-    StagedFiles,
     check_image,
     check_labels,
     encode_png,
-    refuse_existing,
+    read_annotation,
+    read_image,
 )
 from .progress import Progress
+from .schemes import SCHEME_FILENAME, SEED, ClassScheme
 
 SPLITS = ("train", "test")
 LAYOUTS = tuple(
@@ -97,6 +101,30 @@ def split_names(
     n_test = min(max(1, round(test_fraction * n)), n - 1)
     order = np.random.default_rng(seed).permutation(sorted(names))
     return set(order[:n_test].tolist())
+
+
+def hold_out(
+    pairs: Sequence[Pair], fraction: float, seed: int
+) -> tuple[list[Pair], list[Pair]]:
+    """Split ``pairs`` into (training, validation) by :func:`split_names`.
+
+    At least one pair goes to each side.
+
+    Raises
+    ------
+    ThinsegError
+        Fewer than two pairs.
+    """
+    if len(pairs) < 2:
+        raise ThinsegError(
+            "holding out pairs for validation needs at least two ticked "
+            "pairs; tick more, or validate on the training pairs"
+        )
+    held = split_names([p.name for p in pairs], max(fraction, 1e-9), seed)
+    return (
+        [p for p in pairs if p.name not in held],
+        [p for p in pairs if p.name in held],
+    )
 
 
 def export_dataset(
@@ -254,3 +282,56 @@ def read_dataset(root: str | Path) -> tuple[list[Sample], ClassScheme]:
     scheme_path = root / SCHEME_FILENAME
     scheme = ClassScheme.load(scheme_path) if scheme_path.exists() else SEED
     return samples, scheme
+
+
+# -- pairs for training -------------------------------------------------------
+def pairs_from_folders(
+    images: str | Path, annotations: str | Path
+) -> list[Pair]:
+    """Read every matched (image, annotation) pair of two folders."""
+    images, annotations = Path(images), Path(annotations)
+    for folder in (images, annotations):
+        if not folder.is_dir():
+            raise ThinsegError(f"{folder}: no such folder")
+    samples, orphans = pair_files(images, annotations)
+    missing = [s for s in samples if s.annotation_path is None]
+    if missing:
+        raise ThinsegError(
+            f"{missing[0].image_path}: no annotation of that name in "
+            f"{annotations}"
+        )
+    if orphans:
+        raise ThinsegError(f"{orphans[0]}: annotation without an image")
+    if not samples:
+        raise ThinsegError(f"{images}: no images")
+    return [
+        Pair(
+            s.name,
+            read_image(s.image_path),
+            read_annotation(s.annotation_path),
+            str(s.annotation_path),
+        )
+        for s in samples
+    ]
+
+
+def check_pairs(pairs: Sequence[Pair], n_classes: int) -> list[Pair]:
+    """uint8 RGB images and uint8 labels, refusing what can't be learnt."""
+    if not pairs:
+        raise ThinsegError("no training images")
+    out = []
+    for p in pairs:
+        labels = check_labels(p.labels, p.where)
+        image = rgb8(np.asarray(p.image))
+        if labels.shape != image.shape[:2]:
+            raise ThinsegError(
+                f"{p.where}: image {image.shape[0]}x{image.shape[1]} and "
+                f"labels {labels.shape[0]}x{labels.shape[1]} differ in size"
+            )
+        if labels.max(initial=0) >= n_classes:
+            raise ThinsegError(
+                f"{p.where}: label {labels.max()} >= n_classes {n_classes} "
+                f"(class ids run 0..{n_classes - 1})"
+            )
+        out.append(Pair(p.name, image, labels, p.source))
+    return out

@@ -1,8 +1,9 @@
 """Progress events yielded by the long-running generators.
 
-Long work (batch auto-label, export, later training and prediction) is one
+Long work (batch auto-label, export, training, prediction) is one
 generator that yields :class:`Progress` and returns its result, so the CLI
-draws a bar, the GUI drives a ``thread_worker`` and tests just iterate.
+draws a bar (:func:`drive_with_bar`), the GUI drives a ``thread_worker``
+and tests just iterate (:func:`run`).
 """
 
 from __future__ import annotations
@@ -36,3 +37,39 @@ def run(
             return stop.value
         if on_event is not None:
             on_event(event)
+
+
+def drive_with_bar(
+    gen: Generator, desc: str, unit: str = "file", on_event=None
+):
+    """Run a progress generator with a bar on stderr (only on a terminal).
+
+    ``on_event(event, bar)`` is called with every event (to print epoch
+    summaries, say). The generator is closed on the way out, so Ctrl-C
+    reaches its clean-up.
+    """
+    from tqdm import tqdm
+
+    bar = None
+    try:
+        while True:
+            try:
+                ev = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            if bar is None:
+                bar = tqdm(
+                    total=ev.total,
+                    desc=desc,
+                    unit=unit,
+                    disable=None,
+                    leave=False,
+                )
+            bar.update(ev.step - bar.n)
+            bar.set_postfix_str(ev.message, refresh=False)
+            if on_event is not None:
+                on_event(ev, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+        gen.close()

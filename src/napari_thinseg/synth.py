@@ -36,8 +36,8 @@ import numbers
 import numpy as np
 from scipy import ndimage as ndi
 
-from .classes import SANDSTONE
 from .errors import ThinsegError
+from .schemes import SANDSTONE
 
 PORE = SANDSTONE.id_of("pore")
 QUARTZ = SANDSTONE.id_of("quartz")

@@ -2,8 +2,9 @@
 
 Pairs come from open napari layers, dataset folders or arrays. Each step
 draws random crops at the model's input size from images of any size
-(weighted by how many labelled pixels they hold), with flips, 90 degree
-rotations, mild scale and colour jitter when augmenting. Label 0 means
+(:mod:`.augment`: weighted by how many labelled pixels they hold, with
+flips, 90 degree rotations, mild scale and colour jitter when augmenting).
+Label 0 means
 unlabelled and is left out of the loss, so a few brush strokes are valid
 training data.
 
@@ -23,14 +24,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .classes import ClassScheme
-from .colormap import rgb8
-from .dataset import Pair, pair_files
+from .augment import CropSampler, validation_crops
+from .dataset import Pair, check_pairs
 from .errors import ThinsegError
-from .io import check_labels, read_annotation, read_image
-from .model import ModelConfig, build, preprocess, tensorflow
-from .predict import confusion_matrix, iou_from_confusion, resize_nearest
+from .imaging.resize import resize_nearest
+from .metrics import confusion_matrix, iou_from_confusion
+from .model import checkpoints as ck
+from .model.backend import tensorflow
+from .model.config import ModelConfig
+from .model.vgg_unet import build, preprocess
+from .model.weights import load_weights as load_weights_into
 from .progress import Progress
+from .schemes import ClassScheme
 
 OPTIMIZERS = ("adadelta", "adam", "sgd", "rmsprop")
 
@@ -98,160 +103,6 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     stopped: bool = False
     checkpoint: str | None = None
-
-
-# -- data --------------------------------------------------------------------
-def pairs_from_folders(
-    images: str | Path, annotations: str | Path
-) -> list[Pair]:
-    """Read every matched (image, annotation) pair of two folders."""
-    images, annotations = Path(images), Path(annotations)
-    for folder in (images, annotations):
-        if not folder.is_dir():
-            raise ThinsegError(f"{folder}: no such folder")
-    samples, orphans = pair_files(images, annotations)
-    missing = [s for s in samples if s.annotation_path is None]
-    if missing:
-        raise ThinsegError(
-            f"{missing[0].image_path}: no annotation of that name in "
-            f"{annotations}"
-        )
-    if orphans:
-        raise ThinsegError(f"{orphans[0]}: annotation without an image")
-    if not samples:
-        raise ThinsegError(f"{images}: no images")
-    return [
-        Pair(
-            s.name,
-            read_image(s.image_path),
-            read_annotation(s.annotation_path),
-            str(s.annotation_path),
-        )
-        for s in samples
-    ]
-
-
-def check_pairs(pairs: Sequence[Pair], n_classes: int) -> list[Pair]:
-    """uint8 RGB images and uint8 labels, refusing what can't be learnt."""
-    if not pairs:
-        raise ThinsegError("no training images")
-    out = []
-    for p in pairs:
-        labels = check_labels(p.labels, p.where)
-        image = rgb8(np.asarray(p.image))
-        if labels.shape != image.shape[:2]:
-            raise ThinsegError(
-                f"{p.where}: image {image.shape[0]}x{image.shape[1]} and "
-                f"labels {labels.shape[0]}x{labels.shape[1]} differ in size"
-            )
-        if labels.max(initial=0) >= n_classes:
-            raise ThinsegError(
-                f"{p.where}: label {labels.max()} >= n_classes {n_classes} "
-                f"(class ids run 0..{n_classes - 1})"
-            )
-        out.append(Pair(p.name, image, labels, p.source))
-    return out
-
-
-class CropSampler:
-    """Random training crops at the model input size, with augmentation."""
-
-    def __init__(
-        self, pairs: Sequence[Pair], settings: TrainSettings, ignore_zero: bool
-    ):
-        self.pairs = list(pairs)
-        self.s = settings
-        self.rng = np.random.default_rng(settings.seed)
-        counts = np.array(
-            [
-                (p.labels > 0).sum() if ignore_zero else p.labels.size
-                for p in self.pairs
-            ],
-            float,
-        )
-        if counts.sum() == 0:
-            raise ThinsegError(
-                "the labels are all 0 (unlabelled): nothing to learn; paint "
-                "some classes first"
-            )
-        self.weights = counts / counts.sum()
-
-    def crop(self) -> tuple[np.ndarray, np.ndarray]:
-        th, tw = self.s.input_height, self.s.input_width
-        pair = self.pairs[self.rng.choice(len(self.pairs), p=self.weights)]
-        rotate = self.s.augment and self.rng.random() < 0.5
-        scale = self.rng.uniform(0.85, 1.15) if self.s.augment else 1.0
-        # a window that becomes th x tw after scaling (and a quarter turn)
-        wh, ww = (tw, th) if rotate else (th, tw)
-        wh, ww = max(2, round(wh / scale)), max(2, round(ww / scale))
-        image, labels = _pad_to(pair.image, pair.labels, wh, ww)
-        y = self.rng.integers(0, image.shape[0] - wh + 1)
-        x = self.rng.integers(0, image.shape[1] - ww + 1)
-        img = image[y : y + wh, x : x + ww]
-        lab = labels[y : y + wh, x : x + ww]
-        if rotate:
-            img, lab = np.rot90(img), np.rot90(lab)
-        if self.s.augment:
-            if self.rng.random() < 0.5:
-                img, lab = img[:, ::-1], lab[:, ::-1]
-            if self.rng.random() < 0.5:
-                img, lab = img[::-1], lab[::-1]
-        if img.shape[:2] != (th, tw):
-            from .predict import resize_bilinear
-
-            img = resize_bilinear(np.ascontiguousarray(img), th, tw)
-            lab = resize_nearest(lab, th, tw, centred=True)
-        return np.ascontiguousarray(img), np.ascontiguousarray(lab)
-
-    def batch(self) -> tuple[np.ndarray, np.ndarray]:
-        crops = [self.crop() for _ in range(self.s.batch_size)]
-        x = np.stack([c[0] for c in crops]).astype(np.float32)
-        if self.s.augment:
-            x = self._jitter(x)
-        x = np.stack([preprocess(img) for img in x])
-        oh, ow = self.s.input_height // 2, self.s.input_width // 2
-        y = np.stack([resize_nearest(c[1], oh, ow).ravel() for c in crops])
-        return x, y.astype(np.int32)
-
-    def _jitter(self, x: np.ndarray) -> np.ndarray:
-        """Brightness, contrast and saturation changes of a few percent:
-        stain and lighting vary between thin sections, hue (the blue dye)
-        much less."""
-        out = np.empty_like(x)
-        for i, img in enumerate(x):
-            b, c, s = self.rng.uniform(0.9, 1.1, 3)
-            gray = img @ np.array([0.2125, 0.7154, 0.0721], np.float32)
-            img = gray[..., None] + s * (img - gray[..., None])
-            img = img.mean() + c * (img - img.mean())
-            out[i] = np.clip(img * b, 0, 255)
-        return out.round()
-
-
-def _pad_to(image, labels, height, width):
-    ph, pw = max(0, height - image.shape[0]), max(0, width - image.shape[1])
-    if ph or pw:
-        mode = "reflect" if min(image.shape[:2]) > 1 else "edge"
-        image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode=mode)
-        # padded pixels are not ground truth
-        labels = np.pad(labels, ((0, ph), (0, pw)))
-    return image, labels
-
-
-def validation_crops(
-    pairs: Sequence[Pair], height: int, width: int, limit: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic crops (a grid over each image) for validation."""
-    xs, ys = [], []
-    for p in pairs:
-        image, labels = _pad_to(p.image, p.labels, height, width)
-        for y in range(0, image.shape[0] - height + 1, height):
-            for x in range(0, image.shape[1] - width + 1, width):
-                xs.append(image[y : y + height, x : x + width])
-                ys.append(labels[y : y + height, x : x + width])
-    if len(xs) > limit:
-        keep = np.linspace(0, len(xs) - 1, limit).round().astype(int)
-        xs, ys = [xs[i] for i in keep], [ys[i] for i in keep]
-    return np.stack(xs), np.stack(ys)
 
 
 def _loss(ignore_zero: bool):
@@ -345,8 +196,6 @@ def train(
     stop
         Polled before every batch; True stops training.
     """
-    from . import checkpoints as ck
-
     settings = settings or TrainSettings()
     n_classes = n_classes or scheme.n_classes
     if n_classes < scheme.n_classes:
@@ -381,32 +230,10 @@ def train(
             "steps_per_epoch": settings.steps_per_epoch,
         },
     )
-    start_epoch = 0
-    prefix = None if checkpoints_path is None else Path(checkpoints_path)
-    resume_from = None
-    if prefix is not None:
-        existing = ck.list_checkpoints(prefix)
-        has_config = ck.config_path(prefix).exists()
-        if auto_resume and existing:
-            old = ck.read_config(prefix)
-            if (old.n_classes, old.input_height, old.input_width) != (
-                n_classes,
-                settings.input_height,
-                settings.input_width,
-            ):
-                raise ThinsegError(
-                    f"{prefix}: checkpoints are for {old.n_classes} classes "
-                    f"at {old.input_height}x{old.input_width}; cannot resume "
-                    f"with {n_classes} at "
-                    f"{settings.input_height}x{settings.input_width}"
-                )
-            start_epoch = max(existing) + 1
-            resume_from = existing[max(existing)]
-        elif (existing or has_config) and not overwrite:
-            raise ThinsegError(
-                f"{prefix}: checkpoints already exist (resume with "
-                "auto_resume_checkpoint, or overwrite)"
-            )
+    plan = ck.plan_checkpoints(
+        checkpoints_path, new_config, auto_resume, overwrite
+    )
+    start_epoch, prefix = plan.start_epoch, plan.prefix
 
     if model is None:
         tensorflow()
@@ -416,15 +243,15 @@ def train(
         keras.utils.set_random_seed(settings.seed)
         model = build(new_config, settings.encoder_weights)
     if load_weights:
-        ck.load_weights(model, load_weights)
-    if resume_from is not None:
-        ck.load_weights(model, resume_from)
+        load_weights_into(model, load_weights)
+    if plan.resume_from is not None:
+        load_weights_into(model, plan.resume_from)
     model.compile(
         optimizer=make_optimizer(settings.optimizer, settings.learning_rate),
         loss=_loss(settings.ignore_zero),
     )
     if prefix is not None:
-        if overwrite and resume_from is None:
+        if plan.replace:
             ck.remove_checkpoints(prefix)
         ck.write_config(prefix, new_config)
     if validation:

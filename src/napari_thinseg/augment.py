@@ -1,0 +1,121 @@
+"""Training crops and augmentation.
+
+Random crops at the model's input size from images of any size, drawn in
+proportion to the labelled pixels each image holds; with augmentation,
+flips, 90 degree turns, a mild scale change and brightness / contrast /
+saturation jitter (hue, the blue dye, barely varies between sections).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .dataset import Pair
+from .errors import ThinsegError
+from .imaging.resize import resize_bilinear, resize_nearest
+from .model.vgg_unet import preprocess
+
+if TYPE_CHECKING:
+    from .train import TrainSettings
+
+
+class CropSampler:
+    """Random training crops at the model input size, with augmentation."""
+
+    def __init__(
+        self, pairs: Sequence[Pair], settings: TrainSettings, ignore_zero: bool
+    ):
+        self.pairs = list(pairs)
+        self.s = settings
+        self.rng = np.random.default_rng(settings.seed)
+        counts = np.array(
+            [
+                (p.labels > 0).sum() if ignore_zero else p.labels.size
+                for p in self.pairs
+            ],
+            float,
+        )
+        if counts.sum() == 0:
+            raise ThinsegError(
+                "the labels are all 0 (unlabelled): nothing to learn; paint "
+                "some classes first"
+            )
+        self.weights = counts / counts.sum()
+
+    def crop(self) -> tuple[np.ndarray, np.ndarray]:
+        th, tw = self.s.input_height, self.s.input_width
+        pair = self.pairs[self.rng.choice(len(self.pairs), p=self.weights)]
+        rotate = self.s.augment and self.rng.random() < 0.5
+        scale = self.rng.uniform(0.85, 1.15) if self.s.augment else 1.0
+        # a window that becomes th x tw after scaling (and a quarter turn)
+        wh, ww = (tw, th) if rotate else (th, tw)
+        wh, ww = max(2, round(wh / scale)), max(2, round(ww / scale))
+        image, labels = _pad_to(pair.image, pair.labels, wh, ww)
+        y = self.rng.integers(0, image.shape[0] - wh + 1)
+        x = self.rng.integers(0, image.shape[1] - ww + 1)
+        img = image[y : y + wh, x : x + ww]
+        lab = labels[y : y + wh, x : x + ww]
+        if rotate:
+            img, lab = np.rot90(img), np.rot90(lab)
+        if self.s.augment:
+            if self.rng.random() < 0.5:
+                img, lab = img[:, ::-1], lab[:, ::-1]
+            if self.rng.random() < 0.5:
+                img, lab = img[::-1], lab[::-1]
+        if img.shape[:2] != (th, tw):
+            img = resize_bilinear(np.ascontiguousarray(img), th, tw)
+            lab = resize_nearest(lab, th, tw, centred=True)
+        return np.ascontiguousarray(img), np.ascontiguousarray(lab)
+
+    def batch(self) -> tuple[np.ndarray, np.ndarray]:
+        crops = [self.crop() for _ in range(self.s.batch_size)]
+        x = np.stack([c[0] for c in crops]).astype(np.float32)
+        if self.s.augment:
+            x = self._jitter(x)
+        x = np.stack([preprocess(img) for img in x])
+        oh, ow = self.s.input_height // 2, self.s.input_width // 2
+        y = np.stack([resize_nearest(c[1], oh, ow).ravel() for c in crops])
+        return x, y.astype(np.int32)
+
+    def _jitter(self, x: np.ndarray) -> np.ndarray:
+        """Brightness, contrast and saturation changes of a few percent:
+        stain and lighting vary between thin sections, hue (the blue dye)
+        much less."""
+        out = np.empty_like(x)
+        for i, img in enumerate(x):
+            b, c, s = self.rng.uniform(0.9, 1.1, 3)
+            gray = img @ np.array([0.2125, 0.7154, 0.0721], np.float32)
+            img = gray[..., None] + s * (img - gray[..., None])
+            img = img.mean() + c * (img - img.mean())
+            out[i] = np.clip(img * b, 0, 255)
+        return out.round()
+
+
+def _pad_to(image, labels, height, width):
+    ph, pw = max(0, height - image.shape[0]), max(0, width - image.shape[1])
+    if ph or pw:
+        mode = "reflect" if min(image.shape[:2]) > 1 else "edge"
+        image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode=mode)
+        # padded pixels are not ground truth
+        labels = np.pad(labels, ((0, ph), (0, pw)))
+    return image, labels
+
+
+def validation_crops(
+    pairs: Sequence[Pair], height: int, width: int, limit: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic crops (a grid over each image) for validation."""
+    xs, ys = [], []
+    for p in pairs:
+        image, labels = _pad_to(p.image, p.labels, height, width)
+        for y in range(0, image.shape[0] - height + 1, height):
+            for x in range(0, image.shape[1] - width + 1, width):
+                xs.append(image[y : y + height, x : x + width])
+                ys.append(labels[y : y + height, x : x + width])
+    if len(xs) > limit:
+        keep = np.linspace(0, len(xs) - 1, limit).round().astype(int)
+        xs, ys = [xs[i] for i in keep], [ys[i] for i in keep]
+    return np.stack(xs), np.stack(ys)

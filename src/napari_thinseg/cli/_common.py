@@ -1,0 +1,87 @@
+"""What every ``thinseg`` command shares: the parser, argument types, the
+progress bar and the output names."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import ThinsegError
+from ..progress import drive_with_bar as drive
+
+__all__ = [
+    "ThinsegParser",
+    "count",
+    "drive",
+    "output_paths",
+    "positive_float",
+    "size",
+]
+
+
+class ThinsegParser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (exit 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"size must be HxW, like 512x768, got {text!r}"
+        ) from None
+    return h, w
+
+
+def thresholds(text: str):
+    from ..autolabel import parse_thresholds
+
+    try:
+        return parse_thresholds(text)
+    except ThinsegError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def output_paths(
+    inputs: Sequence[Path], out: Path, suffix=".png"
+) -> list[Path]:
+    """``out/<stem><suffix>`` for each input, refusing two equal stems."""
+    seen: dict[str, Path] = {}
+    for p in inputs:
+        if p.stem in seen:
+            raise ThinsegError(
+                f"{p}: same name as {seen[p.stem]}; outputs would collide"
+            )
+        seen[p.stem] = p
+    return [out / f"{p.stem}{suffix}" for p in inputs]
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"must be a positive number, got {text!r}"
+        )
+    return value
+
+
+def count(least: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = least - 1
+        if value < least:
+            raise argparse.ArgumentTypeError(
+                f"must be an integer >= {least}, got {text!r}"
+            )
+        return value
+
+    return parse

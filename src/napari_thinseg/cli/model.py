@@ -1,0 +1,335 @@
+"""``thinseg train | predict | evaluate_model | verify_dataset``.
+
+Drop-in for ``python -m keras_segmentation``: the same flags with the same
+defaults, plus ours. TensorFlow is imported only when a command runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ThinsegError
+from ..schemes import scheme_near
+
+
+def _input_size(args) -> tuple[int, int]:
+    h = 416 if args.input_height is None else args.input_height
+    w = 608 if args.input_width is None else args.input_width
+    return h, w
+
+
+def cmd_train(args) -> int:
+    from ..dataset import pairs_from_folders
+    from ..model import checkpoints as ck
+    from ..train import TrainSettings, train
+    from ._common import drive
+
+    if args.model_name != "vgg_unet":
+        raise ThinsegError(
+            f"model {args.model_name!r} is not available: napari-thinseg "
+            "trains 'vgg_unet'"
+        )
+    scheme = scheme_near(args.train_images, args.scheme, args.n_classes)
+    pairs = pairs_from_folders(args.train_images, args.train_annotations)
+    validation = []
+    if args.validate:
+        if not (args.val_images and args.val_annotations):
+            raise ThinsegError(
+                "--validate needs --val_images and --val_annotations"
+            )
+        validation = pairs_from_folders(args.val_images, args.val_annotations)
+    model = config = None
+    if args.base:
+        model, config, _ = ck.load_model(
+            ck.default_model_prefix() if args.base == "default" else args.base
+        )
+    h, w = _input_size(args)
+    settings = TrainSettings(
+        input_height=h,
+        input_width=w,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        steps_per_epoch=args.steps_per_epoch,
+        optimizer=args.optimizer_name,
+        learning_rate=args.learning_rate,
+        augment=args.do_augment,
+        ignore_zero=not args.train_zero_class,
+        seed=args.seed,
+        encoder_weights="imagenet" if args.init == "imagenet" else None,
+    )
+
+    def report(ev, bar):
+        if ev.epoch_end:
+            line = f"epoch {ev.epoch}: loss {ev.loss:.4f}"
+            if ev.val_mean_iou is not None:
+                line += f", validation mean IoU {ev.val_mean_iou:.3f}"
+            if ev.checkpoint:
+                line += f", saved {ev.checkpoint}"
+            bar.write(line)
+        else:
+            bar.set_postfix_str(
+                f"epoch {ev.epoch} loss {ev.loss:.4f}", refresh=False
+            )
+
+    result = drive(
+        train(
+            pairs,
+            scheme,
+            settings,
+            validation=validation,
+            checkpoints_path=args.checkpoints_path,
+            model=model,
+            config=config,
+            load_weights=args.load_weights,
+            auto_resume=args.auto_resume_checkpoint,
+            overwrite=args.overwrite,
+            n_classes=args.n_classes,
+        ),
+        "train",
+        unit="batch",
+        on_event=report,
+    )
+    where = (
+        f"; latest checkpoint {result.checkpoint}"
+        if (result.checkpoint)
+        else ""
+    )
+    print(f"trained {len(result.history)} epoch(s){where}")
+    return 0
+
+
+def _load(args):
+    from ..model import checkpoints as ck
+
+    path = args.checkpoints_path or ck.default_model_prefix()
+    return ck.load_model(path)
+
+
+def cmd_predict(args) -> int:
+    from ..colorize import colorize
+    from ..imaging.atomic import ensure_dir, refuse_existing
+    from ..imaging.files import (
+        is_stack,
+        list_images,
+        read_image,
+        write_annotation,
+        write_png,
+        write_tiff,
+    )
+    from ..predict import predict_image
+    from ..progress import Progress
+    from ._common import drive, output_paths
+
+    source = Path(args.input_path)
+    single = source.is_file()
+    inputs = list_images([source])
+    if single:
+        out = Path(args.output_path)
+        if out.is_dir() or args.output_path.endswith(("/", os.sep)):
+            out = out / f"{source.stem}.png"
+        outputs = [out]
+    else:
+        outputs = output_paths(inputs, Path(args.output_path))
+    refuse_existing(outputs, args.overwrite)
+    model, config, weights = _load(args)
+    scheme = config.class_scheme
+    ensure_dir(outputs[0].parent)
+
+    def predict_one(image, name):
+        try:
+            return drive(
+                predict_image(model, config, image, mode=args.mode),
+                name,
+                unit="batch",
+            ).labels
+        except ThinsegError as exc:
+            raise ThinsegError(f"{name}: {exc}") from None
+
+    written = []
+
+    def run_all():
+        for k, (src, dst) in enumerate(zip(inputs, outputs, strict=True)):
+            image = read_image(src)
+            if is_stack(image):
+                # every plane, kept together in one TIFF as autolabel does
+                labels = np.stack(
+                    [
+                        predict_one(plane, f"{src} plane {i}")
+                        for i, plane in enumerate(image)
+                    ]
+                )
+                if args.colored:
+                    labels = np.stack([colorize(p, scheme) for p in labels])
+                dst = dst.with_suffix(".tif")
+                write_tiff(dst, labels, args.overwrite)
+            elif args.colored:
+                labels = predict_one(image, str(src))
+                write_png(dst, colorize(labels, scheme), overwrite=True)
+            else:
+                labels = predict_one(image, str(src))
+                write_annotation(dst, labels, overwrite=True)
+            written.append(dst)
+            yield Progress(k + 1, len(inputs), src.name)
+
+    drive(run_all(), "predict")
+    print(
+        f"predicted {len(inputs)} image(s) with {weights} into "
+        f"{written[0] if single else args.output_path}"
+    )
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from ..dataset import pairs_from_folders
+    from ..predict import evaluate
+    from ._common import drive
+
+    pairs = pairs_from_folders(args.images_path, args.segs_path)
+    model, config, _ = _load(args)
+    result = drive(
+        evaluate(
+            model,
+            config,
+            [(p.name, p.image, p.labels) for p in pairs],
+            mode=args.mode,
+        ),
+        "evaluate",
+    )
+    json.dump(result, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from ..dataset import check_pairs, pairs_from_folders
+
+    pairs = pairs_from_folders(args.images_path, args.segs_path)
+    check_pairs(pairs, args.n_classes)
+    print(f"Dataset verified! ({len(pairs)} pairs)")
+    return 0
+
+
+def add_commands(sub) -> None:
+    """Register the model commands on the ``thinseg`` subparsers."""
+    p = sub.add_parser(
+        "train",
+        help="train the VGG-UNet (keras_segmentation's flags)",
+        description="Train a VGG-UNet on a keras-segmentation dataset.",
+    )
+    p.add_argument("--model_name", default="vgg_unet")
+    p.add_argument("--train_images", required=True)
+    p.add_argument("--train_annotations", required=True)
+    p.add_argument(
+        "--n_classes",
+        type=int,
+        default=None,
+        help="default: from the class scheme",
+    )
+    p.add_argument("--input_height", type=int, default=None)
+    p.add_argument("--input_width", type=int, default=None)
+    p.add_argument(
+        "--not_verify_dataset",
+        action="store_true",
+        help="accepted for compatibility; pairs are always "
+        "checked while loading",
+    )
+    p.add_argument("--checkpoints_path", default=None)
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch_size", type=int, default=2)
+    p.add_argument("--validate", action="store_true")
+    p.add_argument("--val_images", default="")
+    p.add_argument("--val_annotations", default="")
+    p.add_argument("--val_batch_size", type=int, default=2)
+    p.add_argument("--load_weights", default=None)
+    p.add_argument("--auto_resume_checkpoint", action="store_true")
+    p.add_argument("--steps_per_epoch", type=int, default=512)
+    p.add_argument("--optimizer_name", default="adadelta")
+    # ours
+    p.add_argument(
+        "--do_augment",
+        action="store_true",
+        help="flips, 90 degree turns, scale and colour jitter",
+    )
+    p.add_argument(
+        "--ignore_zero_class",
+        action="store_true",
+        help="leave label 0 out of the loss (the default)",
+    )
+    p.add_argument(
+        "--train_zero_class",
+        action="store_true",
+        help="train label 0 as a class (keras-segmentation's default)",
+    )
+    p.add_argument("--learning_rate", type=float, default=None)
+    p.add_argument("--scheme", help="seed, sandstone or a classes.json")
+    p.add_argument(
+        "--init",
+        choices=("random", "imagenet"),
+        default="random",
+        help="encoder initialisation",
+    )
+    p.add_argument(
+        "--base",
+        help="fine-tune from 'default' (the shipped "
+        "model) or a checkpoints path",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing checkpoints at checkpoints_path",
+    )
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "predict",
+        help="predict class maps (label PNGs)",
+        description="Write a label PNG (uint8 class ids, the image's "
+        "size) per image; --colored writes the petrographic picture.",
+    )
+    p.add_argument(
+        "--checkpoints_path",
+        default=None,
+        help="default: the shipped default model",
+    )
+    p.add_argument("--input_path", required=True, help="image or folder")
+    p.add_argument("--output_path", required=True, help="file or folder")
+    p.add_argument("--colored", action="store_true")
+    p.add_argument(
+        "--mode",
+        choices=("tile", "resize"),
+        default="tile",
+        help="native-resolution tiles (default) or "
+        "keras-segmentation's whole-image resize",
+    )
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "evaluate_model",
+        help="IoU of a model on annotated images (JSON)",
+    )
+    p.add_argument("--checkpoints_path", default=None)
+    p.add_argument("--images_path", required=True)
+    p.add_argument("--segs_path", required=True)
+    p.add_argument(
+        "--mode",
+        choices=("tile", "resize"),
+        default="tile",
+        help="for the full-resolution metrics",
+    )
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "verify_dataset",
+        help="check a dataset's pairs, sizes and labels",
+    )
+    p.add_argument("--images_path", required=True)
+    p.add_argument("--segs_path", required=True)
+    p.add_argument("--n_classes", type=int, required=True)
+    p.set_defaults(func=cmd_verify)

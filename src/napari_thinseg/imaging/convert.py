@@ -1,0 +1,76 @@
+"""Image values in the forms the pipeline needs: float in [0, 1] and
+uint8 RGB.
+
+Integers are divided by their dtype's maximum (uint8 by 255, uint16 by
+65535); float images are used as they are when inside [0, 1], else their
+range is stretched onto [0, 1]; alpha is dropped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ThinsegError
+
+
+def is_rgb(image: np.ndarray) -> bool:
+    """Guess napari-style whether the last axis holds colour channels."""
+    return image.ndim >= 3 and image.shape[-1] in (3, 4)
+
+
+def float_range(image: np.ndarray) -> tuple[float, float]:
+    """The values :func:`to_float` maps onto [0, 1] for a float image:
+    (0, 1) when they lie within it, else their minimum and maximum."""
+    image = np.asarray(image)
+    if not image.size:
+        return 0.0, 1.0
+    lo, hi = float(np.min(image)), float(np.max(image))
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ThinsegError("image contains NaN or infinite values")
+    if lo < 0.0 or hi > 1.0:
+        return lo, hi
+    return 0.0, 1.0
+
+
+def to_float(
+    image: np.ndarray, value_range: tuple[float, float] | None = None
+) -> np.ndarray:
+    """Image values as float64 in [0, 1] (see the module docstring).
+
+    ``value_range`` is the float image's :func:`float_range`, given when
+    ``image`` is a tile of a larger image so that all tiles scale alike.
+    """
+    image = np.asarray(image)
+    if image.dtype.kind == "b":
+        return image.astype(np.float64)
+    if image.dtype.kind in "ui":
+        return image.astype(np.float64) / np.iinfo(image.dtype).max
+    # floats outside [0, 1] carry no scale of their own (0..255 floats,
+    # calibrated intensities): their range is stretched onto [0, 1]
+    lo, hi = float_range(image) if value_range is None else value_range
+    out = image.astype(np.float64)
+    if (lo, hi) != (0.0, 1.0):
+        # halves first: hi - lo overflows for ranges wider than 1.8e308
+        out = (
+            (out / 2 - lo / 2) / (hi / 2 - lo / 2)
+            if hi > lo
+            else np.zeros_like(out)
+        )
+    return np.clip(out, 0.0, 1.0) if value_range is not None else out
+
+
+def rgb8(
+    image: np.ndarray, value_range: tuple[float, float] | None = None
+) -> np.ndarray:
+    """Any gray/RGB/RGBA image as uint8 RGB (H, W, 3).
+
+    ``value_range``: see :func:`to_float` (tiles of a float image).
+    """
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        image = np.round(to_float(image, value_range) * 255).astype(np.uint8)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=-1)
+    elif image.shape[-1] in (1, 2):
+        image = np.repeat(image[..., :1], 3, axis=-1)
+    return image[..., :3]

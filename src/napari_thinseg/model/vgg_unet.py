@@ -1,0 +1,144 @@
+"""The VGG-UNet, layer for layer keras-segmentation 0.3.0's ``vgg_unet``.
+
+Built with Keras 3's functional API: the VGG16 encoder up to
+``block4_pool`` (keras-segmentation builds block 5 too, but nothing uses it,
+so its model does not contain it), then the UNet decoder of
+``keras_segmentation.models.unet._unet``; the output is the class
+probabilities at half the input resolution, flattened to
+``(batch, output_height * output_width, n_classes)`` as keras-segmentation
+has it. 12,325,254 parameters for 6 classes at 416 x 608.
+
+The network sees RGB minus the ImageNet means (keras-segmentation's
+"sub_mean" preprocessing). TensorFlow / Keras are imported inside the
+functions, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ThinsegError
+from ..imaging.convert import rgb8
+from .backend import tensorflow
+from .config import MODEL_CLASS, ModelConfig
+from .weights import read_hdf5_weights
+
+IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
+VGG16_NOTOP_URL = (
+    "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
+    "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+)
+
+
+def vgg_unet(
+    n_classes: int,
+    input_height: int = 416,
+    input_width: int = 608,
+    encoder_weights: str | None = None,
+):
+    """Build the VGG-UNet.
+
+    Parameters
+    ----------
+    n_classes : int
+        Output classes, 0 (unlabelled) included, as keras-segmentation counts.
+    input_height, input_width : int
+        Multiples of 32.
+    encoder_weights : {None, "imagenet"}
+        Random encoder, or ImageNet VGG16 (downloads once; needs internet).
+    """
+    ModelConfig(n_classes, input_height, input_width)  # validates
+    tensorflow()
+    import keras
+    from keras import layers
+
+    img_input = keras.Input((input_height, input_width, 3), name="input_1")
+    x = img_input
+    skips = []
+    for block, (filters, n_conv) in enumerate(
+        [(64, 2), (128, 2), (256, 3), (512, 3)], start=1
+    ):
+        for k in range(1, n_conv + 1):
+            x = layers.Conv2D(
+                filters,
+                3,
+                activation="relu",
+                padding="same",
+                name=f"block{block}_conv{k}",
+            )(x)
+        x = layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
+        skips.append(x)
+    f1, f2, f3, f4 = skips
+
+    # the decoder of keras_segmentation.models.unet._unet; stable names
+    # (keras-segmentation's are Keras' counters) let Keras 3 weight files,
+    # which match layers by name, load in any session
+    o = f4
+    for k, (filters, skip) in enumerate(
+        ((512, f3), (256, f2), (128, f1), (64, None)), start=1
+    ):
+        o = layers.ZeroPadding2D(1, name=f"decoder{k}_pad")(o)
+        o = layers.Conv2D(
+            filters, 3, padding="valid", name=f"decoder{k}_conv"
+        )(o)
+        o = layers.BatchNormalization(name=f"decoder{k}_bn")(o)
+        if skip is not None:
+            o = layers.UpSampling2D(2, name=f"decoder{k}_up")(o)
+            o = layers.Concatenate(axis=-1, name=f"decoder{k}_concat")(
+                [o, skip]
+            )
+    o = layers.Conv2D(n_classes, 3, padding="same", name="head_conv")(o)
+    o = layers.Reshape((-1, n_classes), name="head_flatten")(o)
+    o = layers.Activation("softmax", name="head_softmax")(o)
+    model = keras.Model(img_input, o, name=MODEL_CLASS)
+    if encoder_weights == "imagenet":
+        load_imagenet_encoder(model)
+    elif encoder_weights is not None:
+        raise ThinsegError(
+            f"encoder_weights must be None or 'imagenet', got "
+            f"{encoder_weights!r}"
+        )
+    return model
+
+
+def build(config: ModelConfig, encoder_weights: str | None = None):
+    """The model a config describes."""
+    return vgg_unet(
+        config.n_classes,
+        config.input_height,
+        config.input_width,
+        encoder_weights,
+    )
+
+
+def encoder_layers(model) -> list:
+    return [ly for ly in model.layers if ly.name.startswith("block")]
+
+
+def load_imagenet_encoder(model) -> None:
+    """Copy ImageNet VGG16 weights into the encoder (block1..block4)."""
+    tensorflow()
+    import keras
+
+    try:
+        path = keras.utils.get_file(
+            VGG16_NOTOP_URL.rsplit("/", 1)[-1],
+            VGG16_NOTOP_URL,
+            cache_subdir="models",
+        )
+    except Exception as exc:  # no network, proxy, HTTP error...
+        raise ThinsegError(
+            "cannot download the ImageNet VGG16 weights "
+            f"({type(exc).__name__}); you seem to be offline: train with a "
+            "random encoder or from the default model instead"
+        ) from None
+    by_name = dict(read_hdf5_weights(path))
+    for layer in encoder_layers(model):
+        if layer.weights and layer.name in by_name:
+            layer.set_weights(by_name[layer.name])
+
+
+def preprocess(image: np.ndarray) -> np.ndarray:
+    """RGB (uint8 or any image) -> float32 network input, "sub_mean"."""
+    rgb = rgb8(image).astype(np.float32)
+    return rgb - np.asarray(IMAGENET_MEAN_RGB, np.float32)

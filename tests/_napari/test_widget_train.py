@@ -1,0 +1,328 @@
+"""The "Train" widget on a real napari viewer (tiny, CPU-sized runs)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from napari_thinseg._napari.layers import labels_kwargs
+from napari_thinseg._napari.widgets import _common
+from napari_thinseg._napari.widgets import train as train_module
+from napari_thinseg._napari.widgets.train import (
+    IF_EXISTS_RESUME,
+    START_CHECKPOINT,
+    START_DEFAULT,
+    VAL_HOLD_OUT,
+    VAL_NONE,
+    TrainWidget,
+    hold_out,
+)
+from napari_thinseg.dataset import Pair
+from napari_thinseg.errors import ThinsegError
+from napari_thinseg.schemes import SEED
+from napari_thinseg.synth import synthetic_sandstone, to_seed_labels
+from napari_thinseg.train import TrainResult
+
+SHAPE = (64, 80)
+TIMEOUT_MS = 60_000
+
+# each test starts and ends with an empty model registry
+pytestmark = pytest.mark.usefixtures("no_trained_models")
+
+
+def add_pair(viewer, name: str, seed: int):
+    image, labels = synthetic_sandstone(SHAPE, seed=seed)
+    im = viewer.add_image(image, name=name, rgb=True)
+    lb = viewer.add_labels(
+        to_seed_labels(labels), name=f"{name} labels", **labels_kwargs(SEED)
+    )
+    return im, lb
+
+
+def open_widget(viewer) -> TrainWidget:
+    _, widget = viewer.window.add_plugin_dock_widget("napari-thinseg", "Train")
+    assert isinstance(widget, TrainWidget)
+    return widget
+
+
+def make_tiny(widget, folder=None, name="P", epochs=1, steps=2):
+    widget.input_height.setValue(32)
+    widget.input_width.setValue(32)
+    widget.epochs.setValue(epochs)
+    widget.batch_size.setValue(2)
+    widget.steps_per_epoch.setValue(steps)
+    widget.folder.setText("" if folder is None else str(folder))
+    widget.name.setText(name)
+
+
+def run_training(qtbot, widget, on_event=None, on_start=None):
+    """Click Start and wait for the worker; returns (result, failure)."""
+    got = {}
+    widget.trained.connect(lambda r: got.setdefault("result", r))
+    widget.failed.connect(lambda m: got.setdefault("failed", m))
+    if on_event is not None:
+        widget.progressed.connect(on_event)
+    widget.start_button.click()
+    assert widget.worker is not None  # it runs in a thread_worker
+    assert not widget.start_button.isEnabled()
+    assert widget.stop_button.isEnabled()
+    if on_start is not None:
+        on_start()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    assert widget.start_button.isEnabled()
+    assert not widget.stop_button.isEnabled()
+    return got.get("result"), got.get("failed")
+
+
+def test_widgets_do_not_import_tensorflow():
+    code = (
+        "import sys\n"
+        "import napari_thinseg._napari.widgets.train\n"
+        "import napari_thinseg._napari.widgets.predict\n"
+        "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_train_from_manifest_then_resume_and_stop(
+    make_napari_viewer, qtbot, notes, tmp_path
+):
+    viewer = make_napari_viewer()
+    add_pair(viewer, "a", 1)
+    add_pair(viewer, "b", 2)
+    widget = open_widget(viewer)
+    assert [
+        (im.name, ok, lb.name) for im, ok, lb in widget.pairs_table.rows()
+    ] == [
+        ("a", True, "a labels"),
+        ("b", True, "b labels"),
+    ]
+    assert "seed" in widget.scheme_label.text()
+    make_tiny(widget, tmp_path)
+    widget.set_validation(VAL_HOLD_OUT)
+
+    result, failed = run_training(qtbot, widget)
+    assert failed is None and notes["error"] == []
+    assert result is widget.last_result and not result.stopped
+    assert (tmp_path / "P_config.json").is_file()
+    assert (tmp_path / "P.0").is_file()
+    assert result.checkpoint == str(tmp_path / "P.0")
+    assert result.config.input_height == result.config.input_width == 32
+    # live plots: one loss point per batch, one IoU point per epoch
+    assert [s for s, _ in widget.loss_points()] == [1, 2]
+    assert len(widget.loss_line.get_xdata()) == 2
+    assert len(widget.epoch_loss_line.get_xdata()) == 1
+    assert list(widget.iou_line.get_xdata()) == [1]
+    # per-class IoU of the held-out pair, class names from the scheme
+    rows = widget.iou_rows()
+    assert [r[1] for r in rows[:-1]] == SEED.names
+    assert [r[0] for r in rows[:-1]] == [str(i) for i in SEED.ids]
+    assert rows[-1][1].startswith("mean")
+    assert float(rows[-1][2]) >= 0.0
+    # kept in memory for the Predict widget
+    latest = _common.trained_models.latest()
+    assert latest.model is result.model and latest.config is result.config
+    assert latest.name == "P (epoch 1)"
+    assert any("training done" in m for m in notes["info"])
+
+    # fine-tune that checkpoint, resuming its prefix; Stop ends the run
+    # within a batch and saves no unfinished epoch
+    widget.set_start(START_CHECKPOINT, tmp_path / "P_config.json")
+    assert not widget.input_height.isEnabled()
+    assert "32×32" in widget.model_label.text()
+    widget.set_if_exists(IF_EXISTS_RESUME)
+    widget.set_validation(VAL_NONE)
+    make_tiny(widget, tmp_path, epochs=3, steps=100_000)
+    p0 = (tmp_path / "P.0").read_bytes()
+
+    def stop_at_first_batch(event):
+        if len(widget.history) == 1:
+            widget.stop_button.click()
+            assert not widget.stop_button.isEnabled()
+            assert "stopping" in widget.status_label.text()
+
+    result2, failed = run_training(qtbot, widget, stop_at_first_batch)
+    assert failed is None and notes["error"] == []
+    assert result2.stopped and result2.history == []
+    assert result2.checkpoint is None
+    # resumed after epoch 0; at most a few queued batches after the Stop
+    assert 1 <= len(widget.history) <= 5
+    assert all(e.epoch == 1 and not e.epoch_end for e in widget.history)
+    assert widget.iou_rows() == []  # no validation this time
+    assert sorted(p.name for p in tmp_path.glob("P.*")) == ["P.0"]
+    assert (tmp_path / "P.0").read_bytes() == p0
+    assert any("stopped" in m for m in notes["info"])
+    assert _common.trained_models.latest().model is result2.model
+    assert len(_common.trained_models) == 1
+
+
+def test_errors_are_notifications(
+    make_napari_viewer, qtbot, notes, tmp_path, no_default_model
+):
+    viewer = make_napari_viewer()
+    widget = open_widget(viewer)
+    widget.start_button.click()  # no layers at all
+    assert widget.worker is None
+    assert "nothing to train on" in notes["error"][-1]
+
+    add_pair(viewer, "a", 4)
+    viewer.add_image(  # what the Predict widget writes: not training data
+        np.ones(SHAPE, np.float32),
+        name="a confidence",
+        metadata={_common.CONFIDENCE_KEY: True},
+    )
+    assert [im.name for im, _, _ in widget.pairs_table.rows()] == ["a"]
+    make_tiny(widget, tmp_path)
+    widget.pairs_table.set_row("a", checked=False)
+    widget.start_button.click()
+    assert widget.worker is None
+    assert "nothing to train on" in notes["error"][-1]
+    widget.pairs_table.set_row("a", checked=True)
+
+    widget.set_start(START_DEFAULT)  # not installed
+    assert "not installed" in widget.model_label.text()
+    widget.start_button.click()
+    assert widget.worker is None
+    assert "default model" in notes["error"][-1]
+
+    widget.set_start(START_CHECKPOINT, tmp_path / "nope_config.json")
+    widget.start_button.click()
+    assert widget.worker is None
+    assert "no such" in notes["error"][-1]
+
+    widget.set_start("new")
+    widget.set_validation(VAL_HOLD_OUT)  # one pair cannot be split
+    widget.start_button.click()
+    assert widget.worker is None
+    assert "at least two" in notes["error"][-1]
+    widget.set_validation(VAL_NONE)
+
+    widget.name.setText("a/b")
+    widget.start_button.click()
+    assert widget.worker is None
+    assert "prefix" in notes["error"][-1]
+
+    # existing checkpoints are refused unless resumed or overwritten
+    (tmp_path / "P_config.json").write_text("{}")
+    widget.name.setText("P")
+    widget.start_button.click()
+    assert widget.worker is None
+    assert "already exist" in notes["error"][-1]
+    assert len(_common.trained_models) == 0
+    assert viewer.layers["a"] is not None  # the viewer is still usable
+
+
+@pytest.mark.parametrize("kind", ["memory", "tensorflow"])
+def test_out_of_memory_says_what_to_lower(
+    make_napari_viewer, qtbot, notes, monkeypatch, kind
+):
+    class ResourceExhaustedError(RuntimeError):
+        """Named like TensorFlow's."""
+
+    def exhausted(*args, **kwargs):
+        if kind == "memory":
+            raise MemoryError
+        raise ResourceExhaustedError("OOM when allocating tensor")
+        yield  # a generator, as the core's train()
+
+    monkeypatch.setattr(train_module, "train", exhausted)
+    monkeypatch.setattr(train_module, "import_tensorflow", lambda: None)
+    viewer = make_napari_viewer()
+    add_pair(viewer, "a", 5)
+    widget = open_widget(viewer)
+    make_tiny(widget)
+    result, failed = run_training(qtbot, widget)
+    assert result is None
+    assert "lower the batch size or the input size" in failed
+    assert notes["error"] == [failed]
+
+
+def test_stop_before_the_first_batch_keeps_no_model(
+    make_napari_viewer, qtbot, notes, monkeypatch
+):
+    def waiting_train(*args, stop, **kwargs):
+        while not stop():  # e.g. TensorFlow still loading
+            time.sleep(0.005)
+        return TrainResult(object(), None, stopped=True)
+        yield  # a generator, as the core's train()
+
+    monkeypatch.setattr(train_module, "train", waiting_train)
+    monkeypatch.setattr(train_module, "import_tensorflow", lambda: None)
+    viewer = make_napari_viewer()
+    add_pair(viewer, "a", 6)
+    widget = open_widget(viewer)
+    make_tiny(widget)
+    result, failed = run_training(
+        qtbot, widget, on_start=widget.stop_button.click
+    )
+    assert failed is None and result.stopped
+    assert len(_common.trained_models) == 0
+    assert "before the first batch" in notes["info"][-1]
+    assert widget.progress_bar.value() == widget.progress_bar.maximum()
+
+
+def test_hold_out_is_seeded_and_keeps_both_sides():
+    pairs = [Pair(str(i), None, None) for i in range(5)]
+    train, val = hold_out(pairs, 0.4, seed=0)
+    assert len(train) == 3 and len(val) == 2
+    assert hold_out(pairs, 0.4, seed=0) == (train, val)
+    assert {p.name for p in train + val} == {p.name for p in pairs}
+    train, val = hold_out(pairs[:2], 0.9, seed=1)
+    assert len(train) == len(val) == 1
+    with pytest.raises(ThinsegError, match="at least two"):
+        hold_out(pairs[:1], 0.5, seed=0)
+
+
+def test_unlabelled_layers_are_refused(
+    make_napari_viewer, qtbot, notes, tmp_path
+):
+    """All-zero labels: nothing to learn, said in one line; no checkpoint."""
+    from napari.utils import progress
+
+    viewer = make_napari_viewer()
+    _, labels = add_pair(viewer, "a", 6)
+    labels.data = np.zeros_like(labels.data)
+    widget = open_widget(viewer)
+    make_tiny(widget, tmp_path)
+    result, failed = run_training(qtbot, widget)
+    assert result is None
+    assert "nothing to learn" in failed and "\n" not in failed
+    assert notes["error"] == [failed]
+    assert not list(tmp_path.iterdir())
+    assert not list(progress._all_instances)
+
+
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("too_large", ("'a labels'", "label 9 >= n_classes 6")),
+        ("negative", ("'a labels'", "negative label -1")),
+    ],
+)
+def test_bad_label_values_are_refused(
+    make_napari_viewer, qtbot, notes, tmp_path, case, words
+):
+    """Label values the scheme cannot hold: one line naming the layer,
+    nothing written, the layer untouched."""
+    from napari.utils import progress
+
+    viewer = make_napari_viewer()
+    _, labels = add_pair(viewer, "a", 7)
+    data = labels.data.astype(np.int32)
+    data[5:9, 5:9] = 9 if case == "too_large" else -1
+    labels.data = data
+    widget = open_widget(viewer)
+    make_tiny(widget, tmp_path)
+    widget.start_button.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    message = notes["error"][-1]
+    assert all(w in message for w in words), message
+    assert "\n" not in message
+    assert not list(tmp_path.iterdir())
+    assert not list(progress._all_instances)
+    np.testing.assert_array_equal(viewer.layers["a labels"].data, data)
