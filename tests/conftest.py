@@ -34,12 +34,12 @@ def pytest_configure(config):
 @pytest.fixture
 def notes(monkeypatch):
     """Notifications the widgets show, by kind."""
-    from napari_thinseg._napari.widgets import _common
+    from napari_thinseg._napari import notify
 
     seen = {"error": [], "info": [], "warning": []}
     for kind in seen:
         monkeypatch.setattr(
-            _common, f"show_{kind}", lambda msg, k=kind: seen[k].append(msg)
+            notify, f"show_{kind}", lambda msg, k=kind: seen[k].append(msg)
         )
     return seen
 
@@ -47,11 +47,13 @@ def notes(monkeypatch):
 @pytest.fixture
 def no_trained_models():
     """The test starts and ends with an empty model registry."""
-    from napari_thinseg._napari.widgets import _common
+    from napari_thinseg.model.cache import loaded_models, trained_models
 
-    _common.trained_models.clear()
+    trained_models.clear()
+    loaded_models.clear()
     yield
-    _common.trained_models.clear()
+    trained_models.clear()
+    loaded_models.clear()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from napari_thinseg._napari.widgets.predict import (
     PredictWidget,
 )
 from napari_thinseg.dataset import Pair
-from napari_thinseg.model import checkpoints, keras_archive
+from napari_thinseg.model import cache, checkpoints, keras_archive
 from napari_thinseg.predict import predict_image as predict_image_core
 from napari_thinseg.progress import run
 from napari_thinseg.schemes import SEED
@@ -73,8 +73,8 @@ def add_image(viewer, name="ts", seed=1, shape=SHAPE, **kwargs):
 
 
 def register(result) -> None:
-    _common.trained_models.add(
-        _common.TrainedModel(result.model, result.config, "M (epoch 1)")
+    cache.trained_models.add(
+        cache.TrainedModel(result.model, result.config, "M (epoch 1)")
     )
 
 

@@ -23,6 +23,7 @@ from napari_thinseg._napari.widgets.train import (
 )
 from napari_thinseg.dataset import Pair
 from napari_thinseg.errors import ThinsegError
+from napari_thinseg.model import cache
 from napari_thinseg.schemes import SEED
 from napari_thinseg.synth import synthetic_sandstone, to_seed_labels
 from napari_thinseg.train import TrainResult
@@ -125,7 +126,7 @@ def test_train_from_manifest_then_resume_and_stop(
     assert rows[-1][1].startswith("mean")
     assert float(rows[-1][2]) >= 0.0
     # kept in memory for the Predict widget
-    latest = _common.trained_models.latest()
+    latest = cache.trained_models.latest()
     assert latest.model is result.model and latest.config is result.config
     assert latest.name == "P (epoch 1)"
     assert any("training done" in m for m in notes["info"])
@@ -157,8 +158,8 @@ def test_train_from_manifest_then_resume_and_stop(
     assert sorted(p.name for p in tmp_path.glob("P.*")) == ["P.0"]
     assert (tmp_path / "P.0").read_bytes() == p0
     assert any("stopped" in m for m in notes["info"])
-    assert _common.trained_models.latest().model is result2.model
-    assert len(_common.trained_models) == 1
+    assert cache.trained_models.latest().model is result2.model
+    assert len(cache.trained_models) == 1
 
 
 def test_errors_are_notifications(
@@ -213,7 +214,7 @@ def test_errors_are_notifications(
     widget.start_button.click()
     assert widget.worker is None
     assert "already exist" in notes["error"][-1]
-    assert len(_common.trained_models) == 0
+    assert len(cache.trained_models) == 0
     assert viewer.layers["a"] is not None  # the viewer is still usable
 
 
@@ -261,7 +262,7 @@ def test_stop_before_the_first_batch_keeps_no_model(
         qtbot, widget, on_start=widget.stop_button.click
     )
     assert failed is None and result.stopped
-    assert len(_common.trained_models) == 0
+    assert len(cache.trained_models) == 0
     assert "before the first batch" in notes["info"][-1]
     assert widget.progress_bar.value() == widget.progress_bar.maximum()
 

@@ -1,4 +1,5 @@
-"""napari layer data tuples and class schemes on layers (no napari import).
+"""napari layer data tuples, class schemes on layers, and the stamp that
+tells a layer the plugin wrote from one the user has edited since.
 
 A Labels layer carries its class scheme twice: as the ``features`` table
 (what napari's status bar shows: the class name under the cursor) and whole
@@ -6,6 +7,11 @@ in ``metadata["thinseg_scheme"]`` (scheme name and pore classes too).
 """
 
 from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+
+import numpy as np
 
 from ..errors import ThinsegError
 from ..schemes import SEED, ClassScheme
@@ -51,3 +57,51 @@ def apply_scheme(layer, scheme: ClassScheme) -> None:
     layer.colormap = kwargs["colormap"]
     layer.features = kwargs["features"]
     layer.metadata = {**layer.metadata, **kwargs["metadata"]}
+
+
+# -- layers the plugin wrote, and whether the user edited them since ---------
+def checksum(data) -> int:
+    """CRC32 of an array's bytes (tells whether a layer was edited)."""
+    return zlib.crc32(np.ascontiguousarray(data).view(np.uint8).ravel())
+
+
+def stamp(data, **info) -> dict:
+    """What to keep in a written layer's ``metadata[key]``: the data's
+    checksum and ``info`` (image, method, model...)."""
+    return {"checksum": checksum(data), **info}
+
+
+def is_untouched(layer, key: str, shape) -> bool:
+    """Whether ``layer`` is a Labels layer the plugin wrote under
+    ``metadata[key]`` and nobody has painted on since: its data still has
+    the stamped checksum (and ``shape``)."""
+    from napari.layers import Labels
+
+    if not isinstance(layer, Labels) or layer.multiscale:
+        return False
+    found = layer.metadata.get(key)
+    data = layer.data
+    return (
+        isinstance(found, dict)
+        and isinstance(data, np.ndarray)
+        and data.shape == tuple(shape)
+        and data.dtype == np.uint8
+        and found.get("checksum") == checksum(data)
+    )
+
+
+def writable_labels(
+    layers, base: str, key: str, shape, numbered: Callable[[int], str]
+):
+    """``(layer, name)`` to write new labels to: the first of ``base``,
+    ``numbered(2)``, ``numbered(3)``... that is untouched (layer) or free
+    (``None`` and the name for a new layer). Edited layers are never
+    overwritten."""
+    k = 1
+    while True:
+        name = base if k == 1 else numbered(k)
+        if name not in layers:
+            return None, name
+        if is_untouched(layers[name], key, shape):
+            return layers[name], name
+        k += 1

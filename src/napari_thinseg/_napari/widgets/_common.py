@@ -1,4 +1,5 @@
-"""Helpers shared by the widgets: layer combos, layer arrays, notifications.
+"""Helpers shared by the widgets: layer combos, layer arrays, small Qt
+parts (buttons, status lines, timers), progress bars.
 
 Nothing here touches private napari attributes; layer lists are followed
 through ``viewer.layers.events`` and each layer's ``events.name``.
@@ -7,14 +8,10 @@ through ``viewer.layers.events`` and each layer's ``events.name``.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
-import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
-from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import (
     QComboBox,
@@ -27,56 +24,6 @@ from qtpy.QtWidgets import (
 from ...errors import ThinsegError
 
 logger = logging.getLogger(__name__)
-
-
-def notify_error(message: str) -> None:
-    """Show ``message`` (first line only) as a napari error notification."""
-    show_error(str(message).strip().splitlines()[0] if message else "error")
-
-
-def notify_info(message: str) -> None:
-    """Show ``message`` as a napari info notification."""
-    show_info(str(message))
-
-
-def notify_warning(message: str) -> None:
-    """Show ``message`` as a napari warning notification."""
-    show_warning(str(message))
-
-
-def one_line(exc: BaseException) -> str:
-    """A one-line description of ``exc`` for a notification."""
-    if isinstance(exc, ThinsegError):
-        text = str(exc)
-    else:
-        text = (
-            f"{type(exc).__name__}: {exc}"
-            if str(exc)
-            else (type(exc).__name__)
-        )
-    return text.strip().splitlines()[0] if text.strip() else "error"
-
-
-def reports_errors(method: Callable) -> Callable:
-    """Decorate a widget action so that errors become notifications.
-
-    A :class:`ThinsegError` is shown as its one-line message; anything else
-    is logged with its traceback and shown as one line, never raised into
-    the Qt event loop.
-    """
-
-    @functools.wraps(method)
-    def wrapper(*args, **kwargs):
-        try:
-            return method(*args, **kwargs)
-        except ThinsegError as exc:
-            notify_error(one_line(exc))
-        except Exception as exc:  # a widget must never crash napari
-            logger.exception("napari-thinseg: %s failed", method.__name__)
-            notify_error(one_line(exc))
-        return None
-
-    return wrapper
 
 
 def button(
@@ -103,17 +50,6 @@ def idle_progress_bar() -> QProgressBar:
     bar.setRange(0, 1)
     bar.setValue(0)
     return bar
-
-
-def report_failure(
-    widget, message: str, notify: Callable[[str], None] | None = None
-) -> None:
-    """Tell that a widget's run failed: ``notify(message)`` (if given),
-    the message in its ``status_label``, and its ``failed`` signal."""
-    if notify is not None:
-        notify(message)
-    widget.status_label.setText(message)
-    widget.failed.emit(message)
 
 
 def single_shot_timer(
@@ -290,101 +226,6 @@ def sync_progress(pbar, step: int, total: int, desc: str = "") -> None:
         pbar.update(step - pbar.n)
     if desc and desc != getattr(pbar, "desc", None):
         pbar.set_description(desc)
-
-
-# -- models trained in this session -------------------------------------
-@dataclass
-class TrainedModel:
-    """A model the Train widget trained in this Python session.
-
-    Attributes
-    ----------
-    model : keras.Model
-        The trained network, in memory.
-    config : napari_thinseg.model.ModelConfig
-        Its config (sizes, class scheme).
-    name : str
-        What the Predict widget shows, e.g. ``"P (epoch 3)"``.
-    checkpoint : str or None
-        The last checkpoint written for it, if any.
-    """
-
-    model: object
-    config: object
-    name: str
-    checkpoint: str | None = None
-
-
-class TrainedModels:
-    """The models trained in this session, shared by Train and Predict.
-
-    A module-level registry (:data:`trained_models`) rather than a per
-    viewer one: a model does not belong to a viewer, and a Predict widget
-    of any window can use it. Only the latest ``keep`` models are held (a
-    VGG-UNet with its optimizer state is a few hundred MB).
-
-    Listeners are called without arguments after every change, on the GUI
-    thread; bound methods are held weakly so that widgets can go away.
-    """
-
-    def __init__(self, keep: int = 1):
-        self.keep = keep
-        self._items: list[TrainedModel] = []
-        self._listeners: list = []
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def items(self) -> list[TrainedModel]:
-        """The held models, oldest first."""
-        return list(self._items)
-
-    def latest(self) -> TrainedModel | None:
-        """The most recently trained model, or ``None``."""
-        return self._items[-1] if self._items else None
-
-    def add(self, item: TrainedModel) -> None:
-        """Hold ``item`` as the latest model (dropping the oldest)."""
-        self._items.append(item)
-        del self._items[: max(0, len(self._items) - self.keep)]
-        self._notify()
-
-    def clear(self) -> None:
-        """Forget every model."""
-        self._items.clear()
-        self._notify()
-
-    def connect(self, callback: Callable[[], None]) -> None:
-        """Call ``callback()`` after every change."""
-        ref = (
-            weakref.WeakMethod(callback)
-            if hasattr(callback, "__self__")
-            else (lambda cb=callback: cb)
-        )
-        self._listeners.append(ref)
-
-    def disconnect(self, callback: Callable[[], None]) -> None:
-        """Stop calling ``callback``."""
-        self._listeners = [
-            ref for ref in self._listeners if ref() not in (None, callback)
-        ]
-
-    def _notify(self) -> None:
-        alive = []
-        for ref in self._listeners:
-            callback = ref()
-            if callback is None:
-                continue
-            try:
-                callback()
-            except RuntimeError:  # its Qt widget was deleted
-                continue
-            alive.append(ref)
-        self._listeners = alive
-
-
-trained_models = TrainedModels()
-"""Models trained in this session (see :class:`TrainedModels`)."""
 
 
 def import_tensorflow():

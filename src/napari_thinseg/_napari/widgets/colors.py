@@ -35,14 +35,8 @@ from ...colorize import match_colors, save_colored
 from ...errors import ThinsegError
 from ...schemes import BUILTIN_SCHEMES, SEED, ClassScheme, rgb_to_hex
 from ..layers import apply_scheme, scheme_of
-from ._common import (
-    LayerCombo,
-    button,
-    layer_array,
-    notify_error,
-    notify_info,
-    reports_errors,
-)
+from ..notify import notify_error, notify_info, reports_errors
+from ._common import LayerCombo, button, layer_array
 
 OWN = "layer's own"
 """Scheme combo entry: the scheme stored on the chosen Labels layer."""

@@ -9,11 +9,9 @@ it writes anything.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from napari.layers import Image, Labels
-from napari.qt.threading import thread_worker
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -35,17 +33,10 @@ from qtpy.QtWidgets import (
 from ...dataset import ExportResult, Pair, export_dataset
 from ...errors import ThinsegError
 from ...schemes import SEED, ClassScheme
+from .. import workers
 from ..layers import scheme_of
-from ._common import (
-    LayerWatcher,
-    button,
-    layer_array,
-    notify_error,
-    notify_info,
-    notify_warning,
-    plane_shape,
-    reports_errors,
-)
+from ..notify import notify_error, notify_info, notify_warning, reports_errors
+from ._common import LayerWatcher, button, layer_array, plane_shape
 
 IMAGE, LABELS = range(2)
 NAME_SUFFIXES = ("labels", "annotation", "truth")
@@ -286,26 +277,6 @@ def _check_state(checked: bool):
     return Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked
 
 
-@dataclass(frozen=True)
-class Refused:
-    """What :func:`export_job` returns when the core refuses the export."""
-
-    message: str
-
-
-def export_job(pairs, root, scheme, test_fraction, seed, overwrite):
-    """:func:`export_dataset`, returning a :class:`ThinsegError` as a
-    :class:`Refused` (a worker would raise a returned exception), so the
-    widget shows it as one line instead of a traceback."""
-    try:
-        result = yield from export_dataset(
-            pairs, root, scheme, test_fraction, seed, overwrite
-        )
-    except ThinsegError as exc:
-        return Refused(str(exc))
-    return result
-
-
 class ExportWidget(QWidget):
     """Export image layers and their labels as a training dataset.
 
@@ -413,32 +384,29 @@ class ExportWidget(QWidget):
         if not root:
             raise ThinsegError("choose an output folder first")
         pairs, scheme = self.pairs()
-        make = thread_worker(
-            export_job,
-            progress={"total": len(pairs), "desc": "Exporting annotations"},
-            connect={
-                "returned": self._returned,
-                "errored": self._errored,
-                "aborted": self._aborted,
-                "finished": self._finished,
-            },
-        )
         self.export_button.setEnabled(False)
-        self.worker = make(
+        self.worker = workers.start(
+            export_dataset,
             pairs,
             Path(root).expanduser(),
             scheme,
             float(self.test_fraction.value()),
             int(self.seed.value()),
             self.overwrite.isChecked(),
+            desc="Exporting annotations",
+            total=len(pairs),
+            returned=self._returned,
+            refused=self._refused,
+            errored=self._errored,
+            aborted=self._aborted,
+            finished=self._finished,
         )
 
-    def _returned(self, value) -> None:
-        if isinstance(value, Refused):
-            notify_error(value.message)
-            self.failed.emit(value.message)
-            return
-        result: ExportResult = value
+    def _refused(self, message: str) -> None:
+        notify_error(message)
+        self.failed.emit(message)
+
+    def _returned(self, result: ExportResult) -> None:
         notify_info(
             f"exported {len(result.train)} train and {len(result.test)} "
             f"test pairs to {result.root}"

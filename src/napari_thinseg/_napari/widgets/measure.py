@@ -51,15 +51,12 @@ from ...errors import OUT_OF_MEMORY, ThinsegError, is_out_of_memory
 from ...measure.modal import Measurement, measure, write_csv
 from ...schemes import ClassScheme
 from ..layers import scheme_of
+from ..notify import notify_error, notify_info, one_line, reports_errors
 from ._common import (
     LayerCombo,
     button,
     disconnect_all,
     layer_array,
-    notify_error,
-    notify_info,
-    one_line,
-    reports_errors,
     single_shot_timer,
     status_label,
     theme_colors,

@@ -46,6 +46,7 @@ from qtpy.QtWidgets import (
 
 from ...errors import ThinsegError, is_out_of_memory
 from ...imaging.files import check_image
+from ...model.cache import trained_models
 from ...model.checkpoints import (
     config_path,
     default_model_prefix,
@@ -58,6 +59,15 @@ from ...model.keras_archive import read_keras_config
 from ...predict import MODES, Prediction, predict_image
 from ...progress import Progress
 from ..layers import apply_scheme, labels_kwargs
+from ..notify import (
+    notify_error,
+    notify_info,
+    notify_warning,
+    one_line,
+    report_failure,
+    reports_errors,
+)
+from ..workers import Refused
 from ._common import (
     CONFIDENCE_KEY,
     LayerCombo,
@@ -65,18 +75,10 @@ from ._common import (
     idle_progress_bar,
     import_tensorflow,
     layer_array,
-    notify_error,
-    notify_info,
-    notify_warning,
-    one_line,
     plane_shape,
-    report_failure,
-    reports_errors,
     status_label,
     sync_progress,
-    trained_models,
 )
-from .export import Refused
 
 MODEL_DEFAULT, MODEL_TRAINED, MODEL_CHECKPOINT = (
     "default",

@@ -50,6 +50,7 @@ from qtpy.QtWidgets import (
 
 from ...dataset import Pair
 from ...errors import OUT_OF_MEMORY, ThinsegError, is_out_of_memory
+from ...model.cache import TrainedModel, trained_models
 from ...model.checkpoints import (
     config_path,
     default_model_prefix,
@@ -62,26 +63,27 @@ from ...model.config import MAX_INPUT_SIDE, check_input_size
 from ...progress import Progress
 from ...schemes import ClassScheme
 from ...train import TrainEvent, TrainResult, TrainSettings, train
-from ._common import (
-    CONFIDENCE_KEY,
-    TrainedModel,
-    button,
-    idle_progress_bar,
-    import_tensorflow,
-    layer_array,
+from ..notify import (
     notify_error,
     notify_info,
     notify_warning,
     one_line,
     report_failure,
     reports_errors,
+)
+from ..workers import Refused
+from ._common import (
+    CONFIDENCE_KEY,
+    button,
+    idle_progress_bar,
+    import_tensorflow,
+    layer_array,
     single_shot_timer,
     status_label,
     sync_progress,
     theme_colors,
-    trained_models,
 )
-from .export import PairTable, Refused, dataset_scheme, layer_pairs
+from .export import PairTable, dataset_scheme, layer_pairs
 
 START_NEW, START_DEFAULT, START_CHECKPOINT = "new", "default", "checkpoint"
 START_TEXT = {
