@@ -10,7 +10,7 @@ growing size, and their ratio.
 import sys
 import time
 
-from napari_thinseg.measure.modal import measure
+from napari_thinseg.measure import measure
 from napari_thinseg.schemes import SANDSTONE
 from napari_thinseg.synth import synthetic_sandstone
 

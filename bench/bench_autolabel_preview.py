@@ -2,8 +2,8 @@
 
 Prints, for a 4000 x 4000 RGB thin section measured side by side in one
 run: the full auto-label (smoothing + binning), and what a threshold move
-costs the widget once the smoothed gray is cached (binning only), with
-their ratio. Not run by CI.
+costs the widget once its :class:`PreviewCache` holds the smoothed gray
+(binning only), with their ratio. Not run by CI.
 
     .venv/bin/python bench/bench_autolabel_preview.py [SIZE]
 """
@@ -13,13 +13,8 @@ import time
 
 import numpy as np
 
-from napari_thinseg.autolabel import (
-    AutoLabelParams,
-    autolabel,
-    epoxy_mask,
-    labels_from_gray,
-    smoothed_gray,
-)
+from napari_thinseg.autolabel import AutoLabelParams, autolabel
+from napari_thinseg.autolabel_preview import PreviewCache
 from napari_thinseg.synth import synthetic_sandstone
 
 
@@ -37,20 +32,17 @@ def main(size=4000):
     for method in ("gray", "epoxy"):
         params = AutoLabelParams(method)
         full = best_of(lambda p=params: autolabel(rgb, p), repeat=1)
-        gray = smoothed_gray(rgb, params.sigma)
-        blue = epoxy_mask(rgb) if method == "epoxy" else None
+        cache = PreviewCache()
+        cache.fill("plane", params, rgb, rgb=True)
         moved = AutoLabelParams(method, thresholds=(0.2, 0.45, 0.6, 0.8))
-        rebin = best_of(
-            lambda m=moved, g=gray, b=blue: labels_from_gray(g, m, None, b)
-        )
+        assert cache.missing("plane", moved) is None  # nothing to smooth
+        rebin = best_of(lambda m=moved, c=cache: c.labels("plane", m))
         print(
             f"{size}x{size} {method:5s}: full auto-label {full:6.2f} s, "
             f"threshold move (cached) {rebin * 1000:6.0f} ms, "
             f"ratio {full / rebin:5.1f}x"
         )
-    assert np.array_equal(
-        labels_from_gray(gray, moved, None, blue), autolabel(rgb, moved)
-    )
+    assert np.array_equal(cache.labels("plane", moved), autolabel(rgb, moved))
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ from napari_thinseg.imaging.files import (
     read_annotation,
     read_image,
 )
-from napari_thinseg.measure import modal as analysis
+from napari_thinseg.measure import grains, modal, report
 from napari_thinseg.schemes import SANDSTONE, SEED, ClassScheme, PetroClass
 
 SCALE = float(os.environ.get("THINSEG_FUZZ_SCALE", "1"))
@@ -930,7 +930,7 @@ def test_measure(
         region = None
     m = attempt(
         "test_measure",
-        analysis.measure,
+        modal.measure,
         labels,
         scheme,
         mask=region,
@@ -993,7 +993,7 @@ def check_measurement(m, labels, scheme, region, sizes):
     # the outputs of a measurement never fail
     row = m.to_row()
     assert row["counted_pixels"] == m.counted_pixels
-    assert analysis.format_measurement(m)
+    assert report.format_measurement(m)
 
 
 @fuzz(100)
@@ -1003,9 +1003,7 @@ def check_measurement(m, labels, scheme, region, sizes):
 )
 @counted
 def test_wilson_interval(fraction, n):
-    lo_hi = attempt(
-        "test_wilson_interval", analysis.wilson_interval, fraction, n
-    )
+    lo_hi = attempt("test_wilson_interval", modal.wilson_interval, fraction, n)
     if lo_hi is None:
         return
     lo, hi = lo_hi
@@ -1030,15 +1028,15 @@ def test_wilson_interval(fraction, n):
 def test_size_stats(diameters, pixel_size_um, border):
     s = attempt(
         "test_size_stats",
-        analysis.size_stats,
+        grains.size_stats,
         diameters,
         pixel_size_um,
         min(border, len(diameters)),
     )
     assert s is not None and s.count == len(diameters)
-    if pixel_size_um is not None and len(diameters) >= analysis.MIN_SIZED:
+    if pixel_size_um is not None and len(diameters) >= grains.MIN_SIZED:
         assert math.isfinite(s.mean_phi) and s.sorting_phi >= 0
-        assert s.sorting_class in dict(analysis.SORTING_CLASSES).values()
+        assert s.sorting_class in dict(grains.SORTING_CLASSES).values()
     if s.count:
         assert math.isfinite(s.median_diameter_px)
 
@@ -1051,14 +1049,14 @@ def test_size_stats(diameters, pixel_size_um, border):
 )
 @counted
 def test_folk_ward(phi):
-    out = attempt("test_folk_ward", analysis.folk_ward, phi)
+    out = attempt("test_folk_ward", grains.folk_ward, phi)
     if out is None:
         assert phi.size == 0
         return
     mean, sorting = out
     assert math.isfinite(mean) and sorting >= 0
     assert phi.min() - 1e-6 <= mean <= phi.max() + 1e-6
-    assert isinstance(analysis.sorting_class(sorting), str)
+    assert isinstance(grains.sorting_class(sorting), str)
 
 
 @fuzz(100)
@@ -1075,7 +1073,7 @@ def test_folk_ward(phi):
 def test_split_objects(binary, min_distance, merge_px):
     out = attempt(
         "test_split_objects",
-        analysis.split_objects,
+        grains.split_objects,
         binary,
         min_distance,
         merge_px=merge_px,

@@ -192,16 +192,6 @@ def test_function_level_imports_are_in_the_graph():
 
 MAX_LINES = 560
 """No module longer than this (about 500 lines, a screenful of topics)."""
-STILL_LONG: set[str] = {
-    "_napari/widgets/autolabel.py",
-    "_napari/widgets/measure.py",
-    "_napari/widgets/predict.py",
-    "_napari/widgets/train.py",
-    "measure/modal.py",
-    "rocktype/study.py",
-}
-"""Modules still being split (issue 9); a module leaves this set when it
-is split, and the test below makes sure it does."""
 
 
 def test_the_layout_shows_the_pipeline():
@@ -215,8 +205,7 @@ def test_the_layout_shows_the_pipeline():
         )
         for p in module_files(SRC, PACKAGE).values()
     }
-    long = {name for name, n in lines.items() if n > MAX_LINES}
-    assert long == STILL_LONG
+    assert {name: n for name, n in lines.items() if n > MAX_LINES} == {}
 
 
 # -- the checks fail when they should ---------------------------------------

@@ -2,8 +2,6 @@ import numpy as np
 import pytest
 
 from napari_thinseg.errors import ThinsegError
-from napari_thinseg.imaging.resize import resize_nearest
-from napari_thinseg.metrics import confusion_matrix, iou_from_confusion
 from napari_thinseg.model.config import ModelConfig
 from napari_thinseg.predict import evaluate, predict_image
 from napari_thinseg.progress import run
@@ -130,22 +128,3 @@ def test_evaluate_numbers_by_hand():
     assert full["class_wise_IoU"][3] is None
     assert full["mean_IoU_present"] == pytest.approx(0.25)
     assert full["confusion_matrix"][1][2] == 64 * 32
-
-
-def test_nearest_resize_like_opencv():
-    labels = np.arange(6).reshape(2, 3)
-    assert resize_nearest(labels, 4, 6).tolist() == [
-        [0, 0, 1, 1, 2, 2],
-        [0, 0, 1, 1, 2, 2],
-        [3, 3, 4, 4, 5, 5],
-        [3, 3, 4, 4, 5, 5],
-    ]
-    assert resize_nearest(np.arange(5)[None], 1, 2).tolist() == [[0, 2]]
-
-
-def test_confusion_and_iou():
-    t = np.array([1, 1, 2, 2, 0])
-    p = np.array([1, 2, 2, 2, 0])
-    cm = confusion_matrix(t, p, 3)
-    assert cm.tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 2]]
-    np.testing.assert_allclose(iou_from_confusion(cm), [1, 0.5, 2 / 3])

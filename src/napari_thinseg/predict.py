@@ -86,7 +86,7 @@ def predict_image(
     Parameters
     ----------
     model, config
-        From :func:`~.checkpoints.load_model` or training.
+        From :func:`~.model.checkpoints.load_model` or training.
     image : ndarray
         2D gray, RGB or RGBA, any dtype.
     mode : {"tile", "resize"}

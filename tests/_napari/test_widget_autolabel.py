@@ -7,12 +7,15 @@ import pytest
 from matplotlib.backend_bases import MouseEvent
 from napari.utils.colormaps import DirectLabelColormap
 
+from napari_thinseg import autolabel_preview
 from napari_thinseg._napari.widgets import autolabel as widget_module
 from napari_thinseg._napari.widgets.autolabel import (
-    ALL_PLANES,
-    CURRENT_PLANE,
     STAMP_KEY,
     AutoLabelWidget,
+)
+from napari_thinseg._napari.widgets.autolabel_form import (
+    ALL_PLANES,
+    CURRENT_PLANE,
 )
 from napari_thinseg.autolabel import (
     AutoLabelParams,
@@ -39,11 +42,9 @@ def thin_section(seed: int = 0, shape=(64, 80)) -> np.ndarray:
 
 
 @pytest.fixture
-def errors(monkeypatch):
-    """Messages passed to the widget's ``show_error``."""
-    shown: list[str] = []
-    monkeypatch.setattr(widget_module, "show_error", shown.append)
-    return shown
+def errors(notes):
+    """Error notifications the widget shows."""
+    return notes["error"]
 
 
 def _dock(viewer, qtbot) -> AutoLabelWidget:
@@ -119,7 +120,7 @@ def test_threshold_change_reuses_cached_gray(
         calls.append(args[1])
         return smoothed_gray(*args, **kwargs)
 
-    monkeypatch.setattr(widget_module, "smoothed_gray", counting)
+    monkeypatch.setattr(autolabel_preview, "smoothed_gray", counting)
     viewer = make_napari_viewer()
     viewer.add_image(thin_section(2), name="ts")
     widget = _dock(viewer, qtbot)
@@ -268,7 +269,7 @@ def test_multiotsu_shows_found_thresholds(make_napari_viewer, qtbot):
     assert widget.thresholds() == pytest.approx(five, abs=5e-4)
 
 
-def test_user_edits_are_never_overwritten(make_napari_viewer, qtbot):
+def test_user_edits_are_never_overwritten(make_napari_viewer, qtbot, notes):
     viewer = make_napari_viewer()
     image = thin_section(5)
     viewer.add_image(image, name="ts")
@@ -283,6 +284,7 @@ def test_user_edits_are_never_overwritten(make_napari_viewer, qtbot):
     widget.apply()
     np.testing.assert_array_equal(first.data, painted)
     second = viewer.layers["ts labels [2]"]
+    assert len(notes["info"]) == 1 and "'ts labels [2]'" in notes["info"][0]
     np.testing.assert_array_equal(
         second.data, autolabel(image, thresholds=(0.2, 0.3, 0.5, 0.7))
     )
@@ -319,6 +321,21 @@ def test_stack_current_plane_and_all_planes(make_napari_viewer, qtbot):
     np.testing.assert_array_equal(layer.data, expected)
     assert widget.apply_button.isEnabled()
     assert len(viewer.layers) == 2
+
+
+def test_all_planes_error_is_told(make_napari_viewer, qtbot, errors):
+    viewer = make_napari_viewer()
+    stack = np.stack([thin_section(s, (40, 48))[..., 0] for s in range(3)])
+    viewer.add_image(stack, name="st")
+    widget = _dock(viewer, qtbot)
+    widget.method_combo.setCurrentIndex(widget.method_combo.findData("epoxy"))
+    widget.scope_combo.setCurrentText(ALL_PLANES)
+    assert widget.apply() is not None
+    qtbot.waitUntil(lambda: widget._worker is None, timeout=10000)
+    assert len(errors) == 1 and "colour" in errors[0]
+    assert "colour" in widget.status_label.text()
+    assert "st labels" not in viewer.layers
+    assert widget.apply_button.isEnabled()
 
 
 def test_picker_follows_viewer_layers(make_napari_viewer, qtbot):
@@ -374,5 +391,5 @@ def test_large_planes_are_smoothed_in_a_thread(
     widget.refresh()
     qtbot.waitUntil(lambda: widget._cache_worker is None, timeout=5000)
     assert len(errors) == 1 and "colour" in errors[0]
-    assert widget._gray is not None  # the histogram still has its data
+    assert widget.cache.gray is not None  # the histogram still has its data
     assert "gray labels" not in viewer.layers

@@ -11,18 +11,21 @@ from qtpy.QtWidgets import QFileDialog
 from napari_thinseg._napari.layers import labels_kwargs
 from napari_thinseg._napari.widgets import measure as measure_module
 from napari_thinseg._napari.widgets.measure import (
-    AREA,
-    BINOMIAL,
-    BOOTSTRAP,
-    CLASS,
     DEBOUNCE_MS,
-    NO_VALUE,
-    PERCENT,
-    POROSITY_ROW,
     SIZES_AUTO_PIXELS,
     MeasureWidget,
     measure_job,
 )
+from napari_thinseg._napari.widgets.measure_results import (
+    AREA,
+    BINOMIAL,
+    BOOTSTRAP,
+    CLASS,
+    PERCENT,
+    POROSITY_ROW,
+)
+from napari_thinseg.measure import format_measurement, report
+from napari_thinseg.measure.report import NO_VALUE
 from napari_thinseg.schemes import SEED
 
 WAIT_MS = 15_000
@@ -370,3 +373,43 @@ def test_errors_are_notifications(
     settle(qtbot, widget)
     assert widget.measurement is None
     assert "disk on fire" in widget.status_label.text()
+
+
+def test_dock_and_cli_text_come_from_the_report(
+    make_napari_viewer, qtbot, notes, monkeypatch, fast
+):
+    """The dock and ``thinseg stats`` write a measurement's numbers with
+    the same functions of measure.report: the same porosity text, and
+    the same interval function (in the dock's and the CLI's typography)."""
+    viewer = make_napari_viewer()
+    add_rock(viewer)
+    widget = MeasureWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.sizes_check.setChecked(False)
+    expect_percent(qtbot, widget, {POROSITY_ROW: "25.00"})
+    m = widget.measurement
+    cli = format_measurement(m).splitlines()
+    porosity_line = next(ln for ln in cli if ln.startswith("  porosity "))
+    assert widget.porosity_label.text() == report.percent(m.porosity)
+    assert porosity_line.split()[1] == widget.porosity_label.text()
+    assert widget.porosity_binomial_label.text() == report.interval_text(
+        m.porosity_binomial
+    )
+    plain = report.interval_text(m.porosity_binomial, 1, report.PLAIN)
+    assert porosity_line.split()[2] == plain
+
+    # both call the one report function, each for the porosity interval
+    seen = []
+    interval_text = report.interval_text
+
+    def spy(interval, *args, **kwargs):
+        seen.append(interval)
+        return interval_text(interval, *args, **kwargs)
+
+    monkeypatch.setattr(report, "interval_text", spy)
+    widget.show_measurement(m, SEED)
+    assert m.porosity_binomial in seen
+    seen.clear()
+    format_measurement(m)
+    assert m.porosity_binomial in seen
+    assert notes["error"] == []

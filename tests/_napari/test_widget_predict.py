@@ -7,7 +7,6 @@ import pytest
 from napari.layers import Image, Labels
 
 from napari_thinseg._napari.widgets import _common
-from napari_thinseg._napari.widgets import predict as predict_module
 from napari_thinseg._napari.widgets.predict import (
     CONFIDENCE_COLORMAP,
     MODEL_CHECKPOINT,
@@ -160,7 +159,7 @@ def test_predict_checkpoint_cache_update_and_painted_layer(
         loads.append(path)
         return checkpoints.load_model(path, *args, **kwargs)
 
-    monkeypatch.setattr(predict_module, "load_model", counting_load)
+    monkeypatch.setattr(cache, "load_model", counting_load)
     image = add_image(viewer)
     widget = PredictWidget(viewer)
     viewer.window.add_dock_widget(widget)

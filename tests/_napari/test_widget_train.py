@@ -19,9 +19,8 @@ from napari_thinseg._napari.widgets.train import (
     VAL_HOLD_OUT,
     VAL_NONE,
     TrainWidget,
-    hold_out,
 )
-from napari_thinseg.dataset import Pair
+from napari_thinseg.dataset import Pair, hold_out
 from napari_thinseg.errors import ThinsegError
 from napari_thinseg.model import cache
 from napari_thinseg.schemes import SEED
@@ -51,13 +50,13 @@ def open_widget(viewer) -> TrainWidget:
 
 
 def make_tiny(widget, folder=None, name="P", epochs=1, steps=2):
-    widget.input_height.setValue(32)
-    widget.input_width.setValue(32)
-    widget.epochs.setValue(epochs)
-    widget.batch_size.setValue(2)
-    widget.steps_per_epoch.setValue(steps)
-    widget.folder.setText("" if folder is None else str(folder))
-    widget.name.setText(name)
+    widget.form.input_height.setValue(32)
+    widget.form.input_width.setValue(32)
+    widget.form.epochs.setValue(epochs)
+    widget.form.batch_size.setValue(2)
+    widget.form.steps_per_epoch.setValue(steps)
+    widget.form.folder.setText("" if folder is None else str(folder))
+    widget.form.name.setText(name)
 
 
 def run_training(qtbot, widget, on_event=None, on_start=None):
@@ -98,14 +97,14 @@ def test_train_from_manifest_then_resume_and_stop(
     add_pair(viewer, "b", 2)
     widget = open_widget(viewer)
     assert [
-        (im.name, ok, lb.name) for im, ok, lb in widget.pairs_table.rows()
+        (im.name, ok, lb.name) for im, ok, lb in widget.form.pairs_table.rows()
     ] == [
         ("a", True, "a labels"),
         ("b", True, "b labels"),
     ]
-    assert "seed" in widget.scheme_label.text()
+    assert "seed" in widget.form.scheme_label.text()
     make_tiny(widget, tmp_path)
-    widget.set_validation(VAL_HOLD_OUT)
+    widget.form.set_validation(VAL_HOLD_OUT)
 
     result, failed = run_training(qtbot, widget)
     assert failed is None and notes["error"] == []
@@ -115,12 +114,12 @@ def test_train_from_manifest_then_resume_and_stop(
     assert result.checkpoint == str(tmp_path / "P.0")
     assert result.config.input_height == result.config.input_width == 32
     # live plots: one loss point per batch, one IoU point per epoch
-    assert [s for s, _ in widget.loss_points()] == [1, 2]
-    assert len(widget.loss_line.get_xdata()) == 2
-    assert len(widget.epoch_loss_line.get_xdata()) == 1
-    assert list(widget.iou_line.get_xdata()) == [1]
+    assert [s for s, _ in widget.plots.loss_points()] == [1, 2]
+    assert len(widget.plots.loss_line.get_xdata()) == 2
+    assert len(widget.plots.epoch_loss_line.get_xdata()) == 1
+    assert list(widget.plots.iou_line.get_xdata()) == [1]
     # per-class IoU of the held-out pair, class names from the scheme
-    rows = widget.iou_rows()
+    rows = widget.plots.iou_rows()
     assert [r[1] for r in rows[:-1]] == SEED.names
     assert [r[0] for r in rows[:-1]] == [str(i) for i in SEED.ids]
     assert rows[-1][1].startswith("mean")
@@ -133,11 +132,11 @@ def test_train_from_manifest_then_resume_and_stop(
 
     # fine-tune that checkpoint, resuming its prefix; Stop ends the run
     # within a batch and saves no unfinished epoch
-    widget.set_start(START_CHECKPOINT, tmp_path / "P_config.json")
-    assert not widget.input_height.isEnabled()
-    assert "32×32" in widget.model_label.text()
-    widget.set_if_exists(IF_EXISTS_RESUME)
-    widget.set_validation(VAL_NONE)
+    widget.form.set_start(START_CHECKPOINT, tmp_path / "P_config.json")
+    assert not widget.form.input_height.isEnabled()
+    assert "32×32" in widget.form.model_label.text()
+    widget.form.set_if_exists(IF_EXISTS_RESUME)
+    widget.form.set_validation(VAL_NONE)
     make_tiny(widget, tmp_path, epochs=3, steps=100_000)
     p0 = (tmp_path / "P.0").read_bytes()
 
@@ -154,7 +153,7 @@ def test_train_from_manifest_then_resume_and_stop(
     # resumed after epoch 0; at most a few queued batches after the Stop
     assert 1 <= len(widget.history) <= 5
     assert all(e.epoch == 1 and not e.epoch_end for e in widget.history)
-    assert widget.iou_rows() == []  # no validation this time
+    assert widget.plots.iou_rows() == []  # no validation this time
     assert sorted(p.name for p in tmp_path.glob("P.*")) == ["P.0"]
     assert (tmp_path / "P.0").read_bytes() == p0
     assert any("stopped" in m for m in notes["info"])
@@ -177,40 +176,40 @@ def test_errors_are_notifications(
         name="a confidence",
         metadata={_common.CONFIDENCE_KEY: True},
     )
-    assert [im.name for im, _, _ in widget.pairs_table.rows()] == ["a"]
+    assert [im.name for im, _, _ in widget.form.pairs_table.rows()] == ["a"]
     make_tiny(widget, tmp_path)
-    widget.pairs_table.set_row("a", checked=False)
+    widget.form.pairs_table.set_row("a", checked=False)
     widget.start_button.click()
     assert widget.worker is None
     assert "nothing to train on" in notes["error"][-1]
-    widget.pairs_table.set_row("a", checked=True)
+    widget.form.pairs_table.set_row("a", checked=True)
 
-    widget.set_start(START_DEFAULT)  # not installed
-    assert "not installed" in widget.model_label.text()
+    widget.form.set_start(START_DEFAULT)  # not installed
+    assert "not installed" in widget.form.model_label.text()
     widget.start_button.click()
     assert widget.worker is None
     assert "default model" in notes["error"][-1]
 
-    widget.set_start(START_CHECKPOINT, tmp_path / "nope_config.json")
+    widget.form.set_start(START_CHECKPOINT, tmp_path / "nope_config.json")
     widget.start_button.click()
     assert widget.worker is None
     assert "no such" in notes["error"][-1]
 
-    widget.set_start("new")
-    widget.set_validation(VAL_HOLD_OUT)  # one pair cannot be split
+    widget.form.set_start("new")
+    widget.form.set_validation(VAL_HOLD_OUT)  # one pair cannot be split
     widget.start_button.click()
     assert widget.worker is None
     assert "at least two" in notes["error"][-1]
-    widget.set_validation(VAL_NONE)
+    widget.form.set_validation(VAL_NONE)
 
-    widget.name.setText("a/b")
+    widget.form.name.setText("a/b")
     widget.start_button.click()
     assert widget.worker is None
     assert "prefix" in notes["error"][-1]
 
     # existing checkpoints are refused unless resumed or overwritten
     (tmp_path / "P_config.json").write_text("{}")
-    widget.name.setText("P")
+    widget.form.name.setText("P")
     widget.start_button.click()
     assert widget.worker is None
     assert "already exist" in notes["error"][-1]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from test_cli import assert_bad_input, thinseg
 
-from napari_thinseg.rocktype.study import CROSSPLOT_SIZE_PX
+from napari_thinseg.rocktype.plots import CROSSPLOT_SIZE_PX
 
 
 def read_rows(path):

@@ -261,3 +261,46 @@ def test_float16_keeps_arrays_that_would_overflow(tmp_path, model):
     np.testing.assert_allclose(
         fresh.get_layer("decoder1_bn").get_weights()[3], var + 1e6
     )
+
+
+# -- the one rule for checkpoints that exist ---------------------------------
+def _existing(folder, epochs=(0, 1), config=None):
+    prefix = folder / "P"
+    ck.write_config(prefix, config or ModelConfig(6, 64, 64))
+    for epoch in epochs:
+        (folder / f"P.{epoch}").write_bytes(b"")
+    return prefix
+
+
+def test_plan_for_a_new_prefix_or_none(tmp_path):
+    config = ModelConfig(6, 64, 64)
+    assert ck.plan_checkpoints(None, config) == ck.CheckpointPlan(None)
+    plan = ck.plan_checkpoints(tmp_path / "new", config)
+    assert (plan.start_epoch, plan.resume_from, plan.replace) == (
+        0,
+        None,
+        False,
+    )
+
+
+def test_existing_checkpoints_are_refused_in_the_callers_words(tmp_path):
+    prefix = _existing(tmp_path)
+    config = ModelConfig(6, 64, 64)
+    with pytest.raises(ThinsegError, match=r"already exist \(pick one\)"):
+        ck.plan_checkpoints(prefix, config, choices="pick one")
+    # a config alone counts as existing checkpoints
+    only_config = _existing(tmp_path / "c", epochs=())
+    with pytest.raises(ThinsegError, match="already exist"):
+        ck.plan_checkpoints(only_config, config, auto_resume=True)
+
+
+def test_resume_and_overwrite(tmp_path):
+    prefix = _existing(tmp_path, epochs=(0, 1, 4))
+    config = ModelConfig(6, 64, 64)
+    plan = ck.plan_checkpoints(prefix, config, auto_resume=True)
+    assert plan.start_epoch == 5 and plan.resume_from.endswith("P.4")
+    assert not plan.replace
+    plan = ck.plan_checkpoints(prefix, config, overwrite=True)
+    assert plan.start_epoch == 0 and plan.replace
+    with pytest.raises(ThinsegError, match="cannot resume with 7 at 64x64"):
+        ck.plan_checkpoints(prefix, ModelConfig(7, 64, 64), auto_resume=True)

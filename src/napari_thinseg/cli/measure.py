@@ -1,6 +1,7 @@
 """``thinseg stats``: modal analysis of label images, as a table and CSV.
 
-A thin shell over :mod:`napari_thinseg.analysis`.
+A thin shell over :mod:`napari_thinseg.measure` (the text is
+:func:`~napari_thinseg.measure.report.format_measurement`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from ._common import count, drive, positive_float
 def cmd_stats(args) -> int:
     from ..imaging.atomic import refuse_existing
     from ..imaging.files import list_images
-    from ..measure.modal import format_measurement, measure_files, write_csv
+    from ..measure import format_measurement, measure_files, write_csv
 
     labels = list_images(args.labels)
     csv = Path(args.csv) if args.csv else None

@@ -1,7 +1,7 @@
 """``thinseg rocktype``: rock types from plugs and thin-section images.
 
-A thin shell over :mod:`.samples` and :mod:`.rocktype`: it pairs samples
-with their label images, measures the images, runs the study and writes
+A thin shell over :mod:`napari_thinseg.rocktype`: it pairs samples with
+their label images, measures the images, runs the study and writes
 ``OUT/rocktypes.csv`` and ``OUT/crossplot.png``.
 """
 
@@ -43,7 +43,7 @@ def pair_label_files(samples, csv_path, images_dir, labels_dir):
     its plug data only.
     """
     from ..imaging.files import IMAGE_SUFFIXES
-    from ..rocktype.tables import add_unmeasured
+    from ..rocktype import add_unmeasured
 
     base = Path(images_dir) if images_dir else Path(csv_path).parent
     labels_dir = Path(labels_dir)
@@ -105,12 +105,12 @@ def pair_label_files(samples, csv_path, images_dir, labels_dir):
 
 def cmd_rocktype(args) -> int:
     from ..imaging.atomic import refuse_existing
-    from ..rocktype.study import rock_typing
-    from ..rocktype.tables import (
+    from ..rocktype import (
         add_unmeasured,
         iter_measure_features,
         read_features,
         read_samples,
+        rock_typing,
     )
     from ..schemes import scheme_near
     from ._common import drive

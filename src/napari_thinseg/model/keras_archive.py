@@ -34,7 +34,7 @@ def _layer_classes(node):
 
 
 def read_keras_config(path: str | Path) -> ModelConfig:
-    """The :class:`~.model.ModelConfig` of a ``.keras`` archive, from its
+    """The :class:`~.config.ModelConfig` of a ``.keras`` archive, from its
     JSON alone (nothing is deserialised), refusing archives that hold
     layers carrying code (``Lambda``) or classes from outside Keras."""
     import zipfile

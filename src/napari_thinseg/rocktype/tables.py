@@ -3,10 +3,10 @@
 The samples table holds one row per core plug (``sample``, porosity,
 ``permeability_md`` and the optional ``image``, ``rock_type``,
 ``formation`` and ``pixel_size_um``); rows without plug data are images
-to predict. Image features come from ``analysis.measure(...).to_row()``
-or a features CSV, one numeric row per sample. Both are checked here and
-handed to :mod:`.rocktype` in API units: porosity as a fraction,
-permeability in millidarcy (mD).
+to predict. Image features come from ``measure(...).to_row()`` (of
+:mod:`napari_thinseg.measure`) or a features CSV, one numeric row per
+sample. Both are checked here and handed to :mod:`.study` in API units:
+porosity as a fraction, permeability in millidarcy (mD).
 """
 
 from __future__ import annotations
@@ -470,13 +470,14 @@ def iter_measure_features(
     scheme,
     pixel_size_um: float | Mapping[str, float | None] | None = None,
 ) -> Generator[Progress, None, Features]:
-    """Measure each sample's label image with :func:`analysis.measure`.
+    """Measure each sample's label image with
+    :func:`napari_thinseg.measure.measure`.
 
     Yields :class:`Progress` per image and returns :class:`Features`.
     ``pixel_size_um`` is one size for all or a mapping sample -> size.
     """
     from ..imaging.files import read_annotation
-    from ..measure.modal import measure
+    from ..measure import measure
 
     names, rows = [], []
     total = len(label_files)

@@ -229,7 +229,8 @@ def sync_progress(pbar, step: int, total: int, desc: str = "") -> None:
 
 
 def import_tensorflow():
-    """TensorFlow, imported the safe way (see :func:`..model.tensorflow`);
+    """TensorFlow, imported the safe way (see
+    :func:`napari_thinseg.model.backend.tensorflow`);
     call it in a worker before any model code."""
     from ...model.backend import tensorflow
 

@@ -1,9 +1,9 @@
 """The "Petrographic colours" widget: class schemes on Labels layers.
 
-A thin shell over :mod:`napari_thinseg.classes`,
-:mod:`napari_thinseg.colormap` and :mod:`napari_thinseg._napari.layers`: pick a
-scheme, edit it in a legend, colour the classes like the thin section and
-save the coloured picture.
+A thin shell over :mod:`napari_thinseg.schemes`,
+:mod:`napari_thinseg.colorize` and :mod:`napari_thinseg._napari.layers`:
+pick a scheme, edit it in a legend, colour the classes like the thin
+section and save the coloured picture.
 """
 
 from __future__ import annotations

@@ -6,10 +6,12 @@ in one napari ``thread_worker`` (TensorFlow is first imported there), with
 a progress bar and a Stop that takes effect within one batch of tiles.
 
 The model is the shipped default model, the model just trained in the
-Train widget (:data:`._common.trained_models`), or a chosen checkpoint.
-Loaded checkpoints are cached per prefix and latest weights file (path and
-modification time), so predicting again does not rebuild the network, and
-a checkpoint that gained an epoch is loaded afresh.
+Train widget (:data:`napari_thinseg.model.cache.trained_models`), or a
+chosen checkpoint. Loaded checkpoints are kept by
+:data:`napari_thinseg.model.cache.loaded_models` per prefix and latest
+weights file (path and modification time), so predicting again does not
+rebuild the network, and a checkpoint that gained an epoch is loaded
+afresh.
 
 Results go to the Labels layer ``"<image> prediction"`` (uint8, the
 image's size, scale and translate, the model scheme's colours and class
@@ -23,14 +25,11 @@ network is unsure, where to correct next) is always updated in place.
 
 from __future__ import annotations
 
-import zlib
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from napari.layers import Image, Labels
-from napari.qt.threading import thread_worker
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -44,21 +43,20 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ...errors import ThinsegError, is_out_of_memory
+from ...errors import ThinsegError
 from ...imaging.files import check_image
-from ...model.cache import trained_models
-from ...model.checkpoints import (
-    config_path,
-    default_model_prefix,
-    find_latest_checkpoint,
-    load_model,
-    read_config,
-    resolve_prefix,
+from ...model.cache import (
+    ModelFile,
+    checkpoint_prefix,
+    describe,
+    loaded_models,
+    trained_models,
 )
-from ...model.keras_archive import read_keras_config
+from ...model.checkpoints import default_model_prefix
 from ...predict import MODES, Prediction, predict_image
 from ...progress import Progress
-from ..layers import apply_scheme, labels_kwargs
+from .. import workers
+from ..layers import apply_scheme, labels_kwargs, stamp, writable_labels
 from ..notify import (
     notify_error,
     notify_info,
@@ -67,7 +65,6 @@ from ..notify import (
     report_failure,
     reports_errors,
 )
-from ..workers import Refused
 from ._common import (
     CONFIDENCE_KEY,
     LayerCombo,
@@ -97,8 +94,6 @@ MODE_TEXT = {
 #: metadata key of the layers this widget writes
 STAMP_KEY = "thinseg_prediction"
 CONFIDENCE_COLORMAP = "magma"
-#: loaded checkpoints kept in memory
-CACHE_SIZE = 2
 OUT_OF_MEMORY_PREDICT = (
     "out of memory: use resize mode or a model with a smaller input size "
     "(or close other programs using the GPU)"
@@ -107,23 +102,15 @@ OUT_OF_MEMORY_PREDICT = (
 UNITS = 1000
 
 
-def checksum(data) -> int:
-    """CRC32 of an array's bytes (tells whether a layer was edited)."""
-    return zlib.crc32(np.ascontiguousarray(data).view(np.uint8).ravel())
-
-
 @dataclass
 class ModelSource:
-    """Where the model comes from: loaded already, or a checkpoint.
-
-    ``key`` (prefix, weights path, mtime) names a checkpoint's cache entry.
-    """
+    """Where the model comes from: in memory already, or a checkpoint
+    ``file`` to load (or take from :data:`loaded_models`)."""
 
     name: str
     model: object = None
     config: object = None
-    prefix: Path | None = None
-    key: tuple | None = None
+    file: ModelFile | None = None
 
 
 @dataclass(frozen=True)
@@ -144,46 +131,29 @@ class Done:
     config: object
 
 
-def predict_job(source: ModelSource, images, mode, confidence, cache):
-    """Generator for ``thread_worker``: load the model (once per checkpoint,
-    kept in ``cache``), then predict every image.
+def predict_job(source: ModelSource, images, mode, confidence):
+    """Generator for the worker: load the model (once per checkpoint, kept
+    in :data:`loaded_models`), then predict every image.
 
-    Yields :class:`Tick` per batch of tiles and :class:`Done` per image;
-    a :class:`ThinsegError` or an out-of-memory error is returned as a
-    :class:`~.export.Refused`.
+    Yields :class:`Tick` per batch of tiles and :class:`Done` per image.
     """
     n = len(images)
-    try:
-        import_tensorflow()
-        model, config = source.model, source.config
-        if model is None:
-            cached = cache.get(source.key)
-            if cached is None:
-                yield Tick(0, n, Progress(0, 1, f"loading {source.name}"))
-                model, config, _ = load_model(source.prefix)
-                cache[source.key] = (model, config)
-                while len(cache) > CACHE_SIZE:
-                    cache.popitem(last=False)
-            else:
-                cache.move_to_end(source.key)
-                model, config = cached
-        for index, image in enumerate(images):
-            gen = predict_image(
-                model, config, image, mode=mode, confidence=confidence
-            )
-            while True:
-                try:
-                    progress = next(gen)
-                except StopIteration as stop:
-                    yield Done(index, stop.value, config)
-                    break
-                yield Tick(index, n, progress)
-    except ThinsegError as exc:
-        return Refused(str(exc))
-    except Exception as exc:
-        if is_out_of_memory(exc):
-            return Refused(OUT_OF_MEMORY_PREDICT)
-        raise
+    import_tensorflow()
+    model, config = source.model, source.config
+    if model is None:
+        yield Tick(0, n, Progress(0, 1, f"loading {source.name}"))
+        model, config = loaded_models.load(source.file)
+    for index, image in enumerate(images):
+        gen = predict_image(
+            model, config, image, mode=mode, confidence=confidence
+        )
+        while True:
+            try:
+                progress = next(gen)
+            except StopIteration as stop:
+                yield Done(index, stop.value, config)
+                break
+            yield Tick(index, n, progress)
     return n
 
 
@@ -205,8 +175,6 @@ class PredictWidget(QWidget):
         stopped.
     worker : GeneratorWorker or None
         The running prediction, if any.
-    cache : OrderedDict
-        Loaded checkpoints, ``(prefix, weights, mtime) -> (model, config)``.
     """
 
     predicted = Signal(object)
@@ -216,7 +184,6 @@ class PredictWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.worker = None
-        self.cache: OrderedDict = OrderedDict()
         self._targets: list[Image] = []
         self._written: list[Labels] = []
         self._source: ModelSource | None = None
@@ -320,12 +287,7 @@ class PredictWidget(QWidget):
         text = self.checkpoint.text().strip()
         if not text:
             raise ThinsegError("choose a checkpoint (P_config.json) first")
-        if text.endswith(".keras"):
-            return Path(text).expanduser()
-        prefix = resolve_prefix(Path(text).expanduser())
-        if not config_path(prefix).is_file():
-            raise ThinsegError(f"{config_path(prefix)}: no such file")
-        return prefix
+        return checkpoint_prefix(text)
 
     def model_source(self) -> ModelSource:
         """The chosen model, loaded (trained, cached) or to load.
@@ -344,27 +306,10 @@ class PredictWidget(QWidget):
                     "Train widget, or choose a checkpoint"
                 )
             return ModelSource(item.name, item.model, item.config)
-        prefix = self._prefix()
-        if prefix.suffix == ".keras":
-            # its config comes from the archive's JSON, nothing is run
-            config = read_keras_config(prefix)
-            weights = str(prefix)
-        else:
-            config = read_config(prefix)
-            weights = find_latest_checkpoint(prefix)
-        if weights is None:
-            raise ThinsegError(f"{prefix}: no weights ({prefix}.<epoch>)")
-        index = Path(f"{weights}.index")
-        stamp = (index if index.is_file() else Path(weights)).stat()
-        key = (str(Path(prefix).resolve()), weights, stamp.st_mtime_ns)
-        cached = self.cache.get(key)
-        return ModelSource(
-            prefix.name,
-            None if cached is None else cached[0],
-            config if cached is None else cached[1],
-            prefix,
-            key,
-        )
+        file = describe(self._prefix())
+        cached = loaded_models.get(file.key)
+        model, config = (None, file.config) if cached is None else cached
+        return ModelSource(file.name, model, config, file)
 
     def _on_model_changed(self, *_) -> None:
         kind = self.model_kind()
@@ -447,29 +392,26 @@ class PredictWidget(QWidget):
         arrays = [layer_array(layer) for layer in images]
         for layer, array in zip(images, arrays, strict=True):
             check_image(array, layer.name)  # before any work, by name
-        make = thread_worker(
-            predict_job,
-            progress={"desc": f"Predicting with {source.name}"},
-            connect={
-                "yielded": self._on_yielded,
-                "returned": self._on_returned,
-                "errored": self._on_errored,
-                "aborted": self._on_aborted,
-                "finished": self._on_finished,
-            },
-        )
         self.predict_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         self.progress_bar.setRange(0, 0)
         self._set_status(
             "loading the model…" if source.model is None else "predicting…"
         )
-        self.worker = make(
+        self.worker = workers.start(
+            predict_job,
             source,
             arrays,
             self.mode.currentData(),
             self.confidence.isChecked(),
-            self.cache,
+            desc=f"Predicting with {source.name}",
+            out_of_memory=OUT_OF_MEMORY_PREDICT,
+            yielded=self._on_yielded,
+            returned=self._on_returned,
+            refused=self._on_refused,
+            errored=self._on_errored,
+            aborted=self._on_aborted,
+            finished=self._on_finished,
         )
         return self.worker
 
@@ -499,10 +441,10 @@ class PredictWidget(QWidget):
         self.progress_bar.setValue(done)
         self._set_status(f"{self._targets[item.index].name}: {p.message}")
 
+    def _on_refused(self, message: str) -> None:
+        report_failure(self, message, notify_error)
+
     def _on_returned(self, value) -> None:
-        if isinstance(value, Refused):
-            report_failure(self, value.message, notify_error)
-            return
         names = ", ".join(f"'{ly.name}'" for ly in self._written)
         message = f"predicted {names}" if names else "nothing predicted"
         notify_info(message)
@@ -530,33 +472,6 @@ class PredictWidget(QWidget):
         self.status_label.setText(text)
 
     # -- writing layers ------------------------------------------------------
-    def _labels_target(self, image: Image, shape) -> tuple[Labels | None, str]:
-        """The prediction layer to update, or the name of a new one."""
-        base = f"{image.name} prediction"
-        names = {ly.name for ly in self.viewer.layers}
-        for k in range(1, len(names) + 2):
-            name = base if k == 1 else f"{base} {k}"
-            if name not in names:
-                return None, name
-            layer = self.viewer.layers[name]
-            if self._is_untouched(layer, shape):
-                return layer, name
-        return None, f"{base} {len(names) + 2}"  # not reached
-
-    @staticmethod
-    def _is_untouched(layer, shape) -> bool:
-        stamp = (
-            layer.metadata.get(STAMP_KEY)
-            if isinstance(layer, Labels)
-            else None
-        )
-        data = layer_array(layer)
-        return (
-            isinstance(stamp, dict)
-            and data.shape == tuple(shape)
-            and stamp.get("crc") == checksum(data)
-        )
-
     def _write(self, image: Image, prediction: Prediction, config) -> None:
         if image not in self.viewer.layers:
             notify_warning(f"{image.name}: layer was removed; not predicted")
@@ -566,20 +481,23 @@ class PredictWidget(QWidget):
         scale = tuple(image.scale)[-2:]
         translate = tuple(image.translate)[-2:]
         source = self._source.name if self._source else ""
-        stamp = {
-            "crc": checksum(labels),
-            "model": source,
-            "mode": self.mode.currentData(),
-        }
+        written = stamp(labels, model=source, mode=self.mode.currentData())
         if prediction.confidence is not None:
             # first, so that the class map lies above it
             self._write_confidence(
                 image, prediction.confidence, scale, translate
             )
-        layer, name = self._labels_target(image, labels.shape)
+        base = f"{image.name} prediction"
+        layer, name = writable_labels(
+            self.viewer.layers,
+            base,
+            STAMP_KEY,
+            labels.shape,
+            lambda k: f"{base} {k}",
+        )
         if layer is None:
             kwargs = labels_kwargs(scheme)
-            kwargs["metadata"] = {**kwargs["metadata"], STAMP_KEY: stamp}
+            kwargs["metadata"] = {**kwargs["metadata"], STAMP_KEY: written}
             layer = self.viewer.add_labels(
                 labels, name=name, scale=scale, translate=translate, **kwargs
             )
@@ -588,7 +506,7 @@ class PredictWidget(QWidget):
             layer.scale = scale
             layer.translate = translate
             apply_scheme(layer, scheme)
-            layer.metadata = {**layer.metadata, STAMP_KEY: stamp}
+            layer.metadata = {**layer.metadata, STAMP_KEY: written}
         self._written.append(layer)
 
     def _write_confidence(self, image, confidence, scale, translate) -> None:

@@ -1,0 +1,449 @@
+"""The Train widget's settings: the (image, labels) pairs to learn from,
+the model to start from, the training settings and where checkpoints go,
+read into one :class:`TrainPlan`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ...dataset import Pair, hold_out
+from ...errors import ThinsegError
+from ...model.cache import checkpoint_prefix, describe
+from ...model.checkpoints import default_model_prefix
+from ...model.config import MAX_INPUT_SIDE, check_input_size
+from ...schemes import ClassScheme
+from ...train import TrainSettings
+from ..notify import one_line, reports_errors
+from ._common import CONFIDENCE_KEY, button, layer_array
+from .export import PairTable, dataset_scheme, layer_pairs
+
+START_NEW, START_DEFAULT, START_CHECKPOINT = "new", "default", "checkpoint"
+START_TEXT = {
+    START_NEW: "new random model",
+    START_DEFAULT: "default model (fine-tune)",
+    START_CHECKPOINT: "checkpoint…",
+}
+VAL_NONE, VAL_HOLD_OUT, VAL_TRAINING = "none", "hold out", "training"
+VAL_TEXT = {
+    VAL_NONE: "none",
+    VAL_HOLD_OUT: "hold out a share of the ticked pairs",
+    VAL_TRAINING: "the training pairs (fit check)",
+}
+IF_EXISTS_REFUSE, IF_EXISTS_RESUME, IF_EXISTS_OVERWRITE = (
+    "refuse",
+    "resume",
+    "overwrite",
+)
+IF_EXISTS_TEXT = {
+    IF_EXISTS_REFUSE: "stop with a message",
+    IF_EXISTS_RESUME: "resume from the latest epoch",
+    IF_EXISTS_OVERWRITE: "overwrite",
+}
+OPTIMIZER_CHOICES = ("adadelta", "adam")
+SIZE_STEP = 32
+DEFAULT_NAME = "thinseg"
+
+
+@dataclass
+class TrainPlan:
+    """Everything one training run needs, read from the widget."""
+
+    pairs: list[Pair]
+    validation: list[Pair]
+    scheme: ClassScheme
+    settings: TrainSettings
+    prefix: Path | None = None
+    start_prefix: Path | None = None
+    auto_resume: bool = False
+    overwrite: bool = False
+
+
+def _size_spin(value: int, tip: str) -> QSpinBox:
+    spin = QSpinBox()
+    spin.setRange(SIZE_STEP, MAX_INPUT_SIDE)
+    spin.setSingleStep(SIZE_STEP)
+    spin.setValue(value)
+    spin.setToolTip(tip)
+
+    def snap():
+        v = spin.value()
+        snapped = max(SIZE_STEP, round(v / SIZE_STEP) * SIZE_STEP)
+        if snapped != v:
+            spin.setValue(snapped)
+
+    spin.editingFinished.connect(snap)
+    return spin
+
+
+def _int_spin(lo: int, hi: int, value: int, tip: str) -> QSpinBox:
+    spin = QSpinBox()
+    spin.setRange(lo, hi)
+    spin.setValue(value)
+    spin.setToolTip(tip)
+    return spin
+
+
+class TrainForm(QWidget):
+    """The settings of a training run, read with :meth:`plan`.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        Whose image and labels layers can be ticked.
+    """
+
+    def __init__(self, viewer, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.viewer = viewer
+        self._start_config = None
+        self.pairs_table = PairTable(
+            self.viewer,
+            include=lambda ly: CONFIDENCE_KEY not in ly.metadata,
+        )
+        self.pairs_table.setMinimumHeight(90)
+        self.pairs_table.changed.connect(self._on_pairs_changed)
+        self.scheme_label = QLabel()
+        self.scheme_label.setWordWrap(True)
+        data_box = QGroupBox("Training data")
+        data_layout = QVBoxLayout(data_box)
+        data_layout.addWidget(self.pairs_table)
+        data_layout.addWidget(self.scheme_label)
+
+        # model
+        self.start_from = QComboBox()
+        for key, text in START_TEXT.items():
+            self.start_from.addItem(text, key)
+        self.start_from.setToolTip(
+            "Train a new network, or fine-tune the shipped default model or "
+            "a checkpoint (its input size and classes then apply)"
+        )
+        self.start_path = QLineEdit()
+        self.start_path.setPlaceholderText("P_config.json or prefix P")
+        self.start_browse = button(
+            "Browse…", self.browse_start, "Choose a checkpoint config"
+        )
+        start_row = QHBoxLayout()
+        start_row.addWidget(self.start_path, 1)
+        start_row.addWidget(self.start_browse)
+        self.model_label = QLabel()
+        self.model_label.setWordWrap(True)
+        self.input_height = _size_spin(
+            416, "Crop height the network sees (multiple of 32)"
+        )
+        self.input_width = _size_spin(
+            608, "Crop width the network sees (multiple of 32)"
+        )
+        size_row = QHBoxLayout()
+        size_row.addWidget(self.input_height)
+        size_row.addWidget(QLabel("×"))
+        size_row.addWidget(self.input_width)
+        model_box = QGroupBox("Model")
+        model_form = QFormLayout(model_box)
+        model_form.addRow("start from", self.start_from)
+        model_form.addRow("checkpoint", start_row)
+        model_form.addRow(self.model_label)
+        model_form.addRow("input size", size_row)
+
+        # training
+        self.epochs = _int_spin(
+            1,
+            100_000,
+            5,
+            "Train until this many epochs (a resumed run counts the "
+            "finished ones)",
+        )
+        self.batch_size = _int_spin(
+            1, 256, 2, "Crops per batch (lower it when memory runs out)"
+        )
+        self.steps_per_epoch = _int_spin(
+            1, 1_000_000, 512, "Batches per epoch"
+        )
+        self.optimizer = QComboBox()
+        self.optimizer.addItems(OPTIMIZER_CHOICES)
+        self.learning_rate = QDoubleSpinBox()
+        self.learning_rate.setDecimals(5)
+        self.learning_rate.setRange(0.0, 10.0)
+        self.learning_rate.setSingleStep(0.0001)
+        self.learning_rate.setSpecialValueText("optimizer default")
+        self.learning_rate.setToolTip(
+            "0 = the optimizer's default (1.0 for adadelta, 0.001 for adam)"
+        )
+        self.augment = QCheckBox("augment (flips, rotations, colour jitter)")
+        self.ignore_zero = QCheckBox("unlabelled pixels (0) are not trained")
+        self.ignore_zero.setChecked(True)
+        self.seed = _int_spin(0, 2**31 - 1, 0, "Seed of crops and splits")
+        self.validation = QComboBox()
+        for key, text in VAL_TEXT.items():
+            self.validation.addItem(text, key)
+        self.validation.setToolTip(
+            "Per-class IoU after each epoch, on held-out pairs or on the "
+            "training pairs themselves"
+        )
+        self.val_fraction = QDoubleSpinBox()
+        self.val_fraction.setRange(0.05, 0.9)
+        self.val_fraction.setSingleStep(0.05)
+        self.val_fraction.setValue(0.2)
+        self.val_fraction.setToolTip("Share of the ticked pairs held out")
+        train_box = QGroupBox("Training")
+        train_form = QFormLayout(train_box)
+        train_form.addRow("epochs", self.epochs)
+        train_form.addRow("batch size", self.batch_size)
+        train_form.addRow("steps per epoch", self.steps_per_epoch)
+        train_form.addRow("optimizer", self.optimizer)
+        train_form.addRow("learning rate", self.learning_rate)
+        train_form.addRow(self.augment)
+        train_form.addRow(self.ignore_zero)
+        train_form.addRow("seed", self.seed)
+        train_form.addRow("validation", self.validation)
+        train_form.addRow("held-out share", self.val_fraction)
+
+        # checkpoints
+        self.folder = QLineEdit()
+        self.folder.setPlaceholderText("folder (empty: keep in memory only)")
+        self.folder_browse = button(
+            "Browse…", self.browse_folder, "Choose the checkpoint folder"
+        )
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.folder, 1)
+        folder_row.addWidget(self.folder_browse)
+        self.name = QLineEdit(DEFAULT_NAME)
+        self.name.setToolTip(
+            "Checkpoint prefix P: writes P_config.json and P.<epoch>"
+        )
+        self.if_exists = QComboBox()
+        for key, text in IF_EXISTS_TEXT.items():
+            self.if_exists.addItem(text, key)
+        ck_box = QGroupBox("Checkpoints")
+        ck_form = QFormLayout(ck_box)
+        ck_form.addRow("folder", folder_row)
+        ck_form.addRow("name", self.name)
+        ck_form.addRow("if they exist", self.if_exists)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for box in (data_box, model_box, train_box, ck_box):
+            layout.addWidget(box)
+        layout.addStretch(1)
+
+        self.start_from.currentIndexChanged.connect(self._on_start_changed)
+        self.start_path.editingFinished.connect(self._on_start_changed)
+        self.validation.currentIndexChanged.connect(self._on_validation)
+        self._on_validation()
+
+        self._on_pairs_changed()
+        self._on_start_changed()
+
+    # -- reading the form ------------------------------------------------
+    def start_kind(self) -> str:
+        """``"new"``, ``"default"`` or ``"checkpoint"``."""
+        return self.start_from.currentData()
+
+    def set_start(self, kind: str, path: str | Path = "") -> None:
+        """Choose what training starts from (``path`` for a checkpoint)."""
+        self.start_path.setText(str(path))
+        self.start_from.setCurrentIndex(self.start_from.findData(kind))
+        self._on_start_changed()
+
+    def set_validation(self, kind: str) -> None:
+        """Choose ``"none"``, ``"hold out"`` or ``"training"``."""
+        self.validation.setCurrentIndex(self.validation.findData(kind))
+
+    def set_if_exists(self, kind: str) -> None:
+        """Choose ``"refuse"``, ``"resume"`` or ``"overwrite"``."""
+        self.if_exists.setCurrentIndex(self.if_exists.findData(kind))
+
+    def start_prefix(self) -> Path | None:
+        """The checkpoint prefix training starts from (None: a new model).
+
+        Raises
+        ------
+        ThinsegError
+            The default model is not installed, or no checkpoint is given.
+        """
+        kind = self.start_kind()
+        if kind == START_DEFAULT:
+            return default_model_prefix()
+        if kind == START_CHECKPOINT:
+            text = self.start_path.text().strip()
+            if not text:
+                raise ThinsegError("choose the checkpoint to start from")
+            return checkpoint_prefix(text)
+        return None
+
+    def settings(self) -> TrainSettings:
+        """The training settings of the form (validated)."""
+        height, width = self.input_height.value(), self.input_width.value()
+        if self._start_config is not None:
+            height = self._start_config.input_height
+            width = self._start_config.input_width
+        check_input_size(height, width)
+        rate = self.learning_rate.value()
+        return TrainSettings(
+            input_height=height,
+            input_width=width,
+            epochs=self.epochs.value(),
+            batch_size=self.batch_size.value(),
+            steps_per_epoch=self.steps_per_epoch.value(),
+            optimizer=self.optimizer.currentText(),
+            learning_rate=rate if rate > 0 else None,
+            augment=self.augment.isChecked(),
+            ignore_zero=self.ignore_zero.isChecked(),
+            seed=self.seed.value(),
+        )
+
+    def checkpoint_prefix(self) -> Path | None:
+        """``<folder>/<name>``, or None when no folder is given."""
+        folder = self.folder.text().strip()
+        if not folder:
+            return None
+        name = self.name.text().strip()
+        if not name or "/" in name or "\\" in name or name in (".", ".."):
+            raise ThinsegError(
+                f"checkpoint name {name!r}: give a plain file-name prefix"
+            )
+        return Path(folder).expanduser() / name
+
+    def plan(self) -> TrainPlan:
+        """Read the form and the ticked layers into a :class:`TrainPlan`.
+
+        Raises
+        ------
+        ThinsegError
+            Anything the run would refuse that can be told now.
+        """
+        chosen = self.pairs_table.chosen()
+        scheme = dataset_scheme([lb for _, lb in chosen])
+        for _, labels in chosen:
+            if layer_array(labels).ndim != 2:
+                raise ThinsegError(
+                    f"{labels.name}: training needs 2D labels layers"
+                )
+        pairs = layer_pairs(chosen)
+        start_prefix = self.start_prefix()
+        self._update_start_config(start_prefix)
+        settings = self.settings()
+        kind = self.validation.currentData()
+        validation: list[Pair] = []
+        if kind == VAL_HOLD_OUT:
+            pairs, validation = hold_out(
+                pairs, self.val_fraction.value(), settings.seed
+            )
+        elif kind == VAL_TRAINING:
+            validation = list(pairs)
+        policy = self.if_exists.currentData()
+        return TrainPlan(
+            pairs=pairs,
+            validation=validation,
+            scheme=scheme,
+            settings=settings,
+            prefix=self.checkpoint_prefix(),
+            start_prefix=start_prefix,
+            auto_resume=policy == IF_EXISTS_RESUME,
+            overwrite=policy == IF_EXISTS_OVERWRITE,
+        )
+
+    # -- form reactions ----------------------------------------------------
+    def _on_pairs_changed(self) -> None:
+        try:
+            labels = [lb for _, ok, lb in self.pairs_table.rows() if ok]
+            labels = [lb for lb in labels if lb is not None]
+            if not labels:
+                self.scheme_label.setText(
+                    "tick images with labels layers to train on"
+                )
+                return
+            scheme = dataset_scheme(labels)
+        except ThinsegError as exc:
+            self.scheme_label.setText(str(exc))
+            return
+        names = ", ".join(f"{c.id} {c.name}" for c in scheme)
+        self.scheme_label.setText(
+            f"{len(labels)} pair(s), scheme '{scheme.name}': {names}"
+        )
+
+    def _on_validation(self, *_) -> None:
+        self.val_fraction.setEnabled(
+            self.validation.currentData() == VAL_HOLD_OUT
+        )
+
+    def _update_start_config(self, prefix: Path | None) -> None:
+        self._start_config = (
+            None if prefix is None else describe(prefix).config
+        )
+        fixed = self._start_config is not None
+        if fixed:
+            self.input_height.setValue(self._start_config.input_height)
+            self.input_width.setValue(self._start_config.input_width)
+        self.input_height.setEnabled(not fixed)
+        self.input_width.setEnabled(not fixed)
+
+    def _on_start_changed(self, *_) -> None:
+        kind = self.start_kind()
+        self.start_path.setEnabled(kind == START_CHECKPOINT)
+        self.start_browse.setEnabled(kind == START_CHECKPOINT)
+        try:
+            prefix = None
+            if kind == START_DEFAULT or (
+                kind == START_CHECKPOINT and self.start_path.text().strip()
+            ):
+                prefix = self.start_prefix()
+            self._update_start_config(prefix)
+        except ThinsegError as exc:
+            self._update_start_config(None)
+            if kind == START_DEFAULT:
+                self.model_label.setText(
+                    "the default model is not installed yet: train a new "
+                    "model or start from a checkpoint"
+                )
+            else:
+                self.model_label.setText(one_line(exc))
+            return
+        config = self._start_config
+        if config is None:
+            self.model_label.setText(
+                "a new VGG-UNet with random weights"
+                if kind == START_NEW
+                else "choose a checkpoint config (P_config.json)"
+            )
+            return
+        self.model_label.setText(
+            f"{config.n_classes} classes ('{config.class_scheme.name}'), "
+            f"input {config.input_height}×{config.input_width}"
+        )
+
+    @reports_errors
+    def browse_start(self) -> None:
+        """Choose the checkpoint to start from with a dialog."""
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Start from checkpoint",
+            self.start_path.text(),
+            "Checkpoint configs (*_config.json);;All files (*)",
+        )
+        if path:
+            self.set_start(START_CHECKPOINT, path)
+
+    @reports_errors
+    def browse_folder(self) -> None:
+        """Choose the checkpoint folder with a dialog."""
+        path = QFileDialog.getExistingDirectory(
+            self, "Save checkpoints to", self.folder.text()
+        )
+        if path:
+            self.folder.setText(path)
