@@ -128,3 +128,115 @@ def test_evaluate_numbers_by_hand():
     assert full["class_wise_IoU"][3] is None
     assert full["mean_IoU_present"] == pytest.approx(0.25)
     assert full["confusion_matrix"][1][2] == 64 * 32
+
+
+# -- large tiles with a real (small, random) VGG-UNet -------------------------
+@pytest.fixture(scope="module")
+def small():
+    """A random VGG-UNet at a 32 x 32 training size, and a thin section."""
+    import keras
+
+    from napari_thinseg.model.vgg_unet import vgg_unet
+    from napari_thinseg.synth import synthetic_sandstone
+
+    keras.utils.set_random_seed(0)
+    image, _ = synthetic_sandstone((192, 256), seed=3)
+    return vgg_unet(4, 32, 32), ModelConfig(4, 32, 32), image
+
+
+def predict32(model, config, image, **kwargs):
+    return run(
+        predict_image(
+            model,
+            config,
+            image,
+            confidence=True,
+            precision="float32",
+            **kwargs,
+        )
+    )
+
+
+INTERIOR = np.s_[32:-32, 32:-32]
+
+
+def test_large_tiles_agree_with_training_size_tiles(small):
+    """The training-size tiling (32 x 32 tiles, 25 % overlap, blended)
+    against one large tile: the same classes in the interior but where
+    32-pixel tiles lack the context a large tile has."""
+    model, config, image = small
+    classic = predict32(model, config, image, tile=32)
+    large = predict32(model, config, image)
+    agree = classic.labels[INTERIOR] == large.labels[INTERIOR]
+    assert agree.mean() > 0.95
+    assert set(np.unique(large.labels)) == set(np.unique(classic.labels))
+
+
+def test_margin_tiles_equal_the_network_on_the_whole_image(small):
+    """Tiles of 128 pixels with their margins give what one tile over the
+    whole image gives: classes and probabilities."""
+    model, config, image = small
+    whole = predict32(model, config, image)  # one 192 x 256 tile
+    events = []
+    tiled = run(
+        predict_image(
+            model,
+            config,
+            image,
+            confidence=True,
+            precision="float32",
+            tile=128,
+        ),
+        events.append,
+    )
+    assert events[0].step == 0 and "128x128 tiles" in events[0].message
+    assert events[-1].step == events[-1].total == 2 * 3  # 2 x 3 tiles
+    agree = tiled.labels[INTERIOR] == whole.labels[INTERIOR]
+    assert agree.mean() > 0.995
+    diff = np.abs(tiled.confidence - whole.confidence)[INTERIOR]
+    assert diff.mean() < 0.005
+
+
+def test_tile_option_is_checked(small):
+    model, config, image = small
+    for bad in (100, 0, (64,), (64, 8192), "big"):
+        with pytest.raises(ThinsegError, match="multiple of 32"):
+            run(predict_image(model, config, image, tile=bad))
+    # stand-ins (and tf.keras models) run at their input size only
+    stand_in = RedModel(config)
+    with pytest.raises(ThinsegError, match="cannot be rebuilt"):
+        run(predict_image(stand_in, config, image, tile=64))
+    run(predict_image(stand_in, config, image, tile=32))
+
+
+def test_networks_are_built_once_and_follow_the_weights(small, monkeypatch):
+    from napari_thinseg.model import cache
+
+    model, config, image = small
+    built = []
+
+    def counting_rebuild(*args):
+        built.append(args[2:])
+        return cache_rebuild(*args)
+
+    cache_rebuild = cache.rebuild
+    monkeypatch.setattr(cache, "rebuild", counting_rebuild)
+    cache.inference_networks.clear()
+    first = predict32(model, config, image, tile=64)
+    again = predict32(model, config, image, tile=64)
+    np.testing.assert_array_equal(first.labels, again.labels)
+    assert built == [(64, 64, "float32")]
+    # weights changed in place (as training does): caught up, not rebuilt
+    weights = model.get_weights()
+    try:
+        head = [w.copy() for w in weights]
+        head[-1][:] = [0.0, 0.0, 0.0, 50.0]  # head bias: class 3 wins
+        model.set_weights(head)
+        changed = predict32(model, config, image, tile=64)
+    finally:
+        model.set_weights(weights)
+    assert (changed.labels == 3).all()
+    assert len(built) == 1
+    np.testing.assert_array_equal(
+        predict32(model, config, image, tile=64).labels, first.labels
+    )

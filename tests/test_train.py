@@ -184,3 +184,53 @@ def test_bad_settings():
         TrainSettings(optimizer="lbfgs")
     with pytest.raises(ThinsegError, match="epochs"):
         TrainSettings(epochs=0)
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_precision_is_honoured_and_checkpoints_stay_float32(
+    tmp_path, precision
+):
+    from napari_thinseg.model.vgg_unet import compute_dtype
+    from napari_thinseg.model.weights import read_hdf5_weights
+
+    settings = TrainSettings(
+        epochs=1, steps_per_epoch=2, precision=precision, **TINY
+    )
+    prefix = tmp_path / "p"
+    result = run(
+        train(sandstones(1, 64), SEED, settings, checkpoints_path=prefix)
+    )
+    assert compute_dtype(result.model) == precision
+    assert result.model.get_layer("head_softmax").compute_dtype == "float32"
+    assert result.config.trained_on["precision"] == precision
+    assert np.isfinite(result.history[0]["loss"])
+    stored = read_hdf5_weights(result.checkpoint)
+    assert {a.dtype for _, arrays in stored for a in arrays} == {
+        np.dtype(np.float32)
+    }
+
+
+def test_fine_tuning_in_another_precision_keeps_the_weights():
+    from napari_thinseg.model.config import ModelConfig
+    from napari_thinseg.model.vgg_unet import build, compute_dtype
+
+    config = ModelConfig(6, 32, 32)
+    base = build(config)
+    before = [np.asarray(w) for w in base.trainable_weights]
+    settings = TrainSettings(
+        epochs=1,
+        steps_per_epoch=1,
+        precision="bfloat16",
+        learning_rate=1e-12,  # a step that moves nothing measurable
+        optimizer="sgd",
+        **TINY,
+    )
+    result = run(
+        train(sandstones(1, 48), SEED, settings, model=base, config=config)
+    )
+    assert result.model is not base and compute_dtype(base) == "float32"
+    assert compute_dtype(result.model) == "bfloat16"
+    # (batch-norm statistics move with any step; trained weights do not)
+    after = [np.asarray(w) for w in result.model.trainable_weights]
+    for a, b in zip(before, after, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)

@@ -19,6 +19,14 @@ Gray bins put blue epoxy and brown grains of the same brightness in one
 class; the ``"epoxy"`` method therefore gives the pore class to pixels whose
 colour is blue dye (a hue / saturation / value window on the smoothed RGB),
 and the gray bins elsewhere.
+
+uint8 images (PNG, JPEG, 8-bit TIFF) take :mod:`.autolabel_fast`, the same
+rule strip by strip without float copies of the image: its gray level is
+float32 (the float rule rounded once) and its labels are the float rule's
+but for pixels within float rounding of a threshold or of the blue window's
+edges; a flat patch exactly at a threshold goes to the lower class (where
+the float path's rounding may put it above). Other types take the float
+path below.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from . import autolabel_fast as fast
 from .errors import ThinsegError
 from .imaging.convert import is_rgb, to_float
 from .imaging.files import check_image
@@ -157,27 +166,34 @@ def parse_thresholds(text: str) -> tuple[float, ...]:
         ) from None
 
 
-def gray_level(image: np.ndarray, rgb: bool | None = None) -> np.ndarray:
-    """Luminance in [0, 1] of one 2D image (gray, RGB or RGBA)."""
-    from skimage.color import rgb2gray
-
+def plane_kind(image: np.ndarray, rgb: bool | None = None) -> bool:
+    """Whether the 2D image ``image`` is colour (checking its shape; a
+    guess when ``rgb`` is None)."""
     rgb = is_rgb(image) if rgb is None else rgb
     if rgb and (image.ndim != 3 or image.shape[-1] not in (3, 4)):
         raise ThinsegError(
             f"expected a 2D colour image (H, W, 3 or 4), got shape "
             f"{image.shape}"
         )
-    values = to_float(image)
-    if rgb:
-        return rgb2gray(values[..., :3])
-    if values.ndim == 3 and values.shape[-1] in (1, 2):
-        return values[..., 0]  # gray (+ alpha)
-    if values.ndim != 2:
+    if not rgb and not (
+        image.ndim == 2 or (image.ndim == 3 and image.shape[-1] in (1, 2))
+    ):
         raise ThinsegError(
             f"expected a 2D image, got shape {image.shape}; label a stack "
             "plane by plane"
         )
-    return values
+    return rgb
+
+
+def gray_level(image: np.ndarray, rgb: bool | None = None) -> np.ndarray:
+    """Luminance in [0, 1] of one 2D image (gray, RGB or RGBA), float64."""
+    from skimage.color import rgb2gray
+
+    rgb = plane_kind(image, rgb)
+    values = to_float(image)
+    if rgb:
+        return rgb2gray(values[..., :3])
+    return values if values.ndim == 2 else values[..., 0]  # (gray + alpha)
 
 
 def smooth(values: np.ndarray, sigma: float, channels: bool = False):
@@ -197,7 +213,12 @@ def smooth(values: np.ndarray, sigma: float, channels: bool = False):
 def smoothed_gray(
     image: np.ndarray, sigma: float = 1.0, rgb: bool | None = None
 ) -> np.ndarray:
-    """Steps 1-3 of the seed rule."""
+    """Steps 1-3 of the seed rule: float32 for uint8 images (computed by
+    :mod:`.autolabel_fast`), float64 for others."""
+    image = np.asarray(image)
+    rgb = plane_kind(image, rgb)
+    if fast.applies(image):
+        return fast.smoothed_gray(image, sigma, rgb)
     return smooth(gray_level(image, rgb), sigma)
 
 
@@ -236,17 +257,25 @@ def multiotsu_thresholds(gray: np.ndarray, n_classes: int = 5) -> tuple:
     return tuple(float(v) for v in t)
 
 
+def check_colour(image: np.ndarray) -> None:
+    """Refuse what the blue-epoxy method cannot read: a non-colour image."""
+    if not is_rgb(image) or image.ndim != 3:
+        raise ThinsegError(
+            "the blue-epoxy method needs a 2D colour (RGB) image, got shape "
+            f"{image.shape}"
+        )
+
+
 def epoxy_mask(
     image: np.ndarray, sigma: float = 1.0, window: EpoxyWindow = EpoxyWindow()
 ) -> np.ndarray:
     """True where the (smoothed) colour of an RGB image is blue dye."""
     from skimage.color import rgb2hsv
 
-    if not is_rgb(image) or image.ndim != 3:
-        raise ThinsegError(
-            "the blue-epoxy method needs a 2D colour (RGB) image, got shape "
-            f"{image.shape}"
-        )
+    image = np.asarray(image)
+    check_colour(image)
+    if fast.applies(image):
+        return fast.epoxy_mask(image, sigma, window)
     rgb = np.clip(smooth(to_float(image)[..., :3], sigma, channels=True), 0, 1)
     hsv = rgb2hsv(rgb)
     h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
@@ -331,6 +360,16 @@ def autolabel(
     params = replace(params or AutoLabelParams(), **kwargs)
     image = np.asarray(image)
     check_image(image)
+    if fast.applies(image) and params.method != "multiotsu":
+        # one pass, a strip at a time: same labels as the steps below
+        rgb = plane_kind(image, rgb)
+        window = None
+        if params.method == "epoxy":
+            check_colour(image)
+            window = params.epoxy
+        return fast.autolabel(
+            image, params.thresholds, params.sigma, rgb, window
+        )
     gray = smoothed_gray(image, params.sigma, rgb)
     thresholds = (
         multiotsu_thresholds(gray, params.n_classes)
@@ -359,8 +398,9 @@ def labels_from_gray(
     caches these so a threshold change only re-bins.
     """
     thresholds = params.thresholds if thresholds is None else thresholds
-    labels = bin_gray(gray, thresholds)
-    if params.method == "epoxy":
+    thresholds = check_thresholds(thresholds)
+    epoxy = params.method == "epoxy"
+    if epoxy:
         if blue is None:
             raise ThinsegError("the epoxy method needs the blue-dye mask")
         if np.shape(blue) != np.shape(gray):
@@ -368,6 +408,14 @@ def labels_from_gray(
                 f"blue-dye mask shape {np.shape(blue)} differs from the "
                 f"image's {np.shape(gray)}"
             )
+    fast_gray = isinstance(gray, np.ndarray) and gray.dtype == np.float32
+    if fast_gray and gray.ndim == 2:
+        # the uint8 path's gray: float32 comparisons, strip by strip (the
+        # same labels as below, faster)
+        mask = np.asarray(blue, bool) if epoxy else None
+        return fast.bin_gray(gray, thresholds, mask)
+    labels = bin_gray(gray, thresholds)
+    if epoxy:
         labels = apply_epoxy(labels, gray, blue, thresholds)
     return labels
 

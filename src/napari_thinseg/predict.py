@@ -2,22 +2,29 @@
 
 Two ways to run the network over an image:
 
-* ``"tile"`` (the default): native resolution. The image is cut into
-  overlapping tiles of the model's input size (:mod:`.tiling`), each tile's
-  class probabilities are brought to full resolution and blended, so the
-  result is seamless and has the input image's size. Images smaller than
-  the input are padded, never stretched.
+* ``"tile"`` (the default): native resolution. The network, fully
+  convolutional, is rebuilt with the trained weights at a tile size fitted
+  to the image (up to about 1120 x 1120 pixels; ``tile`` forces one) and in
+  the fastest precision the machine has (``precision``); tiles overlap by
+  a margin of context that is dropped (:mod:`.tiling`), so the result is
+  the network's on the whole image, at about 1.1x the image's pixels of
+  network work. Rebuilt networks are cached
+  (:data:`~.model.cache.inference_networks`). Tiles of the model's
+  training size (``tile`` equal to it, or models that cannot be rebuilt)
+  are the classic overlapping tiles, blended. Images smaller than a tile
+  are padded, never stretched.
 * ``"resize"``: keras-segmentation's way. The whole image is resized to the
   model input, the class map comes out at half that size and is brought back
-  to the image size (nearest neighbour). Use it for parity with
+  to the image size (nearest neighbour), in float32. Use it for parity with
   keras-segmentation.
 
-Both are generators that yield :class:`~.progress.Progress` per batch of
-tiles and return a :class:`Prediction`.
+Both are generators that yield :class:`~.progress.Progress` per tile (or
+batch of tiles) and return a :class:`Prediction`.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
@@ -28,11 +35,21 @@ from .imaging.convert import rgb8
 from .imaging.files import check_image, is_stack
 from .imaging.resize import resize_bilinear, resize_nearest
 from .metrics import confusion_matrix, iou_from_confusion
-from .model.backend import tensorflow
-from .model.config import ModelConfig
-from .model.vgg_unet import preprocess
+from .model.backend import PRECISIONS, resolve_precision, tensorflow
+from .model.cache import inference_networks
+from .model.config import MAX_INPUT_SIDE, ModelConfig
+from .model.vgg_unet import compute_dtype, preprocess
 from .progress import Progress, run
-from .tiling import class_map, confidence_map, predict_tiles
+from .tiling import (
+    GRID,
+    auto_tile_shape,
+    class_map,
+    confidence_map,
+    margin_for,
+    margin_starts,
+    predict_margin_tiles,
+    predict_tiles,
+)
 
 MODES = ("tile", "resize")
 
@@ -46,15 +63,19 @@ class Prediction:
     confidence: np.ndarray | None = None
 
 
-def _forward(model, batch: np.ndarray, config: ModelConfig) -> np.ndarray:
-    """Softmax output of a batch of preprocessed tiles, (B, oh, ow, C)."""
-    out = np.asarray(model.predict_on_batch(batch))
+def _finite(out: np.ndarray) -> np.ndarray:
     if not np.isfinite(out).all():
         # finite weights can still overflow on real images
         raise ThinsegError(
             "the model produced NaN or infinite class probabilities; its "
             "weights are broken (retrain or load another checkpoint)"
         )
+    return out
+
+
+def _forward(model, batch: np.ndarray, config: ModelConfig) -> np.ndarray:
+    """Softmax output of a batch of preprocessed tiles, (B, oh, ow, C)."""
+    out = _finite(np.asarray(model.predict_on_batch(batch)))
     return out.reshape(
         len(batch),
         config.output_height,
@@ -63,13 +84,73 @@ def _forward(model, batch: np.ndarray, config: ModelConfig) -> np.ndarray:
     )
 
 
+def is_rebuildable(model) -> bool:
+    """Whether ``model`` is a Keras 3 model, which :mod:`.model.cache` can
+    rebuild at another tile size and precision (stand-ins and tf.keras
+    models run as they are, at their input size)."""
+    keras = sys.modules.get("keras")  # none imported: no Keras model
+    return keras is not None and isinstance(model, keras.Model)
+
+
+def float32_model(model, config: ModelConfig):
+    """``model``, or its float32 twin when it computes in 16 bits (trained
+    under a mixed precision policy)."""
+    if not is_rebuildable(model) or compute_dtype(model) == "float32":
+        return model
+    size = (config.input_height, config.input_width)
+    return inference_networks.get(model, config, size, "float32").model
+
+
 def predict_resize_output(model, config: ModelConfig, image) -> np.ndarray:
     """Softmax at the model's output size after resizing the whole image
-    (exactly keras-segmentation's ``predict`` before its argmax)."""
+    (exactly keras-segmentation's ``predict`` before its argmax, float32)."""
     x = preprocess(
         resize_bilinear(rgb8(image), config.input_height, config.input_width)
     )
-    return _forward(model, x[None], config)[0]
+    return _forward(float32_model(model, config), x[None], config)[0]
+
+
+def check_tile(tile) -> tuple[int, int] | None:
+    """``(height, width)`` of a ``tile`` option (pixels, or a pair), None
+    for automatic; refuses sides that are not multiples of 32."""
+    if tile is None:
+        return None
+    sides = (tile, tile) if np.ndim(tile) == 0 else tuple(tile)
+    ok = len(sides) == 2 and all(
+        isinstance(v, int | np.integer)
+        and GRID <= v <= MAX_INPUT_SIDE
+        and v % GRID == 0
+        for v in sides
+    )
+    if not ok:
+        raise ThinsegError(
+            f"tile {tile!r}: give a multiple of {GRID} in "
+            f"{GRID}..{MAX_INPUT_SIDE} pixels (or a pair of them)"
+        )
+    return int(sides[0]), int(sides[1])
+
+
+def tile_shape(model, config, height, width, tile=None) -> tuple[int, int]:
+    """The tile shape tile mode uses: ``tile`` (never larger than the
+    image needs), else fitted to the image (:func:`.auto_tile_shape`); the
+    training size for models that cannot be rebuilt."""
+    training = (config.input_height, config.input_width)
+    tile = check_tile(tile)
+    if not is_rebuildable(model):
+        if tile not in (None, training):
+            raise ThinsegError(
+                f"tile {tile[0]}x{tile[1]}: this model cannot be rebuilt at "
+                f"another size; it runs at {training[0]}x{training[1]}"
+            )
+        return training
+    if tile is None:
+        return auto_tile_shape(height, width)
+    if tile == training:
+        return tile
+    return (
+        min(tile[0], -(-height // GRID) * GRID),
+        min(tile[1], -(-width // GRID) * GRID),
+    )
 
 
 def predict_image(
@@ -80,6 +161,8 @@ def predict_image(
     overlap: float = 0.25,
     batch_size: int = 4,
     confidence: bool = False,
+    tile=None,
+    precision: str = "auto",
 ) -> Generator[Progress, None, Prediction]:
     """Predict the class of every pixel of one 2D image.
 
@@ -92,16 +175,25 @@ def predict_image(
     mode : {"tile", "resize"}
         See the module docstring.
     overlap : float
-        Fraction of a tile shared with its neighbour (tile mode).
+        Fraction of a tile shared with its neighbour (training-size tiles).
     batch_size : int
-        Tiles per forward pass.
+        Training-size tiles per forward pass (larger tiles go one by one).
     confidence : bool
         Also return ``1 - normalised entropy`` of the class probabilities.
+    tile : int or (int, int), optional
+        Tile side(s) in pixels, multiples of 32 (tile mode); None fits them
+        to the image; the model's input size gives the classic tiling.
+    precision : {"auto", "float32", "bfloat16", "float16"}
+        What the network computes in (tile mode): ``auto`` is bfloat16 on
+        CPUs with native bfloat16, float16 on a GPU, else float32.
     """
     if mode not in MODES:
         raise ThinsegError(f"unknown mode {mode!r} (use {', '.join(MODES)})")
     if not 0.0 <= overlap < 0.9:
         raise ThinsegError(f"overlap must be in [0, 0.9), got {overlap}")
+    if precision not in PRECISIONS:
+        resolve_precision(precision)  # the one message for a bad name
+    check_tile(tile)
     image = np.asarray(image)
     check_image(image)
     if is_stack(image):
@@ -120,8 +212,57 @@ def predict_image(
         if confidence:
             conf = resize_nearest(confidence_map(probs), height, width)
         return Prediction(labels, conf)
+    shape = tile_shape(model, config, height, width, tile)
+    if shape == (config.input_height, config.input_width):
+        forward = _training_size_forward(model, config, batch_size, precision)
+        labels, conf = yield from predict_tiles(
+            forward,
+            image,
+            shape,
+            config.n_classes,
+            overlap,
+            batch_size,
+            confidence,
+            exclude_zero,
+        )
+        return Prediction(labels, conf)
+    precision = resolve_precision(precision)
+    margin = margin_for(shape)
+    n_tiles = len(margin_starts(height, shape[0], margin)) * len(
+        margin_starts(width, shape[1], margin)
+    )
+    # before the network is built and traced (seconds): Stop can act
+    yield Progress(0, n_tiles, f"{shape[0]}x{shape[1]} tiles in {precision}")
+    network = inference_networks.get(model, config, shape, precision)
+
+    def forward(tiles: np.ndarray) -> np.ndarray:
+        return _finite(network.probabilities(tiles).numpy())
+
+    labels, conf = yield from predict_margin_tiles(
+        forward, image, shape, margin, confidence, exclude_zero
+    )
+    return Prediction(labels, conf)
+
+
+def _training_size_forward(model, config, batch_size, precision):
+    """``forward`` for :func:`.predict_tiles` at the model's input size:
+    the cached network at one batch shape (short batches padded), or the
+    model's own ``predict_on_batch`` where it cannot be rebuilt."""
     tf = tensorflow()
     th, tw = config.input_height, config.input_width
+    if is_rebuildable(model):
+        network = inference_networks.get(
+            model, config, (th, tw), resolve_precision(precision), batch_size
+        )
+
+        def forward(tiles: np.ndarray) -> np.ndarray:
+            n = len(tiles)
+            if n < batch_size:
+                pad = np.zeros((batch_size - n, th, tw, 3), np.uint8)
+                tiles = np.concatenate([tiles, pad])
+            return _finite(network.probabilities(tiles).numpy()[:n])
+
+        return forward
 
     def forward(tiles: np.ndarray) -> np.ndarray:
         batch = np.stack([preprocess(t) for t in tiles])
@@ -129,17 +270,7 @@ def predict_image(
         # output is at half resolution: back to the tile's pixels
         return tf.image.resize(out, (th, tw), method="bilinear").numpy()
 
-    labels, conf = yield from predict_tiles(
-        forward,
-        image,
-        (th, tw),
-        config.n_classes,
-        overlap,
-        batch_size,
-        confidence,
-        exclude_zero,
-    )
-    return Prediction(labels, conf)
+    return forward
 
 
 # -- evaluation --------------------------------------------------------------
@@ -148,6 +279,8 @@ def evaluate(
     config: ModelConfig,
     pairs: Sequence[tuple[str, np.ndarray, np.ndarray]],
     mode: str = "tile",
+    tile=None,
+    precision: str = "auto",
 ) -> Generator[Progress, None, dict]:
     """keras-segmentation's metrics, and full-resolution ones.
 
@@ -157,7 +290,8 @@ def evaluate(
     nearest neighbour, IoU with its epsilon, averaged over all n_classes.
     Under ``full_resolution``: pixel accuracy, per-class IoU, mean IoU over
     the classes present, and the confusion matrix of ``mode`` predictions at
-    the images' own size, unlabelled (0) pixels excluded.
+    the images' own size, unlabelled (0) pixels excluded (``tile`` and
+    ``precision`` as in :func:`predict_image`).
     """
     n = config.n_classes
     tp = np.zeros(n)
@@ -186,7 +320,16 @@ def evaluate(
                 probs.argmax(-1).astype(np.uint8), *truth.shape
             )
         else:
-            full = run(predict_image(model, config, image, mode=mode)).labels
+            full = run(
+                predict_image(
+                    model,
+                    config,
+                    image,
+                    mode=mode,
+                    tile=tile,
+                    precision=precision,
+                )
+            ).labels
         labelled = truth > 0
         cm += confusion_matrix(truth[labelled], full[labelled], n)
         yield Progress(k + 1, len(pairs), name)

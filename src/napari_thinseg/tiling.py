@@ -1,12 +1,22 @@
-"""Tiles of a large image through a fixed-size network, blended seamlessly.
+"""Tiles of a large image through a fixed-size network, put together
+seamlessly; two ways.
 
-The image is cut into overlapping tiles of the network's input size
-(reflect-padded where smaller); each tile's class probabilities, brought to
-full resolution by the caller's ``forward``, are blended with a weight that
-fades towards the tile edges, so the result is seamless and has the image's
-size. Tiles are processed one row of tiles at a time and finished rows are
-turned into classes at once, so memory beyond the input and the class map
-grows with the image width, not its area.
+* Margin tiles (:func:`predict_margin_tiles`), for a network rebuilt at a
+  large tile size (:func:`auto_tile_shape`): tiles overlap by two margins
+  of :data:`MARGIN` pixels, each keeps its core and drops the margin on
+  every side where a neighbour takes over, so the network sees at least
+  ``MARGIN`` pixels of context around every pixel it decides. Tiles start
+  on multiples of 32 (the network's pooling grid), so inside the image the
+  result is the network's on the whole image; network work is the tiles'
+  pixels, about 1.1x the image's.
+* Overlapping tiles at the network's training size (:func:`predict_tiles`,
+  the classic way, for models that cannot be rebuilt): neighbours share
+  ``overlap`` of a tile and are blended with a weight that fades towards
+  the tile edges.
+
+Tiles are reflect-padded where they pass the image's edge. Memory beyond
+the input and the class map grows with the image width (one row of
+tiles), not its area.
 
 Nothing here knows the network: :mod:`.predict` passes a ``forward``
 callable, so the tiling is tested with plain arrays.
@@ -14,6 +24,7 @@ callable, so the tiling is tested with plain arrays.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Generator
 
 import numpy as np
@@ -23,6 +34,25 @@ from .progress import Progress
 
 FINALIZE_COLUMNS = 1024
 """Columns of a finished strip turned into classes at a time."""
+
+GRID = 32
+"""Tile sides and starts are multiples of this: the VGG-UNet pools by 16
+and needs sides divisible by 32."""
+
+MARGIN = 32
+"""Pixels of context dropped at a tile's inner edges (a multiple of 16)."""
+
+MAX_TILE_SIDE = 4096
+"""The largest side a network is built at (as model configs allow)."""
+
+MAX_AUTO_TILE_PIXELS = 1120 * 1120
+"""Largest automatic tile: about 4 s of work on 2 CPU cores, so Stop and
+the progress bar stay responsive; beyond about 512 x 512 pixels larger
+tiles are no faster per pixel."""
+
+TILE_BYTES_PER_PIXEL = 1024
+"""Working memory of a float32 VGG-UNet forward pass per tile pixel
+(measured: about 1 KB; half that in bfloat16)."""
 
 
 def class_map(probs: np.ndarray, exclude_zero: bool) -> np.ndarray:
@@ -72,6 +102,139 @@ def tile_rgb(image, y, x, th, tw, value_range) -> np.ndarray:
     return rgb
 
 
+# -- margin tiles ------------------------------------------------------------
+def _ceil_to(value: float, step: int) -> int:
+    return int(-(-value // step) * step)
+
+
+def max_tile_pixels() -> int:
+    """Tile pixels for automatic tiles: :data:`MAX_AUTO_TILE_PIXELS`, or
+    fewer where an eighth of the machine's memory would not hold one."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):  # Windows
+        return MAX_AUTO_TILE_PIXELS
+    budget = memory // 8 // TILE_BYTES_PER_PIXEL
+    return int(max(256 * 256, min(MAX_AUTO_TILE_PIXELS, budget)))
+
+
+def margin_for(tile_shape: tuple[int, int], margin: int = MARGIN) -> int:
+    """The margin of ``tile_shape``: ``margin``, less for tiles too small
+    to keep a core of 32 pixels between two margins."""
+    room = (min(tile_shape) - GRID) // 2
+    return max(0, min(margin, room // 16 * 16))
+
+
+def margin_starts(size: int, tile: int, margin: int) -> list[int]:
+    """Starts of tiles of ``tile`` pixels along ``size`` that keep
+    ``margin`` pixels of context at their inner edges: every
+    ``tile - 2 * margin`` pixels from 0, the last one reaching the end."""
+    if size <= tile:
+        return [0]
+    stride = tile - 2 * margin
+    return [k * stride for k in range(1 + -(-(size - tile) // stride))]
+
+
+def _tile_for(size: int, n: int, margin: int) -> int:
+    """The smallest side (multiple of :data:`GRID`) of which ``n`` margin
+    tiles cover ``size`` pixels."""
+    if n == 1:
+        return _ceil_to(size, GRID)
+    return _ceil_to(-(-(size + 2 * margin * (n - 1)) // n), GRID)
+
+
+def auto_tile_shape(
+    height: int,
+    width: int,
+    margin: int = MARGIN,
+    max_pixels: int | None = None,
+) -> tuple[int, int]:
+    """The tile shape that covers a ``height`` x ``width`` image with the
+    least network work (tile pixels) within ``max_pixels`` a tile
+    (:func:`max_tile_pixels`): one tile no larger than the image needs
+    when it fits, else the number of rows and columns of tiles whose
+    sides waste least."""
+    max_pixels = max_pixels or max_tile_pixels()
+
+    def options(size):
+        out = {}
+        for n in range(1, size // (4 * GRID) + 2):
+            side = _tile_for(size, n, margin)
+            if side <= MAX_TILE_SIDE:
+                out.setdefault(side, n)
+            if side <= 4 * GRID:
+                break
+        return [(n, side) for side, n in out.items()]
+
+    best = None
+    for n_rows, th in options(height):
+        for n_cols, tw in options(width):
+            if th * tw > max_pixels and best is not None:
+                continue
+            # least work, then fewest tiles; over budget only as a last
+            # resort (never for images of realistic shape)
+            rank = (
+                th * tw > max_pixels,
+                n_rows * th * n_cols * tw,
+                n_rows * n_cols,
+            )
+            if best is None or rank < best[0]:
+                best = (rank, (th, tw))
+    return best[1]
+
+
+def tile_pixels(height, width, tile_shape, margin: int) -> int:
+    """Pixels that margin tiles of ``tile_shape`` pass through the network
+    for a ``height`` x ``width`` image (its network work)."""
+    th, tw = tile_shape
+    rows = margin_starts(height, th, margin)
+    cols = margin_starts(width, tw, margin)
+    return len(rows) * len(cols) * th * tw
+
+
+def predict_margin_tiles(
+    forward: Callable[[np.ndarray], np.ndarray],
+    image: np.ndarray,
+    tile_shape: tuple[int, int],
+    margin: int = MARGIN,
+    confidence: bool = False,
+    exclude_zero: bool = False,
+) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray | None]]:
+    """Class map (and confidence) of ``image`` from margin tiles.
+
+    ``forward`` takes one uint8 RGB tile ``(1, th, tw, 3)`` and returns its
+    class probabilities at the tile's resolution ``(1, th, tw, n)``; each
+    tile's core (all but ``margin`` pixels at the edges another tile
+    covers) goes into the class map as it comes. Yields a
+    :class:`Progress` per tile; returns ``(labels, confidence or None)``.
+    """
+    height, width = image.shape[:2]
+    th, tw = tile_shape
+    value_range = float_range(image) if image.dtype.kind == "f" else None
+    rows = margin_starts(height, th, margin)
+    cols = margin_starts(width, tw, margin)
+    labels = np.zeros((height, width), np.uint8)
+    conf = np.zeros((height, width), np.float32) if confidence else None
+    n_tiles = len(rows) * len(cols)
+    done = 0
+    for i, y in enumerate(rows):
+        top = margin if i else 0
+        bottom = min(th if i == len(rows) - 1 else th - margin, height - y)
+        for j, x in enumerate(cols):
+            left = margin if j else 0
+            right = min(tw if j == len(cols) - 1 else tw - margin, width - x)
+            tile = tile_rgb(image, y, x, th, tw, value_range)
+            probs = forward(tile[None])[0, top:bottom, left:right]
+            where = np.s_[y + top : y + bottom, x + left : x + right]
+            labels[where] = class_map(probs, exclude_zero)
+            if conf is not None:
+                conf[where] = confidence_map(probs)
+            done += 1
+            yield Progress(done, n_tiles, f"tile {done} of {n_tiles}")
+    return labels, conf
+
+
+# -- overlapping tiles at the training size ----------------------------------
 def predict_tiles(
     forward: Callable[[np.ndarray], np.ndarray],
     image: np.ndarray,

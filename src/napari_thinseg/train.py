@@ -30,9 +30,14 @@ from .errors import ThinsegError
 from .imaging.resize import resize_nearest
 from .metrics import confusion_matrix, iou_from_confusion
 from .model import checkpoints as ck
-from .model.backend import tensorflow
+from .model.backend import (
+    PRECISIONS,
+    dtype_policy,
+    resolve_precision,
+    tensorflow,
+)
 from .model.config import ModelConfig
-from .model.vgg_unet import build, preprocess
+from .model.vgg_unet import build, compute_dtype, preprocess, rebuild
 from .model.weights import load_weights as load_weights_into
 from .progress import Progress
 from .schemes import ClassScheme
@@ -46,7 +51,10 @@ class TrainSettings:
 
     ``learning_rate`` None means the optimizer's classic default: 1.0 for
     adadelta (as in Keras 2, which keras-segmentation used; Keras 3's 0.001
-    barely moves), 0.001 for adam and rmsprop, 0.01 for sgd.
+    barely moves), 0.001 for adam and rmsprop, 0.01 for sgd. ``precision``
+    is what the network computes in (``auto``: bfloat16 on CPUs with
+    native bfloat16, float16 on a GPU, else float32); weights and
+    checkpoints stay float32.
     """
 
     input_height: int = 416
@@ -61,6 +69,7 @@ class TrainSettings:
     val_crops: int = 16
     seed: int = 0
     encoder_weights: str | None = None
+    precision: str = "auto"
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "steps_per_epoch"):
@@ -74,6 +83,8 @@ class TrainSettings:
                 f"unknown optimizer {self.optimizer!r} "
                 f"(use {', '.join(OPTIMIZERS)})"
             )
+        if self.precision not in PRECISIONS:
+            resolve_precision(self.precision)  # its one-line refusal
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ThinsegError(
                 f"learning rate must be positive, got {self.learning_rate}"
@@ -234,6 +245,9 @@ def train(
         checkpoints_path, new_config, auto_resume, overwrite
     )
     start_epoch, prefix = plan.start_epoch, plan.prefix
+    # after the checks: "auto" asks TensorFlow whether there is a GPU
+    precision = resolve_precision(settings.precision)
+    new_config.trained_on["precision"] = precision
 
     if model is None:
         tensorflow()
@@ -241,7 +255,17 @@ def train(
 
         # same seed, same initial weights and crops: reproducible runs
         keras.utils.set_random_seed(settings.seed)
-        model = build(new_config, settings.encoder_weights)
+        with dtype_policy(precision):
+            model = build(new_config, settings.encoder_weights)
+    elif compute_dtype(model) != precision:
+        # the same weights in a network computing in ``precision``
+        model = rebuild(
+            model,
+            new_config,
+            new_config.input_height,
+            new_config.input_width,
+            precision,
+        )
     if load_weights:
         load_weights_into(model, load_weights)
     if plan.resume_from is not None:

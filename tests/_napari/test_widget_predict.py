@@ -228,7 +228,8 @@ def test_stop_ends_prediction_within_a_batch(
     layers, failed = run_prediction(qtbot, widget, stop_at_first)
     assert layers is None and "stopped" in failed
     assert "big prediction" not in viewer.layers
-    # 640x640 in 32x32 tiles is ~170 batches; it ended long before
+    # (640x640 was ~170 batches of 32x32 tiles; now the network is rebuilt
+    # for one 640x640 tile, and Stop still comes before its result)
     assert len(ticks) < 20
     assert notes["error"] == [] and "stopped" in notes["warning"][-1]
 
@@ -429,3 +430,34 @@ def test_broken_checkpoints_are_notifications(
     assert not list(progress._all_instances)
     assert [ly.name for ly in viewer.layers] == ["ts"]
     assert widget.predict_button.isEnabled()
+
+
+def test_precision_choice_reaches_the_job(
+    make_napari_viewer, qtbot, notes, trained, monkeypatch
+):
+    from napari_thinseg._napari.widgets import predict_job
+
+    viewer = make_napari_viewer()
+    result, _ = trained()
+    register(result)
+    image = add_image(viewer)
+    widget = open_widget(viewer)
+    widget.set_model(MODEL_TRAINED)
+    asked = []
+
+    def recording_predict(*args, **kwargs):
+        asked.append(kwargs["precision"])
+        return predict_image_core(*args, **kwargs)
+
+    monkeypatch.setattr(predict_job, "predict_image", recording_predict)
+    assert widget.precision.currentData() == "auto"
+    widget.set_precision("float32")
+    layers, failed = run_prediction(qtbot, widget)
+    assert failed is None and notes["error"] == []
+    assert asked == ["float32"]
+    expected = run(
+        predict_image_core(
+            result.model, result.config, image.data, precision="float32"
+        )
+    )
+    np.testing.assert_array_equal(layers[0].data, expected.labels)

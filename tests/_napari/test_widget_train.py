@@ -326,3 +326,19 @@ def test_bad_label_values_are_refused(
     assert not list(tmp_path.iterdir())
     assert not list(progress._all_instances)
     np.testing.assert_array_equal(viewer.layers["a labels"].data, data)
+
+
+def test_precision_choice_reaches_training(make_napari_viewer, qtbot, notes):
+    from napari_thinseg.model.vgg_unet import compute_dtype
+
+    viewer = make_napari_viewer()
+    add_pair(viewer, "a", 1)
+    widget = open_widget(viewer)
+    make_tiny(widget)
+    assert widget.form.precision.currentData() == "auto"
+    widget.form.set_precision("float32")
+    assert widget.form.plan().settings.precision == "float32"
+    result, failed = run_training(qtbot, widget)
+    assert failed is None and notes["error"] == []
+    assert compute_dtype(result.model) == "float32"
+    assert result.config.trained_on["precision"] == "float32"

@@ -238,3 +238,89 @@ def test_model_command_bad_inputs(trained, tmp_path):
         ),
         "multiple of 32",
     )
+
+
+def test_tile_and_precision_options(trained, tmp_path):
+    """``--tile`` and ``--precision`` reach the prediction: the file is
+    what the Python API gives with the same options."""
+    from napari_thinseg.model.checkpoints import load_model
+    from napari_thinseg.predict import predict_image
+    from napari_thinseg.progress import run
+
+    _, ds, prefix = trained
+    image = ds / "images_prepped_train" / "synth_0000.png"
+    out = tmp_path / "t.png"
+    args = ["--checkpoints_path", prefix, "--input_path", image]
+    proc = thinseg(
+        "predict",
+        *args,
+        "--output_path",
+        out,
+        "--tile",
+        "64x64",
+        "--precision",
+        "float32",
+    )
+    assert proc.returncode == 0, proc.stderr
+    model, config, _ = load_model(prefix)
+    expected = run(
+        predict_image(
+            model,
+            config,
+            iio.imread(image),
+            tile=(64, 64),
+            precision="float32",
+        )
+    ).labels
+    np.testing.assert_array_equal(iio.imread(out), expected)
+    assert_bad_input(
+        thinseg("predict", *args, "--output_path", out, "--tile", "100"),
+        "tile 100",
+        "multiple of 32",
+    )
+    assert_bad_input(
+        thinseg("predict", *args, "--output_path", out, "--precision", "f8"),
+        "invalid choice",
+    )
+    assert_bad_input(
+        thinseg("predict", *args, "--output_path", out, "--tile", "big"),
+        "give N or HxW",
+    )
+    proc = thinseg(
+        "evaluate_model",
+        "--checkpoints_path",
+        prefix,
+        "--images_path",
+        ds / "images_prepped_train",
+        "--segs_path",
+        ds / "annotations_prepped_train",
+        "--tile",
+        "64",
+        "--precision",
+        "bfloat16",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["full_resolution"]["pixel_accuracy"] >= 0
+
+
+def test_train_precision_option(trained, tmp_path):
+    _, ds, _ = trained
+    proc = thinseg(
+        "train",
+        "--checkpoints_path",
+        tmp_path / "f32",
+        "--train_images",
+        ds / "images_prepped_train",
+        "--train_annotations",
+        ds / "annotations_prepped_train",
+        "--n_classes=6",
+        "--epochs=1",
+        "--input_height=32",
+        "--input_width=32",
+        "--steps_per_epoch=1",
+        "--precision",
+        "float32",
+    )
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((tmp_path / "f32_config.json").read_text())
+    assert config["trained_on"]["precision"] == "float32"

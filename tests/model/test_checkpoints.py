@@ -304,3 +304,28 @@ def test_resume_and_overwrite(tmp_path):
     assert plan.start_epoch == 0 and plan.replace
     with pytest.raises(ThinsegError, match="cannot resume with 7 at 64x64"):
         ck.plan_checkpoints(prefix, ModelConfig(7, 64, 64), auto_resume=True)
+
+
+def test_mixed_precision_models_save_float32_checkpoints(tmp_path, model):
+    """A model computing in bfloat16 keeps float32 variables: its
+    checkpoint is the float32 keras-segmentation layout, and loads into a
+    float32 model with the very same weights."""
+    from napari_thinseg.model.vgg_unet import compute_dtype, rebuild
+
+    config = ModelConfig(6, H, W)
+    mixed = rebuild(model, config, H, W, "bfloat16")
+    assert compute_dtype(mixed) == "bfloat16"
+    prefix = tmp_path / "mixed"
+    ck.write_config(prefix, config)
+    path = ck.save_checkpoint(prefix, 0, mixed)
+    stored = wt.read_hdf5_weights(path)
+    assert [name for name, _ in stored] == [
+        ly.name for ly in wt.weight_layers(model)
+    ]
+    assert {a.dtype for _, arrays in stored for a in arrays} == {
+        np.dtype(np.float32)
+    }
+    loaded, _, _ = ck.load_model(prefix)
+    assert compute_dtype(loaded) == "float32"
+    for a, b in zip(loaded.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)

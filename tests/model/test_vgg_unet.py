@@ -3,7 +3,12 @@ import pytest
 
 from napari_thinseg.errors import ThinsegError
 from napari_thinseg.model.config import ModelConfig
-from napari_thinseg.model.vgg_unet import preprocess, vgg_unet
+from napari_thinseg.model.vgg_unet import (
+    inference_function,
+    preprocess,
+    rebuild,
+    vgg_unet,
+)
 from napari_thinseg.model.weights import weight_layers
 from napari_thinseg.schemes import SEED, generic_scheme
 
@@ -86,3 +91,26 @@ def test_imagenet_offline_is_a_clear_message(monkeypatch):
     monkeypatch.setattr(keras.utils, "get_file", offline)
     with pytest.raises(ThinsegError, match="offline"):
         vgg_unet(6, 64, 64, encoder_weights="imagenet")
+
+
+def test_rebuilt_at_another_size_with_the_same_weights():
+    """Fully convolutional but for the flattening: the weights of a
+    32 x 32 model make the network at 64 x 96, and its inference function
+    (preprocessing, network, resize to the tile in one graph) gives the
+    model's own softmax, brought to full resolution."""
+    import tensorflow as tf
+
+    model = vgg_unet(4, 32, 32)
+    twin = rebuild(model, ModelConfig(4, 32, 32), 64, 96, "float32")
+    assert twin.input_shape == (None, 64, 96, 3)
+    for a, b in zip(model.get_weights(), twin.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    rng = np.random.default_rng(0)
+    tiles = rng.integers(0, 256, (2, 64, 96, 3), dtype=np.uint8)
+    probs = inference_function(twin, 2)(tiles).numpy()
+    assert probs.shape == (2, 64, 96, 4) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
+    x = np.stack([preprocess(t) for t in tiles])
+    half = np.asarray(twin.predict_on_batch(x)).reshape(2, 32, 48, 4)
+    expected = tf.image.resize(half, (64, 96), method="bilinear").numpy()
+    np.testing.assert_allclose(probs, expected, atol=1e-5)

@@ -6,6 +6,7 @@ defaults, plus ours. TensorFlow is imported only when a command runs.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ThinsegError
+from ..model.backend import PRECISIONS
 from ..schemes import scheme_near
 
 
@@ -61,6 +63,7 @@ def cmd_train(args) -> int:
         ignore_zero=not args.train_zero_class,
         seed=args.seed,
         encoder_weights="imagenet" if args.init == "imagenet" else None,
+        precision=args.precision,
     )
 
     def report(ev, bar):
@@ -121,10 +124,11 @@ def cmd_predict(args) -> int:
         write_png,
         write_tiff,
     )
-    from ..predict import predict_image
+    from ..predict import check_tile, predict_image
     from ..progress import Progress
     from ._common import drive, output_paths
 
+    check_tile(args.tile)
     source = Path(args.input_path)
     single = source.is_file()
     inputs = list_images([source])
@@ -143,7 +147,14 @@ def cmd_predict(args) -> int:
     def predict_one(image, name):
         try:
             return drive(
-                predict_image(model, config, image, mode=args.mode),
+                predict_image(
+                    model,
+                    config,
+                    image,
+                    mode=args.mode,
+                    tile=args.tile,
+                    precision=args.precision,
+                ),
                 name,
                 unit="batch",
             ).labels
@@ -186,9 +197,10 @@ def cmd_predict(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from ..dataset import pairs_from_folders
-    from ..predict import evaluate
+    from ..predict import check_tile, evaluate
     from ._common import drive
 
+    check_tile(args.tile)
     pairs = pairs_from_folders(args.images_path, args.segs_path)
     model, config, _ = _load(args)
     result = drive(
@@ -197,6 +209,8 @@ def cmd_evaluate(args) -> int:
             config,
             [(p.name, p.image, p.labels) for p in pairs],
             mode=args.mode,
+            tile=args.tile,
+            precision=args.precision,
         ),
         "evaluate",
     )
@@ -212,6 +226,46 @@ def cmd_verify(args) -> int:
     check_pairs(pairs, args.n_classes)
     print(f"Dataset verified! ({len(pairs)} pairs)")
     return 0
+
+
+PRECISION_HELP = (
+    "what the network computes in; auto: bfloat16 on CPUs with native "
+    "bfloat16 (AVX512-BF16, AMX), float16 on a GPU, else float32"
+)
+
+
+def _add_precision(p) -> None:
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help=PRECISION_HELP,
+    )
+
+
+def _tile_arg(text: str):
+    """``--tile N`` or ``--tile HxW`` (checked by the prediction)."""
+    try:
+        sides = [int(v) for v in text.lower().split("x")]
+    except ValueError:
+        sides = []
+    if len(sides) not in (1, 2):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give N or HxW pixels, e.g. 512 or 128x192"
+        )
+    return sides[0] if len(sides) == 1 else tuple(sides)
+
+
+def _add_tile(p) -> None:
+    p.add_argument(
+        "--tile",
+        type=_tile_arg,
+        default=None,
+        metavar="N|HxW",
+        help="tile size for tile mode, multiples of 32 (default: fitted "
+        "to each image, at most about 1120 x 1120); the model's input "
+        "size gives the classic overlapping tiles",
+    )
 
 
 def add_commands(sub) -> None:
@@ -284,6 +338,7 @@ def add_commands(sub) -> None:
         action="store_true",
         help="replace existing checkpoints at checkpoints_path",
     )
+    _add_precision(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
@@ -305,8 +360,10 @@ def add_commands(sub) -> None:
         choices=("tile", "resize"),
         default="tile",
         help="native-resolution tiles (default) or "
-        "keras-segmentation's whole-image resize",
+        "keras-segmentation's whole-image resize (float32)",
     )
+    _add_tile(p)
+    _add_precision(p)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_predict)
 
@@ -323,6 +380,8 @@ def add_commands(sub) -> None:
         default="tile",
         help="for the full-resolution metrics",
     )
+    _add_tile(p)
+    _add_precision(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(

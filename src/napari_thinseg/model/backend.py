@@ -1,11 +1,17 @@
-"""TensorFlow, imported once, quietly and safely next to napari.
+"""TensorFlow, imported once, quietly and safely next to napari; and the
+precision the network computes in.
 
 Everything that needs TensorFlow calls :func:`tensorflow` first, inside a
 function: importing the package (and opening napari) never loads it.
+:func:`resolve_precision` turns a ``precision`` option into float32,
+bfloat16 (CPUs with native bfloat16) or float16 (GPUs), and
+:func:`dtype_policy` builds a model under the matching Keras mixed
+precision policy without leaving it set.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -91,3 +97,80 @@ def tensorflow():
             if error is not None:
                 raise error
     return sys.modules["tensorflow"]
+
+
+# -- precision ---------------------------------------------------------------
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+"""What ``precision=`` accepts; ``auto`` picks with :func:`auto_precision`."""
+
+POLICIES = {
+    "float32": "float32",
+    "bfloat16": "mixed_bfloat16",
+    "float16": "mixed_float16",
+}
+"""The Keras dtype policy of each precision: mixed ones compute in 16 bits
+and keep their variables (and so checkpoints) in float32."""
+
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+"""CPU flags (``/proc/cpuinfo``) of native bfloat16 dot products."""
+
+
+def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's feature flags (empty where there is no ``/proc/cpuinfo``:
+    macOS, Windows)."""
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    return frozenset(value.split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def has_gpu() -> bool:
+    """Whether TensorFlow sees a GPU."""
+    return bool(tensorflow().config.list_physical_devices("GPU"))
+
+
+def auto_precision() -> str:
+    """``float16`` on a GPU, ``bfloat16`` on a CPU with native bfloat16
+    (AVX512-BF16 or AMX), else ``float32``: 16-bit compute only where the
+    hardware makes it faster."""
+    if has_gpu():
+        return "float16"
+    if cpu_flags() & BF16_CPU_FLAGS:
+        return "bfloat16"
+    return "float32"
+
+
+def resolve_precision(precision: str = "auto") -> str:
+    """``float32``, ``bfloat16`` or ``float16`` for a ``precision`` option.
+
+    Raises
+    ------
+    ThinsegError
+        Not one of :data:`PRECISIONS`.
+    """
+    if precision not in PRECISIONS:
+        raise ThinsegError(
+            f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})"
+        )
+    return auto_precision() if precision == "auto" else precision
+
+
+@contextlib.contextmanager
+def dtype_policy(precision: str):
+    """Build Keras layers under ``precision``'s dtype policy (a resolved
+    precision); the previous policy is back afterwards, so no later build
+    inherits it. Keras keeps the policy per thread."""
+    tensorflow()
+    import keras
+
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(POLICIES[precision])
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)

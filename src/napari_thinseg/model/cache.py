@@ -1,13 +1,16 @@
 """Models kept in memory between runs, safe to share between threads.
 
-Two registries, both module-level (a model belongs to no viewer: a Predict
+Three registries, all module-level (a model belongs to no viewer: a Predict
 widget of any window can use it):
 
 - :data:`loaded_models`: checkpoints already loaded, by a key that changes
   when the weights file does (a retrained checkpoint is never served
   stale), the least recently used dropped beyond ``keep``;
 - :data:`trained_models`: models trained in this session, the latest
-  ``keep`` held (a VGG-UNet with its optimizer state is a few hundred MB).
+  ``keep`` held (a VGG-UNet with its optimizer state is a few hundred MB);
+- :data:`inference_networks`: models rebuilt for prediction at a tile size
+  and precision, with their traced ``tf.function``, per (model, tile size,
+  precision, batch), kept in step with the model's weights.
 
 Workers load and add while the GUI reads; every access holds the
 registry's lock, and listeners are called outside it.
@@ -22,7 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import ThinsegError
+from .backend import tensorflow
 from .checkpoints import (
     config_path,
     find_latest_checkpoint,
@@ -32,6 +38,12 @@ from .checkpoints import (
 )
 from .config import ModelConfig
 from .keras_archive import read_keras_config
+from .vgg_unet import (
+    compute_dtype,
+    copy_weights,
+    inference_function,
+    rebuild,
+)
 
 
 # -- checkpoints loaded -------------------------------------------------------
@@ -225,8 +237,115 @@ class TrainedModels:
                 self._listeners = [r for r in self._listeners if r not in dead]
 
 
+# -- networks rebuilt for prediction -----------------------------------------
+@dataclass
+class InferenceNetwork:
+    """A trained model rebuilt for prediction.
+
+    Attributes
+    ----------
+    model : keras.Model
+        The VGG-UNet at ``tile_shape`` in ``precision`` (the trained model
+        itself where that is what it already is).
+    probabilities : tf.function
+        uint8 tiles ``(batch, h, w, 3)`` -> float32 softmax at the tiles'
+        resolution (:func:`~.vgg_unet.inference_function`).
+    """
+
+    model: object
+    probabilities: Callable
+    tile_shape: tuple[int, int]
+    precision: str
+    batch: int
+
+
+def weights_fingerprint(model) -> bytes:
+    """A cheap digest of ``model``'s weights (each variable's sum and a
+    strided sample, some ms for the VGG-UNet): a training step or
+    ``set_weights`` changes it."""
+    tf = tensorflow()
+    parts = []
+    for v in model.weights:
+        flat = tf.reshape(v.value, [-1])
+        step = max(1, int(flat.shape[0]) // 64)
+        parts.append(np.asarray(flat[::step], np.float32).tobytes())
+        parts.append(np.float64(tf.reduce_sum(flat)).tobytes())
+    return b"".join(parts)
+
+
+class InferenceNetworks:
+    """Trained models rebuilt at tile size and precision, least recently
+    used dropped beyond ``keep``.
+
+    A network is built once per (model, tile shape, precision, batch) and
+    traced once (one fixed batch shape); when the trained model's weights
+    changed since (trained further, ``set_weights``), they are copied
+    over, which neither rebuilds nor retraces.
+    """
+
+    def __init__(self, keep: int = 4):
+        self.keep = keep
+        self._items: OrderedDict[tuple, tuple] = OrderedDict()
+        self._lock = threading.RLock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def get(
+        self,
+        model,
+        config: ModelConfig,
+        tile_shape: tuple[int, int],
+        precision: str,
+        batch: int = 1,
+    ) -> InferenceNetwork:
+        """``model`` as an :class:`InferenceNetwork` at ``tile_shape`` in
+        ``precision`` (resolved), from memory where possible."""
+        tile_shape = (int(tile_shape[0]), int(tile_shape[1]))
+        key = (id(model), tile_shape, precision, int(batch))
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None and item[0]() is model:
+                network, fingerprint = item[1], item[2]
+            else:  # new, or its id now names another model
+                net = self._network_model(model, config, tile_shape, precision)
+                network = InferenceNetwork(
+                    net,
+                    inference_function(net, int(batch)),
+                    tile_shape,
+                    precision,
+                    int(batch),
+                )
+                fingerprint = None
+            if network.model is not model:  # a copy: keep it in step
+                now = weights_fingerprint(model)
+                if fingerprint is not None and now != fingerprint:
+                    copy_weights(model, network.model)
+                fingerprint = now
+            self._items[key] = (weakref.ref(model), network, fingerprint)
+            self._items.move_to_end(key)
+            while len(self._items) > self.keep:
+                self._items.popitem(last=False)
+            return network
+
+    @staticmethod
+    def _network_model(model, config, tile_shape, precision):
+        same_size = tile_shape == (config.input_height, config.input_width)
+        if same_size and compute_dtype(model) == precision:
+            return model  # already what is asked for: shares its weights
+        return rebuild(model, config, *tile_shape, precision)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
 loaded_models = LoadedModels()
 """Checkpoints loaded in this session (see :class:`LoadedModels`)."""
 
 trained_models = TrainedModels()
 """Models trained in this session (see :class:`TrainedModels`)."""
+
+inference_networks = InferenceNetworks()
+"""Models rebuilt for prediction (see :class:`InferenceNetworks`)."""

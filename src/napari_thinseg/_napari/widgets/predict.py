@@ -1,9 +1,10 @@
 """The "Predict" widget: class maps of open images with a VGG-UNet.
 
 A thin shell over :func:`napari_thinseg.predict.predict_image`, a generator
-that yields progress per batch of tiles. Model loading and prediction run
-in one napari ``thread_worker`` (TensorFlow is first imported there), with
-a progress bar and a Stop that takes effect within one batch of tiles.
+that yields progress per tile. Model loading and prediction run in one
+napari ``thread_worker`` (:mod:`.predict_job`; TensorFlow is first imported
+there), with a progress bar and a Stop that takes effect within one tile.
+The precision choice (auto, float32, bfloat16) goes to the prediction.
 
 The model is the shipped default model, the model just trained in the
 Train widget (:data:`napari_thinseg.model.cache.trained_models`), or a
@@ -25,7 +26,6 @@ network is unsure, where to correct next) is always updated in place.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,15 +46,13 @@ from qtpy.QtWidgets import (
 from ...errors import ThinsegError
 from ...imaging.files import check_image
 from ...model.cache import (
-    ModelFile,
     checkpoint_prefix,
     describe,
     loaded_models,
     trained_models,
 )
 from ...model.checkpoints import default_model_prefix
-from ...predict import MODES, Prediction, predict_image
-from ...progress import Progress
+from ...predict import MODES, Prediction
 from .. import workers
 from ..layers import apply_scheme, labels_kwargs, stamp, writable_labels
 from ..notify import (
@@ -70,12 +68,23 @@ from ._common import (
     LayerCombo,
     button,
     idle_progress_bar,
-    import_tensorflow,
     layer_array,
     plane_shape,
     status_label,
     sync_progress,
 )
+from .predict_job import PRECISION_TEXT, Done, ModelSource, Tick, predict_job
+
+__all__ = [
+    "MODEL_CHECKPOINT",
+    "MODEL_DEFAULT",
+    "MODEL_TRAINED",
+    "Done",
+    "ModelSource",
+    "PredictWidget",
+    "Tick",
+    "predict_job",
+]
 
 MODEL_DEFAULT, MODEL_TRAINED, MODEL_CHECKPOINT = (
     "default",
@@ -100,61 +109,6 @@ OUT_OF_MEMORY_PREDICT = (
 )
 #: progress units per image (tile batches are scaled to these)
 UNITS = 1000
-
-
-@dataclass
-class ModelSource:
-    """Where the model comes from: in memory already, or a checkpoint
-    ``file`` to load (or take from :data:`loaded_models`)."""
-
-    name: str
-    model: object = None
-    config: object = None
-    file: ModelFile | None = None
-
-
-@dataclass(frozen=True)
-class Tick:
-    """Progress of image ``index`` (of ``n_images``)."""
-
-    index: int
-    n_images: int
-    progress: Progress
-
-
-@dataclass(frozen=True)
-class Done:
-    """Image ``index`` is predicted."""
-
-    index: int
-    prediction: Prediction
-    config: object
-
-
-def predict_job(source: ModelSource, images, mode, confidence):
-    """Generator for the worker: load the model (once per checkpoint, kept
-    in :data:`loaded_models`), then predict every image.
-
-    Yields :class:`Tick` per batch of tiles and :class:`Done` per image.
-    """
-    n = len(images)
-    import_tensorflow()
-    model, config = source.model, source.config
-    if model is None:
-        yield Tick(0, n, Progress(0, 1, f"loading {source.name}"))
-        model, config = loaded_models.load(source.file)
-    for index, image in enumerate(images):
-        gen = predict_image(
-            model, config, image, mode=mode, confidence=confidence
-        )
-        while True:
-            try:
-                progress = next(gen)
-            except StopIteration as stop:
-                yield Done(index, stop.value, config)
-                break
-            yield Tick(index, n, progress)
-    return n
 
 
 class PredictWidget(QWidget):
@@ -204,8 +158,16 @@ class PredictWidget(QWidget):
         for key in MODES:
             self.mode.addItem(MODE_TEXT.get(key, key), key)
         self.mode.setToolTip(
-            "tile: overlapping tiles at the image's own resolution; "
+            "tile: the image at its own resolution, in large tiles; "
             "resize: the whole image squeezed to the model input"
+        )
+        self.precision = QComboBox()
+        for key, text in PRECISION_TEXT.items():
+            self.precision.addItem(text, key)
+        self.precision.setToolTip(
+            "What the network computes in (tile mode): bfloat16 is about "
+            "twice as fast on CPUs that have it and agrees with float32 "
+            "on over 99.5 % of the pixels"
         )
         self.confidence = QCheckBox("confidence layer (dark = unsure)")
         self.predict_button = button(
@@ -231,6 +193,7 @@ class PredictWidget(QWidget):
         form.addRow("checkpoint", checkpoint_row)
         form.addRow(self.model_label)
         form.addRow("mode", self.mode)
+        form.addRow("precision", self.precision)
         form.addRow(self.confidence)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -273,6 +236,10 @@ class PredictWidget(QWidget):
     def set_mode(self, mode: str) -> None:
         """Choose ``"tile"`` or ``"resize"``."""
         self.mode.setCurrentIndex(self.mode.findData(mode))
+
+    def set_precision(self, precision: str) -> None:
+        """Choose ``"auto"``, ``"float32"`` or ``"bfloat16"``."""
+        self.precision.setCurrentIndex(self.precision.findData(precision))
 
     def _prefix(self) -> Path:
         kind = self.model_kind()
@@ -404,6 +371,7 @@ class PredictWidget(QWidget):
             arrays,
             self.mode.currentData(),
             self.confidence.isChecked(),
+            self.precision.currentData(),
             desc=f"Predicting with {source.name}",
             out_of_memory=OUT_OF_MEMORY_PREDICT,
             yielded=self._on_yielded,

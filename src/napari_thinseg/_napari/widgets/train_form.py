@@ -32,6 +32,7 @@ from ...train import TrainSettings
 from ..notify import one_line, reports_errors
 from ._common import CONFIDENCE_KEY, button, layer_array
 from .export import PairTable, dataset_scheme, layer_pairs
+from .predict_job import PRECISION_TEXT
 
 START_NEW, START_DEFAULT, START_CHECKPOINT = "new", "default", "checkpoint"
 START_TEXT = {
@@ -188,6 +189,13 @@ class TrainForm(QWidget):
         self.ignore_zero = QCheckBox("unlabelled pixels (0) are not trained")
         self.ignore_zero.setChecked(True)
         self.seed = _int_spin(0, 2**31 - 1, 0, "Seed of crops and splits")
+        self.precision = QComboBox()
+        for key, text in PRECISION_TEXT.items():
+            self.precision.addItem(text, key)
+        self.precision.setToolTip(
+            "What the network computes in while training; checkpoints are "
+            "float32 either way"
+        )
         self.validation = QComboBox()
         for key, text in VAL_TEXT.items():
             self.validation.addItem(text, key)
@@ -210,6 +218,7 @@ class TrainForm(QWidget):
         train_form.addRow(self.augment)
         train_form.addRow(self.ignore_zero)
         train_form.addRow("seed", self.seed)
+        train_form.addRow("precision", self.precision)
         train_form.addRow("validation", self.validation)
         train_form.addRow("held-out share", self.val_fraction)
 
@@ -264,6 +273,10 @@ class TrainForm(QWidget):
         """Choose ``"none"``, ``"hold out"`` or ``"training"``."""
         self.validation.setCurrentIndex(self.validation.findData(kind))
 
+    def set_precision(self, precision: str) -> None:
+        """Choose ``"auto"``, ``"float32"`` or ``"bfloat16"``."""
+        self.precision.setCurrentIndex(self.precision.findData(precision))
+
     def set_if_exists(self, kind: str) -> None:
         """Choose ``"refuse"``, ``"resume"`` or ``"overwrite"``."""
         self.if_exists.setCurrentIndex(self.if_exists.findData(kind))
@@ -305,6 +318,7 @@ class TrainForm(QWidget):
             augment=self.augment.isChecked(),
             ignore_zero=self.ignore_zero.isChecked(),
             seed=self.seed.value(),
+            precision=self.precision.currentData(),
         )
 
     def checkpoint_prefix(self) -> Path | None:

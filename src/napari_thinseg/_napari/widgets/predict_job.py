@@ -1,0 +1,79 @@
+"""What the Predict widget runs in its worker: the model to use, the
+progress items it yields and the job itself (no Qt here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...model.cache import ModelFile, loaded_models
+from ...predict import Prediction, predict_image
+from ...progress import Progress
+from ._common import import_tensorflow
+
+PRECISION_TEXT = {
+    "auto": "auto (bfloat16 where the CPU has it)",
+    "float32": "float32",
+    "bfloat16": "bfloat16",
+}
+"""The precision choices of the Predict and Train widgets."""
+
+
+@dataclass
+class ModelSource:
+    """Where the model comes from: in memory already, or a checkpoint
+    ``file`` to load (or take from :data:`loaded_models`)."""
+
+    name: str
+    model: object = None
+    config: object = None
+    file: ModelFile | None = None
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Progress of image ``index`` (of ``n_images``)."""
+
+    index: int
+    n_images: int
+    progress: Progress
+
+
+@dataclass(frozen=True)
+class Done:
+    """Image ``index`` is predicted."""
+
+    index: int
+    prediction: Prediction
+    config: object
+
+
+def predict_job(source: ModelSource, images, mode, confidence, precision):
+    """Generator for the worker: load the model (once per checkpoint, kept
+    in :data:`loaded_models`), then predict every image in ``precision``.
+
+    Yields :class:`Tick` per tile (or batch of tiles) and :class:`Done`
+    per image.
+    """
+    n = len(images)
+    import_tensorflow()
+    model, config = source.model, source.config
+    if model is None:
+        yield Tick(0, n, Progress(0, 1, f"loading {source.name}"))
+        model, config = loaded_models.load(source.file)
+    for index, image in enumerate(images):
+        gen = predict_image(
+            model,
+            config,
+            image,
+            mode=mode,
+            confidence=confidence,
+            precision=precision,
+        )
+        while True:
+            try:
+                progress = next(gen)
+            except StopIteration as stop:
+                yield Done(index, stop.value, config)
+                break
+            yield Tick(index, n, progress)
+    return n
