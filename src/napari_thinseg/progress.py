@@ -8,6 +8,7 @@ and tests just iterate (:func:`run`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -22,6 +23,44 @@ class Progress:
     step: int
     total: int
     message: str = ""
+
+
+class TimeLeft:
+    """Estimated seconds left of a job, from its progress events.
+
+    The rate is measured from the first event on, so what came before it
+    (loading TensorFlow, building the model) does not count.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._first: tuple[float, int] | None = None
+
+    def update(self, step: int, total: int) -> float | None:
+        """Seconds left after ``step`` of ``total`` (None until known)."""
+        now = self._clock()
+        if self._first is None or step < self._first[1]:
+            self._first = (now, step)
+            return None
+        started, first_step = self._first
+        if step >= total:
+            return 0.0
+        if step == first_step:
+            return None
+        rate = (now - started) / (step - first_step)
+        return rate * (total - step)
+
+
+def time_left_text(seconds: float | None) -> str:
+    """``"about 3 min left"``; empty while unknown and once done."""
+    if seconds is None or seconds < 0.5:
+        return ""  # unknown, or done
+    if seconds < 60:
+        return f"about {max(1, round(seconds))} s left"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"about {minutes} min left"
+    return f"about {minutes // 60} h {minutes % 60:02d} min left"
 
 
 def run(

@@ -23,6 +23,7 @@ from napari_thinseg._napari.widgets.train import (
 from napari_thinseg.dataset import Pair, hold_out
 from napari_thinseg.errors import ThinsegError
 from napari_thinseg.model import cache
+from napari_thinseg.progress import TimeLeft
 from napari_thinseg.schemes import SEED
 from napari_thinseg.synth import synthetic_sandstone, to_seed_labels
 from napari_thinseg.train import TrainResult
@@ -90,7 +91,7 @@ def test_widgets_do_not_import_tensorflow():
 
 
 def test_train_from_manifest_then_resume_and_stop(
-    make_napari_viewer, qtbot, notes, tmp_path
+    make_napari_viewer, qtbot, notes, tmp_path, monkeypatch
 ):
     viewer = make_napari_viewer()
     add_pair(viewer, "a", 1)
@@ -103,19 +104,33 @@ def test_train_from_manifest_then_resume_and_stop(
         ("b", True, "b labels"),
     ]
     assert "seed" in widget.form.scheme_label.text()
-    make_tiny(widget, tmp_path)
+    make_tiny(widget, tmp_path, steps=3)
     widget.form.set_validation(VAL_HOLD_OUT)
 
-    result, failed = run_training(qtbot, widget)
+    # a clock that gains 10 s a reading: batches "take" 10 s each
+    ticks = iter(range(0, 10_000, 10))
+    monkeypatch.setattr(
+        train_module,
+        "TimeLeft",
+        lambda: TimeLeft(clock=lambda: float(next(ticks))),
+    )
+    statuses = []
+    result, failed = run_training(
+        qtbot, widget, lambda _: statuses.append(widget.status_label.text())
+    )
     assert failed is None and notes["error"] == []
     assert result is widget.last_result and not result.stopped
+    # from the second batch on, the status says how long is left
+    assert "left)" not in statuses[0]
+    assert statuses[1].endswith("(about 10 s left)")
+    assert "left)" not in statuses[-1]  # done
     assert (tmp_path / "P_config.json").is_file()
     assert (tmp_path / "P.0").is_file()
     assert result.checkpoint == str(tmp_path / "P.0")
     assert result.config.input_height == result.config.input_width == 32
     # live plots: one loss point per batch, one IoU point per epoch
-    assert [s for s, _ in widget.plots.loss_points()] == [1, 2]
-    assert len(widget.plots.loss_line.get_xdata()) == 2
+    assert [s for s, _ in widget.plots.loss_points()] == [1, 2, 3]
+    assert len(widget.plots.loss_line.get_xdata()) == 3
     assert len(widget.plots.epoch_loss_line.get_xdata()) == 1
     assert list(widget.plots.iou_line.get_xdata()) == [1]
     # per-class IoU of the held-out pair, class names from the scheme

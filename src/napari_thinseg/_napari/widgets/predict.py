@@ -53,6 +53,7 @@ from ...model.cache import (
 )
 from ...model.checkpoints import default_model_prefix
 from ...predict import MODES, Prediction
+from ...progress import TimeLeft, time_left_text
 from .. import workers
 from ..layers import apply_scheme, labels_kwargs, stamp, writable_labels
 from ..notify import (
@@ -362,6 +363,7 @@ class PredictWidget(QWidget):
         self.predict_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         self.progress_bar.setRange(0, 0)
+        self._time_left = TimeLeft()
         self._set_status(
             "loading the model…" if source.model is None else "predicting…"
         )
@@ -407,7 +409,11 @@ class PredictWidget(QWidget):
         )
         self.progress_bar.setRange(0, total)
         self.progress_bar.setValue(done)
-        self._set_status(f"{self._targets[item.index].name}: {p.message}")
+        left = time_left_text(self._time_left.update(done, total))
+        self._set_status(
+            f"{self._targets[item.index].name}: {p.message}"
+            + (f" ({left})" if left else "")
+        )
 
     def _on_refused(self, message: str) -> None:
         report_failure(self, message, notify_error)

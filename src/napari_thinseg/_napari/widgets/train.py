@@ -33,7 +33,7 @@ from ...errors import ThinsegError
 from ...model.cache import TrainedModel, trained_models
 from ...model.checkpoints import load_model, plan_checkpoints
 from ...model.config import ModelConfig
-from ...progress import Progress
+from ...progress import Progress, TimeLeft, time_left_text
 from ...train import TrainEvent, TrainResult, train
 from .. import workers
 from ..notify import (
@@ -222,6 +222,7 @@ class TrainWidget(QWidget):
         self._succeeded = False
         self._stop_event.clear()
         self.history = []
+        self._time_left = TimeLeft()
         self.plots.reset(plan.scheme, bool(plan.validation))
         self.progress_bar.setRange(0, 0)
         self._set_status("starting (loading TensorFlow)…")
@@ -264,14 +265,17 @@ class TrainWidget(QWidget):
         self.progress_bar.setRange(0, max(1, event.total))
         self.progress_bar.setValue(event.step)
         self.plots.add(event)
+        left = time_left_text(self._time_left.update(event.step, event.total))
+        left = f" ({left})" if left else ""
         if event.epoch_end:
             text = f"{event.message}: mean loss {event.loss:.4f}"
             if event.val_iou is not None:
                 text += f", val mean IoU {event.val_mean_iou:.3f}"
-            self._set_status(text)
+            self._set_status(text + left)
         elif not self._stop_event.is_set():
             self._set_status(
-                f"{event.message}, batch {event.batch}: loss {event.loss:.4f}"
+                f"{event.message}, batch {event.batch}: "
+                f"loss {event.loss:.4f}{left}"
             )
         self.progressed.emit(event)
 
