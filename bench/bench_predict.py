@@ -28,6 +28,7 @@ import os
 import time
 
 import numpy as np
+from bench_model import conv_gflop, sgemm, timings
 
 from napari_thinseg._napari.sample_data import SEED_SAMPLE
 from napari_thinseg.imaging.files import read_image
@@ -45,32 +46,8 @@ from napari_thinseg.tiling import (
 
 
 def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
-def sgemm_gflops(n: int = 2048) -> float:
-    rng = np.random.default_rng(0)
-    a = rng.random((n, n), dtype=np.float32)
-    b = rng.random((n, n), dtype=np.float32)
-    a @ b
-    return 2 * n**3 / best_of(lambda: a @ b, 5) / 1e9
-
-
-def conv_flop_per_pixel(model) -> float:
-    """Forward FLOP of the convolutions per input pixel (2 a MAC)."""
-    total = 0
-    for layer in model.layers:
-        if type(layer).__name__ == "Conv2D":
-            _, h, w, c_out = layer.output.shape
-            kh, kw, c_in, _ = layer.kernel.shape
-            total += 2 * h * w * kh * kw * c_in * c_out
-    _, h, w, _ = model.input_shape
-    return total / (h * w)
+    """Shortest of ``repeat`` runs, in seconds."""
+    return min(timings(fn, repeat, warmup=0))
 
 
 def old_tiling(model, config, image):
@@ -119,11 +96,12 @@ def main(argv=None) -> None:
         print(f"load average before: {load}")
     except OSError:
         pass
-    sgemm = [sgemm_gflops()]
+    sgemm_runs = [sgemm()[1]]
 
     model, config, _ = load_model(default_model_prefix())
     bare = vgg_unet(config.n_classes, 416, 608)
-    flop_px = conv_flop_per_pixel(bare)
+    # the convolutions' FLOP per pixel the network sees
+    flop_px = conv_gflop(bare) * 1e9 / (416 * 608)
     sample = read_image(SEED_SAMPLE)[..., :3]
     h, w = sample.shape[:2]
     big = np.pad(
@@ -195,12 +173,12 @@ def main(argv=None) -> None:
             new_work(model, config, big),
         )
     )
-    sgemm.append(sgemm_gflops())
+    sgemm_runs.append(sgemm()[1])
 
-    best = max(sgemm)
+    best = max(sgemm_runs)
     print(
         f"numpy SGEMM 2048^3 float32: {best:.1f} GFLOP/s (best of the "
-        f"runs before and after: {' / '.join(f'{v:.1f}' for v in sgemm)})"
+        f"runs before and after: {' / '.join(f'{v:.1f}' for v in sgemm_runs)})"
     )
     print(
         f"VGG-UNet convolutions: {flop_px / 1e6:.3f} MFLOP per pixel "

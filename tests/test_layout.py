@@ -1,8 +1,9 @@
 """The import contract: the package's layout, checked on every run.
 
-The import graph is built from the source (every ``import`` statement,
-those inside functions too, since they run just as well; only
-``if TYPE_CHECKING:`` blocks, which never run, are left out) and checked:
+The import graph is built from the source (every ``import`` statement:
+those inside functions, since they run just as well, and those under
+``if TYPE_CHECKING:``, which never run but still tie two modules) and
+checked:
 
 - no import cycles at all;
 - the pipeline never imports its shells (``cli``, ``_napari``,
@@ -62,12 +63,16 @@ def _is_type_checking(node: ast.If) -> bool:
 
 
 def _imports(tree: ast.AST):
-    """Every import node that can run, with whether it is at module level
-    (``try``/``if`` blocks included, function bodies not)."""
+    """Every import node, with whether it runs at module level (``try`` /
+    ``if`` blocks included; function bodies and ``if TYPE_CHECKING:``
+    blocks, which never run on import, not)."""
 
     def walk(node, top):
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.If) and _is_type_checking(child):
+                # never run, but still a dependency of the layout
+                for inner in child.body:
+                    yield from walk(ast.Module([inner], []), False)
                 for other in child.orelse:
                     yield from walk(ast.Module([other], []), top)
                 continue
@@ -235,18 +240,21 @@ def test_a_cycle_through_a_function_level_import_fails(tmp_path):
     assert len(breaches) == 1 and breaches[0].startswith("import cycle: ")
 
 
-def test_type_checking_imports_make_no_cycle(tmp_path):
+def test_type_checking_imports_count_in_the_layout(tmp_path):
+    """A type-only import never runs, but it still ties the two modules:
+    a cycle through one is a cycle, yet not a module-level import."""
     src = _make_package(
         tmp_path,
         {
             "__init__.py": "",
             "a.py": "from .b import g\n",
             "b.py": "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n"
-            "    from .a import f\n",
+            "    import tensorflow\n\n    from .a import f\n",
         },
     )
-    graph, _ = import_graph(src, "pkg")
-    assert find_cycle(graph) is None
+    graph, third_party = import_graph(src, "pkg")
+    assert set(find_cycle(graph)) == {"pkg.a", "pkg.b"}
+    assert third_party["pkg.b"] == {"typing": True, "tensorflow": False}
 
 
 @pytest.mark.parametrize(

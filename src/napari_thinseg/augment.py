@@ -9,7 +9,7 @@ saturation jitter (hue, the blue dye, barely varies between sections).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
@@ -18,15 +18,25 @@ from .errors import ThinsegError
 from .imaging.resize import resize_bilinear, resize_nearest
 from .model.vgg_unet import preprocess
 
-if TYPE_CHECKING:
-    from .train import TrainSettings
+
+class CropSettings(Protocol):
+    """What the sampler reads of the training settings
+    (:class:`~napari_thinseg.train.TrainSettings` has it all); a protocol,
+    so that this module need not import the training module that uses
+    it."""
+
+    input_height: int
+    input_width: int
+    batch_size: int
+    augment: bool
+    seed: int
 
 
 class CropSampler:
     """Random training crops at the model input size, with augmentation."""
 
     def __init__(
-        self, pairs: Sequence[Pair], settings: TrainSettings, ignore_zero: bool
+        self, pairs: Sequence[Pair], settings: CropSettings, ignore_zero: bool
     ):
         self.pairs = list(pairs)
         self.s = settings
