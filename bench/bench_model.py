@@ -1,13 +1,21 @@
 """How fast our VGG-UNet runs next to keras-segmentation's, on this machine.
 
-Prints, measured in one run: numpy's float32 matrix product (SGEMM) as the
-machine's attainable GFLOP/s; then, for keras-segmentation 0.3.0 (unmodified,
-on tf-keras, in its own process) and for ours (Keras 3, in its own process),
-the predict time per image (``predict_on_batch``, batch 1, as
-keras-segmentation's ``predict`` does) and the train-step time
+Prints, measured in one run: numpy's float32 matrix product (SGEMM) and,
+where the CPU has it, a bfloat16 matrix product (TensorFlow) as the
+machine's attainable GFLOP/s; then, for keras-segmentation 0.3.0
+(unmodified, on tf-keras, in its own process) and for each variant of ours
+(Keras 3, each in its own process), the predict time per image (batch 1:
+``predict_on_batch`` for keras-segmentation as its ``predict`` does, our
+traced inference function for ours) and the train-step time
 (``train_on_batch`` of a compiled model, adadelta as keras-segmentation
 trains; categorical CE on one-hot labels there, sparse CE here), each with
-its GFLOP/s and its share of SGEMM. A forward pass is 187.8 GFLOP at
+its GFLOP/s, its share of SGEMM and its speed-up over keras-segmentation.
+
+A variant of ours is a precision (float32, bfloat16, float16) with
+optional ``+xla`` (XLA: ``jit_compile=True`` for both the train step and
+the inference function) and ``+no-onednn`` (``TF_ENABLE_ONEDNN_OPTS=0``:
+TensorFlow's own kernels instead of oneDNN's): the trials of which
+settings to ship. A forward pass is 187.8 GFLOP at
 416 x 608 (the convolutions, counted from the model and scaling with the
 area); a train step is taken as 3 forward passes per image. Every timing
 is warmed up at its exact batch shape first (Keras retraces on a new
@@ -15,6 +23,7 @@ shape). Not run by CI.
 
     .venv/bin/python bench/bench_model.py [--height 416] [--width 608]
         [--batch 2] [--repeat 3] [--classes 6]
+        [--ours float32,bfloat16,bfloat16+xla,bfloat16+no-onednn]
 """
 
 import argparse
@@ -31,7 +40,8 @@ from pathlib import Path
 import numpy as np
 
 ORACLE = Path(__file__).parents[1] / "tests" / "oracle" / "kseg_oracle.py"
-SIDES = ("keras-segmentation", "ours")
+SIDES = ("keras-segmentation",)
+OURS = "float32,bfloat16,bfloat16+xla,bfloat16+no-onednn"
 RESULT = "BENCH-RESULT "
 
 
@@ -54,6 +64,25 @@ def sgemm(n: int = 2048, repeat: int = 5) -> tuple[float, float]:
     b = rng.random((n, n), dtype=np.float32)
     best = min(timings(lambda: a @ b, repeat, warmup=1))
     return best, 2 * n**3 / best / 1e9
+
+
+def bf16_matmul(n: int = 2048, repeat: int = 5) -> float | None:
+    """GFLOP/s of an n^3 bfloat16 matrix product in TensorFlow (a
+    subprocess would be cleaner; this one is cheap), None where the CPU
+    has no native bfloat16."""
+    from napari_thinseg.model.backend import BF16_CPU_FLAGS, cpu_flags
+
+    if not BF16_CPU_FLAGS & cpu_flags():
+        return None
+    from napari_thinseg.model.backend import tensorflow
+
+    tf = tensorflow()
+    rng = np.random.default_rng(0)
+    a = tf.constant(rng.random((n, n), dtype=np.float32), tf.bfloat16)
+    b = tf.constant(rng.random((n, n), dtype=np.float32), tf.bfloat16)
+    product = tf.function(lambda: tf.matmul(a, b))
+    best = min(timings(lambda: product().numpy(), repeat, warmup=1))
+    return 2 * n**3 / best / 1e9
 
 
 def conv_gflop(model) -> float:
@@ -90,22 +119,43 @@ def build_kseg(n_classes, height, width):
     return model, tf.__version__, f"tf-keras {tf_keras.__version__}"
 
 
-def build_ours(n_classes, height, width):
+def parse_variant(text: str) -> tuple[str, bool, bool]:
+    """``precision[+xla][+no-onednn]`` -> (precision, xla, onednn)."""
+    precision, *options = text.split("+")
+    unknown = set(options) - {"xla", "no-onednn"}
+    if precision not in ("float32", "bfloat16", "float16") or unknown:
+        raise argparse.ArgumentTypeError(f"unknown variant {text!r}")
+    return precision, "xla" in options, "no-onednn" not in options
+
+
+def build_ours(n_classes, height, width, variant):
     import keras
     import tensorflow as tf
 
-    from napari_thinseg.model.vgg_unet import vgg_unet
+    from napari_thinseg.model.backend import dtype_policy
+    from napari_thinseg.model.vgg_unet import inference_function, vgg_unet
 
-    model = vgg_unet(n_classes, height, width)
-    model.compile(loss="sparse_categorical_crossentropy", optimizer="adadelta")
-    return model, tf.__version__, "Keras " + keras.__version__
+    precision, xla, _ = parse_variant(variant)
+    with dtype_policy(precision):
+        model = vgg_unet(n_classes, height, width)
+    model.compile(
+        loss="sparse_categorical_crossentropy",
+        optimizer="adadelta",
+        jit_compile=xla,
+    )
+    forward = inference_function(model, 1, jit_compile=xla)
+    return model, forward, tf.__version__, "Keras " + keras.__version__
 
 
 def worker(args) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     h, w, c, b = args.height, args.width, args.classes, args.batch
-    build = build_kseg if args.worker == SIDES[0] else build_ours
-    model, tf_version, keras_version = build(c, h, w)
+    if args.worker == SIDES[0]:
+        model, tf_version, keras_version = build_kseg(c, h, w)
+    else:
+        model, forward, tf_version, keras_version = build_ours(
+            c, h, w, args.worker
+        )
     rng = np.random.default_rng(0)
     x = (rng.random((b, h, w, 3), dtype=np.float32) * 255 - 120).astype(
         np.float32
@@ -116,7 +166,11 @@ def worker(args) -> None:
     else:
         y = labels.astype(np.int32)
     x1 = x[:1]
-    predict = timings(lambda: model.predict_on_batch(x1), args.repeat)
+    if args.worker == SIDES[0]:
+        predict = timings(lambda: model.predict_on_batch(x1), args.repeat)
+    else:
+        tiles = x1.clip(0, 255).astype(np.uint8)
+        predict = timings(lambda: forward(tiles).numpy(), args.repeat)
     train = timings(lambda: model.train_on_batch(x, y), args.repeat)
     print(
         RESULT
@@ -136,6 +190,9 @@ def worker(args) -> None:
 
 # -- the report --------------------------------------------------------------
 def run_side(side: str, args) -> dict:
+    env = dict(os.environ)
+    if side != SIDES[0] and not parse_variant(side)[2]:
+        env["TF_ENABLE_ONEDNN_OPTS"] = "0"
     cmd = [
         sys.executable,
         __file__,
@@ -152,7 +209,7 @@ def run_side(side: str, args) -> dict:
         "--classes",
         str(args.classes),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT):
             return json.loads(line[len(RESULT) :])
@@ -184,12 +241,24 @@ def main(argv=None) -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--classes", type=int, default=6)
     p.add_argument("--sgemm-n", type=int, default=2048)
-    p.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--ours",
+        default=OURS,
+        help=f"comma-separated variants of ours (default {OURS})",
+    )
+    p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     for name in ("height", "width"):
         v = getattr(args, name)
         if v < 32 or v % 32:
             p.error(f"--{name} must be a multiple of 32, got {v}")
+    variants = [v for v in args.ours.split(",") if v]
+    for v in variants + ([args.worker] if args.worker else []):
+        if v != SIDES[0]:
+            try:
+                parse_variant(v)
+            except argparse.ArgumentTypeError as exc:
+                p.error(str(exc))
     if args.worker:
         worker(args)
         return
@@ -216,37 +285,53 @@ def main(argv=None) -> None:
         f"{args.width}; predict batch 1, train batch {args.batch}, "
         f"median (best) of {args.repeat} after warm-up"
     )
+    bf16 = bf16_matmul(n)
+    if bf16 is not None:
+        print(f"TensorFlow bfloat16 matmul {n}^3: {bf16:.1f} GFLOP/s")
     results = {}
-    for side in SIDES:
+    for side in SIDES + tuple(variants):
         r = results[side] = run_side(side, args)
         fwd = r["gflop"]
         pred_med = statistics.median(r["predict"])
         train_med = statistics.median(r["train"])
         pred_rate = fwd / pred_med
         train_rate = 3 * fwd * args.batch / train_med
-        print(
-            f"{side:>18}: {r['keras']}, TF {r['tensorflow']}, "
-            f"{r['params']:,} params, forward {fwd:.1f} GFLOP"
+        if side == SIDES[0]:
+            head = f"{side}: {r['keras']}, TF {r['tensorflow']}"
+        else:
+            head = f"ours {side}: {r['keras']}, TF {r['tensorflow']}"
+        print(f"{head}, {r['params']:,} params, forward {fwd:.1f} GFLOP")
+        base = results[SIDES[0]]
+        # a bfloat16 network is measured against the bfloat16 peak
+        low = side != SIDES[0] and parse_variant(side)[0] == "bfloat16"
+        peak, peak_name = (
+            (bf16, "bf16 mm") if low and bf16 else (sgemm_gflops, "SGEMM")
         )
-        print(
-            f"{'':>18}  predict {pred_med:7.3f} s/image "
-            f"({min(r['predict']):.3f})  {pred_rate:6.1f} GFLOP/s "
-            f"{100 * pred_rate / sgemm_gflops:5.1f} % of SGEMM"
+        for key, unit, rate in (
+            ("predict", "s/image", pred_rate),
+            ("train", "s/step ", train_rate),
+        ):
+            med = statistics.median(r[key])
+            speedup = statistics.median(base[key]) / med
+            print(
+                f"    {key:<7} {med:7.3f} {unit} ({min(r[key]):.3f})  "
+                f"{rate:6.1f} GFLOP/s {100 * rate / peak:5.1f} % "
+                f"of {peak_name}  {speedup:4.2f}x keras-segmentation"
+            )
+    base = results[SIDES[0]]
+
+    def speedup(variant, key):
+        return statistics.median(base[key]) / statistics.median(
+            results[variant][key]
         )
-        print(
-            f"{'':>18}  train   {train_med:7.3f} s/step  "
-            f"({min(r['train']):.3f})  {train_rate:6.1f} GFLOP/s "
-            f"{100 * train_rate / sgemm_gflops:5.1f} % of SGEMM "
-            f"({train_med / args.batch:.3f} s/image)"
-        )
-    k, o = (results[s] for s in SIDES)
-    ratio = {
-        key: statistics.median(o[key]) / statistics.median(k[key])
-        for key in ("predict", "train")
-    }
+
     print(
-        f"ours / keras-segmentation time: predict {ratio['predict']:.2f}, "
-        f"train {ratio['train']:.2f}"
+        "speed-up over keras-segmentation (its time / ours), "
+        "predict / train: "
+        + "; ".join(
+            f"{v} {speedup(v, 'predict'):.2f} / {speedup(v, 'train'):.2f}"
+            for v in variants
+        )
     )
     _, again = sgemm(n)
     print(

@@ -62,3 +62,54 @@ def test_validation_crops_are_a_grid_and_capped():
     assert x.shape == (6, 32, 32, 3) and y.shape == (6, 32, 32)
     x, _ = validation_crops([pair], 32, 32, limit=4)
     assert len(x) == 4
+
+
+def test_colour_casts_keep_blue_epoxy_blue_and_labels_aligned():
+    """Colour augmentation changes how the rock looks, never where the
+    classes are: blue epoxy stays blue (hue within the epoxy window's
+    range), quartz stays pale, labels are untouched."""
+    from skimage.color import rgb2hsv
+
+    from napari_thinseg.augment import colour_cast
+
+    rng = np.random.default_rng(0)
+    epoxy = np.full((8, 8, 3), (45, 95, 205), np.float32)
+    quartz = np.full((8, 8, 3), (225, 220, 210), np.float32)
+    hues, changed = [], 0
+    for _ in range(200):
+        out = colour_cast(epoxy, rng)
+        assert out.shape == epoxy.shape and out.dtype == np.float32
+        assert out.min() >= 0 and out.max() <= 255
+        h, s, _ = rgb2hsv(out[4:5, 4:5] / 255)[0, 0]
+        hues.append(h)
+        assert s > 0.3  # still saturated
+        assert out[..., 2].mean() > out[..., 0].mean() + 60  # blue wins
+        changed += not np.array_equal(out, epoxy)
+        pale = colour_cast(quartz, rng)
+        assert pale.mean() > 170
+    assert changed == 200
+    assert min(hues) > 0.55 and max(hues) < 0.72  # 198..259 degrees
+    assert np.ptp(hues) > 0.02  # the hue does move
+
+
+def test_colour_augmentation_in_batches_is_seeded():
+    from napari_thinseg.augment import colour_matrix
+
+    np.testing.assert_allclose(colour_matrix(0, 0, 1, 0), np.eye(3), atol=1e-9)
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    pair = Pair("a", image, np.ones((64, 64), np.uint8))
+    batches = []
+    for colour in (False, True, True):
+        settings = TrainSettings(
+            input_height=32,
+            input_width=32,
+            batch_size=2,
+            seed=1,
+            colour_augment=colour,
+        )
+        batches.append(CropSampler([pair], settings, True).batch())
+    plain, cast, again = batches
+    np.testing.assert_array_equal(cast[0], again[0])  # same seed, same casts
+    np.testing.assert_array_equal(cast[1], plain[1])  # labels untouched
+    assert not np.array_equal(cast[0], plain[0])

@@ -8,8 +8,9 @@ checked:
 - no import cycles at all;
 - the pipeline never imports its shells (``cli``, ``_napari``,
   ``__main__``);
-- ``errors``, ``progress`` and ``_version`` import nothing of the package,
-  ``imaging`` only ``errors``, ``schemes`` only those and ``imaging``;
+- ``errors``, ``progress``, ``overlap`` and ``_version`` import nothing of
+  the package, ``imaging`` only ``errors``, ``schemes`` only those and
+  ``imaging``;
 - nothing outside ``_napari`` imports napari or Qt, and nothing imports
   TensorFlow or Keras at module level (opening napari stays fast).
 
@@ -34,6 +35,7 @@ FOUNDATION = {
     "_version": set(),
     "errors": set(),
     "progress": set(),
+    "overlap": set(),
     "imaging": {"errors"},
     "schemes": {"errors", "imaging"},
 }

@@ -240,3 +240,28 @@ def test_networks_are_built_once_and_follow_the_weights(small, monkeypatch):
     np.testing.assert_array_equal(
         predict32(model, config, image, tile=64).labels, first.labels
     )
+
+
+def test_test_time_augmentation(small):
+    """The augmented prediction is the mean of the 8 flipped and turned
+    predictions: on an input that they all leave unchanged it is itself
+    unchanged by them (the plain one need not be: padding at the edges
+    breaks the symmetry); it stays close to the plain one."""
+    model, config, image = small
+    flat = np.full((96, 96, 3), 140, np.uint8)
+    tta = predict32(model, config, flat, tile=96, tta=True)
+    for view in (
+        np.rot90(tta.confidence),
+        tta.confidence[::-1],
+        tta.confidence[:, ::-1],
+    ):
+        np.testing.assert_allclose(view, tta.confidence, atol=1e-5)
+    plain = predict32(model, config, image)
+    tta = predict32(model, config, image, tta=True)
+    agree = (tta.labels == plain.labels).mean()
+    assert agree > 0.5, agree
+    assert not np.array_equal(tta.confidence, plain.confidence)
+    with pytest.raises(ThinsegError, match="tile mode"):
+        predict32(model, config, image, mode="resize", tta=True)
+    with pytest.raises(ThinsegError, match="fitted tiles"):
+        predict32(model, config, image, tile=32, tta=True)

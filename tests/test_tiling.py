@@ -186,3 +186,74 @@ def test_every_pixel_is_decided_with_a_margin_of_context():
     assert (labels[margin:-margin, margin:-margin] == 2).all()
     assert labels.shape == conf.shape == (150, 230)
     assert 0 < conf.min() <= conf.max() < 1
+
+
+def test_the_next_tile_runs_while_this_one_is_placed_and_stop_ends_it():
+    """The network gets the next tile before the caller has this one's
+    progress event; closing the generator (Stop) leaves no worker thread
+    and starts no more tiles."""
+    import threading
+
+    image = np.zeros((300, 300, 3), np.uint8)
+    threads, calls = set(), []
+
+    def forward(tiles):
+        threads.add(threading.current_thread())
+        calls.append(1)
+        return red_rule(tiles)
+
+    gen = predict_margin_tiles(forward, image, (96, 96), 16)
+    first = next(gen)
+    assert first.step == 1 and first.total == 25
+    assert len(threads) == 1
+    assert all(t.name.startswith("thinseg-ahead") for t in threads)
+    gen.close()
+    assert len(calls) <= 2
+    for t in threads:
+        t.join(timeout=5)
+        assert not t.is_alive()
+
+
+def test_dihedral_mean_of_a_pointwise_rule_is_the_rule():
+    """Test-time augmentation of a rule that looks at each pixel alone
+    changes nothing; the 8 views reach the network at their own shapes."""
+    from napari_thinseg.tiling import DIHEDRAL, dihedral_mean
+
+    rng = np.random.default_rng(5)
+    tiles = rng.integers(0, 256, (1, 64, 96, 3), dtype=np.uint8)
+    shapes = []
+
+    def forward_at(shape):
+        def forward(views):
+            assert views.shape[1:3] == shape
+            shapes.append(shape)
+            return red_rule(views)
+
+        return forward
+
+    averaged = dihedral_mean(forward_at)(tiles)
+    np.testing.assert_allclose(averaged, red_rule(tiles), rtol=1e-6)
+    assert len(DIHEDRAL) == 8 and len(set(DIHEDRAL)) == 8
+    assert shapes.count((64, 96)) == 4 and shapes.count((96, 64)) == 4
+
+
+def test_dihedral_mean_undoes_each_view():
+    """A rule that marks the top-left quadrant in its own orientation:
+    averaged over the 8 views it is symmetric, and every view was turned
+    back (a view left turned would break the symmetry)."""
+    from napari_thinseg.tiling import dihedral_mean
+
+    def forward_at(shape):
+        def forward(views):
+            _, h, w, _ = views.shape
+            probs = np.zeros((1, h, w, 2), np.float32)
+            probs[..., 0] = 1
+            probs[:, : h // 2, : w // 2] = (0, 1)
+            return probs
+
+        return forward
+
+    out = dihedral_mean(forward_at)(np.zeros((1, 8, 8, 3), np.uint8))[
+        0, ..., 1
+    ]
+    np.testing.assert_allclose(out, np.full((8, 8), 0.25), rtol=1e-6)

@@ -147,21 +147,26 @@ def test_validation_reports_per_class_iou():
     assert result.history[0]["val_mean_iou"] == last.val_mean_iou
 
 
-def test_fine_tune_needs_matching_classes():
+def test_fine_tune_from_other_classes_transfers():
+    """A 4-class base and 6-class labels: no refusal (as there was), a
+    6-class network with the base's body (tests/model/test_transfer.py
+    has the details)."""
     from napari_thinseg.model.config import ModelConfig
     from napari_thinseg.model.vgg_unet import build
 
     config = ModelConfig(4, 32, 32)
-    with pytest.raises(ThinsegError, match="4 classes"):
-        run(
-            train(
-                sandstones(1, 48),
-                SEED,
-                TrainSettings(**TINY),
-                model=build(config),
-                config=config,
-            )
+    settings = TrainSettings(**TINY, epochs=1, steps_per_epoch=1)
+    result = run(
+        train(
+            sandstones(1, 48),
+            SEED,
+            settings,
+            model=build(config),
+            config=config,
         )
+    )
+    assert result.config.n_classes == 6 and result.transfer is not None
+    assert result.transfer.new == (1, 2, 3, 4, 5)
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,10 @@ Random crops at the model's input size from images of any size, drawn in
 proportion to the labelled pixels each image holds; with augmentation,
 flips, 90 degree turns, a mild scale change and brightness / contrast /
 saturation jitter (hue, the blue dye, barely varies between sections).
+With colour augmentation besides (:func:`colour_cast`), each crop looks as
+another microscope, camera or stain might show it: white balance (colour
+temperature and tint), gamma, saturation, a hue turn small enough that
+blue epoxy stays blue, now and then a slight blur or sensor noise.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class CropSettings(Protocol):
     input_width: int
     batch_size: int
     augment: bool
+    colour_augment: bool
     seed: int
 
 
@@ -85,6 +90,8 @@ class CropSampler:
         x = np.stack([c[0] for c in crops]).astype(np.float32)
         if self.s.augment:
             x = self._jitter(x)
+        if self.s.colour_augment:
+            x = np.stack([colour_cast(img, self.rng) for img in x])
         x = np.stack([preprocess(img) for img in x])
         oh, ow = self.s.input_height // 2, self.s.input_width // 2
         y = np.stack([resize_nearest(c[1], oh, ow).ravel() for c in crops])
@@ -102,6 +109,66 @@ class CropSampler:
             img = img.mean() + c * (img - img.mean())
             out[i] = np.clip(img * b, 0, 255)
         return out.round()
+
+
+# -- colour casts -------------------------------------------------------------
+TEMPERATURE = 0.12
+"""Largest change of the red and blue gains (opposite ways): about the
++-1500 K of a halogen lamp against a daylight filter."""
+TINT = 0.04
+"""Largest change of the green gain (magenta / green tint)."""
+GAMMA = (0.8, 1.25)
+SATURATION = (0.7, 1.3)
+HUE_DEGREES = 8.0
+"""Largest hue turn: blue epoxy (hue about 220 degrees) stays blue."""
+BLUR_SIGMA = 1.0
+NOISE_SD = 4.0
+"""Largest sensor noise, in gray levels."""
+BLUR_NOISE_CHANCE = 0.3
+
+# YIQ: luma and two chroma axes, in which a hue turn is a rotation
+_YIQ = np.array(
+    [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]]
+)
+_RGB = np.linalg.inv(_YIQ)
+
+
+def colour_matrix(temperature, tint, saturation, hue_degrees) -> np.ndarray:
+    """The 3 x 3 matrix (RGB column vectors) of a white balance change,
+    then a saturation scale and hue turn about the gray axis."""
+    gains = np.diag([1 + temperature, 1 + tint, 1 - temperature])
+    a = np.deg2rad(hue_degrees)
+    chroma = saturation * np.array(
+        [[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]
+    )
+    turn = np.eye(3)
+    turn[1:, 1:] = chroma
+    return _RGB @ turn @ _YIQ @ gains
+
+
+def colour_cast(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``image`` (float32 RGB, 0..255) as another microscope might show
+    it: a random white balance, gamma, saturation and small hue turn, and
+    with chance :data:`BLUR_NOISE_CHANCE` each a slight blur and sensor
+    noise. Float32 RGB 0..255 out (rounded)."""
+    from scipy.ndimage import gaussian_filter
+
+    matrix = colour_matrix(
+        rng.uniform(-TEMPERATURE, TEMPERATURE),
+        rng.uniform(-TINT, TINT),
+        rng.uniform(*SATURATION),
+        rng.uniform(-HUE_DEGREES, HUE_DEGREES),
+    ).astype(np.float32)
+    out = np.clip(image @ matrix.T, 0, 255) / np.float32(255)
+    gamma = np.exp(rng.uniform(np.log(GAMMA[0]), np.log(GAMMA[1])))
+    out = np.power(out, np.float32(gamma)) * np.float32(255)
+    if rng.random() < BLUR_NOISE_CHANCE:
+        sigma = rng.uniform(0.3, BLUR_SIGMA)
+        out = gaussian_filter(out, (sigma, sigma, 0))
+    if rng.random() < BLUR_NOISE_CHANCE:
+        sd = rng.uniform(0, NOISE_SD)
+        out = out + rng.normal(0, sd, out.shape).astype(np.float32)
+    return np.clip(out, 0, 255).round().astype(np.float32)
 
 
 def _pad_to(image, labels, height, width):

@@ -45,8 +45,10 @@ from .tiling import (
     auto_tile_shape,
     class_map,
     confidence_map,
+    dihedral_mean,
     margin_for,
     margin_starts,
+    overlap_starts,
     predict_margin_tiles,
     predict_tiles,
 )
@@ -163,6 +165,7 @@ def predict_image(
     confidence: bool = False,
     tile=None,
     precision: str = "auto",
+    tta: bool = False,
 ) -> Generator[Progress, None, Prediction]:
     """Predict the class of every pixel of one 2D image.
 
@@ -186,6 +189,9 @@ def predict_image(
     precision : {"auto", "float32", "bfloat16", "float16"}
         What the network computes in (tile mode): ``auto`` is bfloat16 on
         CPUs with native bfloat16, float16 on a GPU, else float32.
+    tta : bool
+        Test-time augmentation (tile mode): the class probabilities of the
+        8 flips and quarter turns of every tile, averaged (8x the work).
     """
     if mode not in MODES:
         raise ThinsegError(f"unknown mode {mode!r} (use {', '.join(MODES)})")
@@ -204,6 +210,11 @@ def predict_image(
     height, width = image.shape[:2]
     exclude_zero = bool(config.trained_on.get("ignore_zero", False))
 
+    if tta and mode == "resize":
+        raise ThinsegError(
+            "test-time augmentation works in tile mode; resize mode is "
+            "keras-segmentation's, unchanged"
+        )
     if mode == "resize":
         probs = predict_resize_output(model, config, rgb8(image))
         yield Progress(1, 1, "resized image")
@@ -213,7 +224,19 @@ def predict_image(
             conf = resize_nearest(confidence_map(probs), height, width)
         return Prediction(labels, conf)
     shape = tile_shape(model, config, height, width, tile)
-    if shape == (config.input_height, config.input_width):
+    training = (config.input_height, config.input_width)
+    # classic tiles when asked for (or the only way); a fitted tile that
+    # happens to be the training size is still a margin tile
+    if not is_rebuildable(model) or check_tile(tile) == training:
+        if tta:
+            raise ThinsegError(
+                "test-time augmentation needs fitted tiles: leave the tile "
+                "size automatic (or give another than the model's input "
+                "size)"
+            )
+        # batches run along a row of tiles: none padded for a narrow image
+        per_row = len(overlap_starts(width, shape[1], overlap))
+        batch_size = min(batch_size, per_row)
         forward = _training_size_forward(model, config, batch_size, precision)
         labels, conf = yield from predict_tiles(
             forward,
@@ -233,10 +256,12 @@ def predict_image(
     )
     # before the network is built and traced (seconds): Stop can act
     yield Progress(0, n_tiles, f"{shape[0]}x{shape[1]} tiles in {precision}")
-    network = inference_networks.get(model, config, shape, precision)
 
-    def forward(tiles: np.ndarray) -> np.ndarray:
-        return _finite(network.probabilities(tiles).numpy())
+    def forward_at(tile_shape):
+        network = inference_networks.get(model, config, tile_shape, precision)
+        return lambda tiles: _finite(network.probabilities(tiles).numpy())
+
+    forward = dihedral_mean(forward_at) if tta else forward_at(shape)
 
     labels, conf = yield from predict_margin_tiles(
         forward, image, shape, margin, confidence, exclude_zero
@@ -281,6 +306,7 @@ def evaluate(
     mode: str = "tile",
     tile=None,
     precision: str = "auto",
+    tta: bool = False,
 ) -> Generator[Progress, None, dict]:
     """keras-segmentation's metrics, and full-resolution ones.
 
@@ -290,8 +316,8 @@ def evaluate(
     nearest neighbour, IoU with its epsilon, averaged over all n_classes.
     Under ``full_resolution``: pixel accuracy, per-class IoU, mean IoU over
     the classes present, and the confusion matrix of ``mode`` predictions at
-    the images' own size, unlabelled (0) pixels excluded (``tile`` and
-    ``precision`` as in :func:`predict_image`).
+    the images' own size, unlabelled (0) pixels excluded (``tile``,
+    ``precision`` and ``tta`` as in :func:`predict_image`).
     """
     n = config.n_classes
     tp = np.zeros(n)
@@ -328,6 +354,7 @@ def evaluate(
                     mode=mode,
                     tile=tile,
                     precision=precision,
+                    tta=tta,
                 )
             ).labels
         labelled = truth > 0

@@ -30,6 +30,7 @@ from collections.abc import Callable, Generator
 import numpy as np
 
 from .imaging.convert import float_range, rgb8
+from .overlap import map_ahead
 from .progress import Progress
 
 FINALIZE_COLUMNS = 1024
@@ -100,6 +101,43 @@ def tile_rgb(image, y, x, th, tw, value_range) -> np.ndarray:
         mode = "reflect" if min(rgb.shape[:2]) > 1 else "edge"
         rgb = np.pad(rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)
     return rgb
+
+
+# -- test-time augmentation ---------------------------------------------------
+Forward = Callable[[np.ndarray], np.ndarray]
+"""Tiles ``(B, h, w, 3)`` uint8 -> class probabilities ``(B, h, w, n)``."""
+DIHEDRAL = tuple((turns, flip) for turns in range(4) for flip in (False, True))
+"""The 8 flips and quarter turns of a tile: (quarter turns, mirrored)."""
+
+
+def dihedral_mean(
+    forward_at: Callable[
+        [tuple[int, int]], Callable[[np.ndarray], np.ndarray]
+    ],
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A ``forward`` that averages the class probabilities of the 8 flips
+    and quarter turns of each tile (test-time augmentation), each brought
+    back to the tile's orientation first.
+
+    ``forward_at(shape)`` gives the network ``forward`` for tiles of
+    ``shape``: a quarter turn of a non-square tile needs the network at
+    the transposed shape.
+    """
+
+    def forward(tiles: np.ndarray) -> np.ndarray:
+        total = None
+        for turns, flip in DIHEDRAL:
+            view = tiles[:, :, ::-1] if flip else tiles
+            view = np.ascontiguousarray(np.rot90(view, turns, axes=(1, 2)))
+            probs = forward_at(view.shape[1:3])(view)
+            probs = np.rot90(probs, -turns, axes=(1, 2))
+            probs = probs[:, :, ::-1] if flip else probs
+            total = (
+                probs.astype(np.float32) if total is None else total + probs
+            )
+        return total / np.float32(len(DIHEDRAL))
+
+    return forward
 
 
 # -- margin tiles ------------------------------------------------------------
@@ -203,7 +241,8 @@ def predict_margin_tiles(
     """Class map (and confidence) of ``image`` from margin tiles.
 
     ``forward`` takes one uint8 RGB tile ``(1, th, tw, 3)`` and returns its
-    class probabilities at the tile's resolution ``(1, th, tw, n)``; each
+    class probabilities at the tile's resolution ``(1, th, tw, n)`` (it
+    runs in a worker thread, one tile ahead); each
     tile's core (all but ``margin`` pixels at the edges another tile
     covers) goes into the class map as it comes. Yields a
     :class:`Progress` per tile; returns ``(labels, confidence or None)``.
@@ -216,25 +255,39 @@ def predict_margin_tiles(
     labels = np.zeros((height, width), np.uint8)
     conf = np.zeros((height, width), np.float32) if confidence else None
     n_tiles = len(rows) * len(cols)
-    done = 0
-    for i, y in enumerate(rows):
-        top = margin if i else 0
-        bottom = min(th if i == len(rows) - 1 else th - margin, height - y)
-        for j, x in enumerate(cols):
+    starts = [(y, x) for y in rows for x in cols]
+
+    def tile_probabilities(start):
+        tile = tile_rgb(image, *start, th, tw, value_range)
+        return forward(tile[None])[0]
+
+    # the network works on the next tile while this one's class map is
+    # taken and placed
+    outputs = map_ahead(tile_probabilities, starts)
+    try:
+        for k, ((y, x), probs) in enumerate(zip(starts, outputs, strict=True)):
+            i, j = divmod(k, len(cols))
+            top = margin if i else 0
+            bottom = min(th if i == len(rows) - 1 else th - margin, height - y)
             left = margin if j else 0
             right = min(tw if j == len(cols) - 1 else tw - margin, width - x)
-            tile = tile_rgb(image, y, x, th, tw, value_range)
-            probs = forward(tile[None])[0, top:bottom, left:right]
+            probs = probs[top:bottom, left:right]
             where = np.s_[y + top : y + bottom, x + left : x + right]
             labels[where] = class_map(probs, exclude_zero)
             if conf is not None:
                 conf[where] = confidence_map(probs)
-            done += 1
-            yield Progress(done, n_tiles, f"tile {done} of {n_tiles}")
+            yield Progress(k + 1, n_tiles, f"tile {k + 1} of {n_tiles}")
+    finally:
+        outputs.close()
     return labels, conf
 
 
 # -- overlapping tiles at the training size ----------------------------------
+def overlap_starts(size: int, tile: int, overlap: float) -> list[int]:
+    """Starts of tiles sharing ``overlap`` of their side with the next."""
+    return tile_starts(size, tile, max(1, int(tile * (1 - overlap))))
+
+
 def predict_tiles(
     forward: Callable[[np.ndarray], np.ndarray],
     image: np.ndarray,
@@ -260,8 +313,8 @@ def predict_tiles(
     height, width = image.shape[:2]
     th, tw = tile_shape
     value_range = float_range(image) if image.dtype.kind == "f" else None
-    rows = tile_starts(height, th, max(1, int(th * (1 - overlap))))
-    cols = tile_starts(width, tw, max(1, int(tw * (1 - overlap))))
+    rows = overlap_starts(height, th, overlap)
+    cols = overlap_starts(width, tw, overlap)
     window = blend_weight(th, tw)[..., None]
     labels = np.zeros((height, width), np.uint8)
     conf = np.zeros((height, width), np.float32) if confidence else None

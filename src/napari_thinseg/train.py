@@ -37,12 +37,25 @@ from .model.backend import (
     tensorflow,
 )
 from .model.config import ModelConfig
+from .model.transfer import (
+    Transfer,
+    class_mapping,
+    is_identity,
+    transfer_weights,
+)
 from .model.vgg_unet import build, compute_dtype, preprocess, rebuild
 from .model.weights import load_weights as load_weights_into
+from .overlap import map_ahead
 from .progress import Progress
+from .recipe import (
+    OPTIMIZERS,
+    SCHEDULES,
+    BestEpoch,
+    class_weights,
+    loss_function,
+    make_optimizer,
+)
 from .schemes import ClassScheme
-
-OPTIMIZERS = ("adadelta", "adam", "sgd", "rmsprop")
 
 
 @dataclass
@@ -54,7 +67,11 @@ class TrainSettings:
     barely moves), 0.001 for adam and rmsprop, 0.01 for sgd. ``precision``
     is what the network computes in (``auto``: bfloat16 on CPUs with
     native bfloat16, float16 on a GPU, else float32); weights and
-    checkpoints stay float32.
+    checkpoints stay float32. ``colour_augment`` adds the colour casts of
+    other microscopes (:func:`.augment.colour_cast`). ``balance_classes``,
+    ``schedule``,
+    ``keep_best`` and ``patience`` are the recipe's options
+    (:mod:`.recipe`); ``keep_best`` and ``patience`` need validation pairs.
     """
 
     input_height: int = 416
@@ -65,11 +82,16 @@ class TrainSettings:
     optimizer: str = "adadelta"
     learning_rate: float | None = None
     augment: bool = False
+    colour_augment: bool = False
     ignore_zero: bool = True
     val_crops: int = 16
     seed: int = 0
     encoder_weights: str | None = None
     precision: str = "auto"
+    balance_classes: bool = False
+    schedule: str = "constant"
+    keep_best: bool = True
+    patience: int | None = None
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "steps_per_epoch"):
@@ -82,6 +104,17 @@ class TrainSettings:
             raise ThinsegError(
                 f"unknown optimizer {self.optimizer!r} "
                 f"(use {', '.join(OPTIMIZERS)})"
+            )
+        if self.schedule not in SCHEDULES:
+            raise ThinsegError(
+                f"unknown schedule {self.schedule!r} "
+                f"(use {', '.join(SCHEDULES)})"
+            )
+        if self.patience is not None and (
+            not isinstance(self.patience, int) or self.patience < 1
+        ):
+            raise ThinsegError(
+                f"patience must be a positive integer, got {self.patience}"
             )
         if self.precision not in PRECISIONS:
             resolve_precision(self.precision)  # its one-line refusal
@@ -103,6 +136,7 @@ class TrainEvent(Progress):
     val_iou: tuple | None = None
     val_mean_iou: float | None = None
     checkpoint: str | None = None
+    best: bool = False
 
 
 @dataclass
@@ -114,41 +148,8 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     stopped: bool = False
     checkpoint: str | None = None
-
-
-def _loss(ignore_zero: bool):
-    tensorflow()
-    import keras
-    from keras import ops
-
-    if not ignore_zero:
-        return keras.losses.SparseCategoricalCrossentropy()
-
-    def masked_sparse_categorical_crossentropy(y_true, y_pred):
-        y_true = ops.cast(y_true, "int32")
-        mask = ops.cast(y_true > 0, y_pred.dtype)
-        ce = keras.losses.sparse_categorical_crossentropy(y_true, y_pred)
-        # mean over labelled pixels only: sparse strokes weigh in fully
-        return ops.sum(ce * mask, axis=-1) / ops.maximum(
-            ops.sum(mask, axis=-1), 1.0
-        )
-
-    return masked_sparse_categorical_crossentropy
-
-
-def make_optimizer(name: str, learning_rate: float | None):
-    tensorflow()
-    import keras
-
-    defaults = {"adadelta": 1.0, "adam": 1e-3, "rmsprop": 1e-3, "sgd": 1e-2}
-    lr = defaults[name] if learning_rate is None else learning_rate
-    cls = {
-        "adadelta": keras.optimizers.Adadelta,
-        "adam": keras.optimizers.Adam,
-        "rmsprop": keras.optimizers.RMSprop,
-        "sgd": keras.optimizers.SGD,
-    }[name]
-    return cls(learning_rate=lr)
+    transfer: Transfer | None = None
+    best_epoch: int | None = None
 
 
 def _validate(model, config, x_val, y_val, batch_size):
@@ -199,7 +200,13 @@ def train(
         Prefix ``P`` for ``P_config.json`` and ``P.<epoch>``; existing
         checkpoints are refused unless ``auto_resume`` or ``overwrite``.
     model, config
-        Fine-tune this model (e.g. the default model) instead of a new one.
+        Start from this model (e.g. a shipped one) instead of a new one,
+        trained on crops of ``settings``' input size (the network is
+        fully convolutional). With the same classes it is fine-tuned as
+        it is; with other classes (more, fewer, renamed) a new network of
+        the labels' scheme takes all its weights but the output layer's,
+        and the classes both have (by name) keep their output weights
+        (:mod:`.model.transfer`; ``TrainResult.transfer`` says which).
     load_weights
         A weights file to start from.
     auto_resume
@@ -214,14 +221,14 @@ def train(
             f"n_classes {n_classes} is too small for scheme {scheme.name!r} "
             f"(ids up to {scheme.max_id})"
         )
+    base = None
     if model is not None and config is not None:
-        if config.n_classes != n_classes:
-            raise ThinsegError(
-                f"the model has {config.n_classes} classes, the labels' "
-                f"scheme needs {n_classes}"
-            )
-        settings.input_height = config.input_height
-        settings.input_width = config.input_width
+        mapping = class_mapping(
+            config.class_scheme, config.n_classes, scheme, n_classes
+        )
+        if not is_identity(mapping, config.n_classes, n_classes):
+            # other classes: a new network, the base's weights transferred
+            base, model = (model, config.class_scheme), None
     pairs = check_pairs(pairs, n_classes)
     validation = check_pairs(validation, n_classes) if validation else []
     sampler = CropSampler(pairs, settings, settings.ignore_zero)
@@ -237,8 +244,11 @@ def train(
             "ignore_zero": settings.ignore_zero,
             "optimizer": settings.optimizer,
             "augment": settings.augment,
+            "colour_augment": settings.colour_augment,
             "batch_size": settings.batch_size,
             "steps_per_epoch": settings.steps_per_epoch,
+            "schedule": settings.schedule,
+            "balance_classes": settings.balance_classes,
         },
     )
     plan = ck.plan_checkpoints(
@@ -248,6 +258,7 @@ def train(
     # after the checks: "auto" asks TensorFlow whether there is a GPU
     precision = resolve_precision(settings.precision)
     new_config.trained_on["precision"] = precision
+    transfer = None
 
     if model is None:
         tensorflow()
@@ -256,9 +267,21 @@ def train(
         # same seed, same initial weights and crops: reproducible runs
         keras.utils.set_random_seed(settings.seed)
         with dtype_policy(precision):
-            model = build(new_config, settings.encoder_weights)
-    elif compute_dtype(model) != precision:
-        # the same weights in a network computing in ``precision``
+            model = build(
+                new_config, None if base else settings.encoder_weights
+            )
+        if base is not None:
+            transfer = transfer_weights(*base, model, scheme)
+            new_config.trained_on["transfer"] = {
+                "from_classes": config.n_classes,
+                "kept": {str(t): s for t, s in transfer.kept.items()},
+            }
+    elif compute_dtype(model) != precision or model.input_shape[1:3] != (
+        settings.input_height,
+        settings.input_width,
+    ):
+        # the same weights in a network of the crop size computing in
+        # ``precision`` (the VGG-UNet is fully convolutional)
         model = rebuild(
             model,
             new_config,
@@ -270,9 +293,23 @@ def train(
         load_weights_into(model, load_weights)
     if plan.resume_from is not None:
         load_weights_into(model, plan.resume_from)
+    total = (settings.epochs - start_epoch) * settings.steps_per_epoch
+    weights = None
+    if settings.balance_classes:
+        weights = class_weights(
+            [p.labels for p in pairs], n_classes, settings.ignore_zero
+        )
+        new_config.trained_on["class_weights"] = [
+            round(float(w), 4) for w in weights
+        ]
     model.compile(
-        optimizer=make_optimizer(settings.optimizer, settings.learning_rate),
-        loss=_loss(settings.ignore_zero),
+        optimizer=make_optimizer(
+            settings.optimizer,
+            settings.learning_rate,
+            settings.schedule,
+            total,
+        ),
+        loss=loss_function(settings.ignore_zero, weights),
     )
     if prefix is not None:
         if plan.replace:
@@ -286,54 +323,74 @@ def train(
             settings.val_crops,
         )
 
-    result = TrainResult(model, new_config)
-    total = (settings.epochs - start_epoch) * settings.steps_per_epoch
-    done = 0
-    for epoch in range(start_epoch, settings.epochs):
-        losses = []
-        for b in range(settings.steps_per_epoch):
-            if stop is not None and stop():
-                result.stopped = True
-                return result
-            x, y = sampler.batch()
-            loss = float(np.asarray(model.train_on_batch(x, y)).ravel()[0])
-            if not np.isfinite(loss):
-                raise ThinsegError(
-                    f"training diverged at epoch {epoch}, batch {b + 1} "
-                    "(loss is NaN); lower the learning rate"
+    result = TrainResult(model, new_config, transfer=transfer)
+    # with validation, the best epoch is what training gives: only better
+    # epochs are saved (so the latest checkpoint is the best one) and its
+    # weights come back at the end
+    keep_best = settings.keep_best and bool(validation)
+    best = BestEpoch(settings.patience if validation else None)
+    best_weights = None
+    # the next batch is cropped and augmented while the network trains on
+    # this one (one thread, in order: the same crops as a plain loop)
+    batches = map_ahead(lambda _: sampler.batch(), range(total))
+    try:
+        done = 0
+        for epoch in range(start_epoch, settings.epochs):
+            losses = []
+            for b in range(settings.steps_per_epoch):
+                if stop is not None and stop():
+                    result.stopped = True
+                    return result
+                x, y = next(batches)
+                loss = float(np.asarray(model.train_on_batch(x, y)).ravel()[0])
+                if not np.isfinite(loss):
+                    raise ThinsegError(
+                        f"training diverged at epoch {epoch}, batch {b + 1} "
+                        "(loss is NaN); lower the learning rate"
+                    )
+                losses.append(loss)
+                done += 1
+                yield TrainEvent(
+                    done,
+                    total,
+                    f"epoch {epoch + 1}/{settings.epochs}",
+                    epoch=epoch,
+                    batch=b + 1,
+                    loss=loss,
                 )
-            losses.append(loss)
-            done += 1
+            record = {"epoch": epoch, "loss": float(np.mean(losses))}
+            val_iou = val_mean = None
+            if validation:
+                val_iou, val_mean = _validate(
+                    model, new_config, x_val, y_val, settings.batch_size
+                )
+                record.update(val_iou=val_iou, val_mean_iou=val_mean)
+            improved = best.update(epoch, val_mean)
+            saved = None
+            if prefix is not None and (improved or not keep_best):
+                saved = str(ck.save_checkpoint(prefix, epoch, model))
+                result.checkpoint = saved
+            if improved and keep_best:
+                best_weights = model.get_weights()
+                result.best_epoch = epoch
+            result.history.append(record)
             yield TrainEvent(
                 done,
                 total,
-                f"epoch {epoch + 1}/{settings.epochs}",
+                f"epoch {epoch + 1}/{settings.epochs} done",
                 epoch=epoch,
-                batch=b + 1,
-                loss=loss,
+                batch=settings.steps_per_epoch,
+                loss=record["loss"],
+                epoch_end=True,
+                val_iou=val_iou,
+                val_mean_iou=val_mean,
+                checkpoint=saved,
+                best=improved,
             )
-        record = {"epoch": epoch, "loss": float(np.mean(losses))}
-        val_iou = val_mean = None
-        if validation:
-            val_iou, val_mean = _validate(
-                model, new_config, x_val, y_val, settings.batch_size
-            )
-            record.update(val_iou=val_iou, val_mean_iou=val_mean)
-        saved = None
-        if prefix is not None:
-            saved = str(ck.save_checkpoint(prefix, epoch, model))
-            result.checkpoint = saved
-        result.history.append(record)
-        yield TrainEvent(
-            done,
-            total,
-            f"epoch {epoch + 1}/{settings.epochs} done",
-            epoch=epoch,
-            batch=settings.steps_per_epoch,
-            loss=record["loss"],
-            epoch_end=True,
-            val_iou=val_iou,
-            val_mean_iou=val_mean,
-            checkpoint=saved,
-        )
+            if best.stop:
+                break  # patience: no better epoch for that many
+    finally:
+        batches.close()
+        if best_weights is not None:
+            model.set_weights(best_weights)
     return result

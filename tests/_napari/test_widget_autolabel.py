@@ -314,9 +314,19 @@ def test_stack_current_plane_and_all_planes(make_napari_viewer, qtbot):
     assert not layer.data[[0, 2, 3]].any()
 
     widget.scope_combo.setCurrentText(ALL_PLANES)
+    statuses = []
+    shown = widget._set_status
+    widget._set_status = lambda text, error=False: (
+        statuses.append(text),
+        shown(text, error),
+    )
     worker = widget.apply()
     assert worker is not None
     qtbot.waitUntil(lambda: widget._worker is None, timeout=10000)
+    # each plane on the status line (with the time left once known)
+    for k in range(1, 5):
+        assert any(s.startswith(f"labelling plane {k} of 4") for s in statuses)
+    assert statuses[-1] == "4 planes written to 'st labels'"
     expected = run(autolabel_stack(stack))
     np.testing.assert_array_equal(layer.data, expected)
     assert widget.apply_button.isEnabled()

@@ -105,6 +105,7 @@ def test_export_from_manifest_writes_dataset(
     assert len(notes["info"]) == 1
     assert "2 train and 0 test" in notes["info"][0]
     assert str(root) in notes["info"][0]
+    assert widget.status_label.text() == notes["info"][0]
 
 
 def test_export_holds_out_a_deterministic_test_split(

@@ -461,3 +461,34 @@ def test_precision_choice_reaches_the_job(
         )
     )
     np.testing.assert_array_equal(layers[0].data, expected.labels)
+
+
+def test_tta_choice_reaches_the_prediction(
+    make_napari_viewer, qtbot, notes, trained, monkeypatch
+):
+    """The test-time augmentation box is for tile mode only, and what it
+    says goes to the prediction."""
+    from napari_thinseg._napari.widgets import predict_job as job_module
+
+    viewer = make_napari_viewer()
+    result, _ = trained()
+    add_image(viewer)
+    widget = open_widget(viewer)
+    register(result)
+    widget.set_model(MODEL_TRAINED)
+    widget.mode.setCurrentIndex(widget.mode.findData("resize"))
+    assert not widget.tta.isEnabled()
+    widget.mode.setCurrentIndex(widget.mode.findData("tile"))
+    assert widget.tta.isEnabled()
+    widget.tta.setChecked(True)
+    asked = []
+    real = job_module.predict_image
+
+    def spy(*args, **kwargs):
+        asked.append(kwargs.get("tta"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(job_module, "predict_image", spy)
+    layers, failed = run_prediction(qtbot, widget)
+    assert failed is None and notes["error"] == []
+    assert asked == [True]

@@ -2,6 +2,7 @@
 keras-segmentation user types them (tiny sizes)."""
 
 import json
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -324,3 +325,112 @@ def test_train_precision_option(trained, tmp_path):
     assert proc.returncode == 0, proc.stderr
     config = json.loads((tmp_path / "f32_config.json").read_text())
     assert config["trained_on"]["precision"] == "float32"
+
+
+def test_predict_folder_with_a_bad_file_keeps_what_came_before(
+    trained, tmp_path
+):
+    """Photos are read one ahead of the network and labels written behind
+    it: a broken file is still one line (exit 2), and the labels of the
+    photos before it are on disk, complete."""
+    _, ds, prefix = trained
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("a", "c"):
+        src = ds / "images_prepped_train" / "synth_0000.png"
+        (folder / f"{name}.png").write_bytes(src.read_bytes())
+    (folder / "b.png").write_bytes(b"\x89PNG not really")
+    out = tmp_path / "labels"
+    proc = thinseg(
+        "predict",
+        "--checkpoints_path",
+        prefix,
+        "--input_path",
+        folder,
+        "--output_path",
+        out,
+    )
+    assert_bad_input(proc, "b.png")
+    labels = iio.imread(out / "a.png")
+    assert labels.shape == (64, 96) and labels.max() <= 5
+    assert not (out / "b.png").exists() and not (out / "c.png").exists()
+
+
+def test_tta_option(trained, tmp_path):
+    """``--tta`` reaches the prediction (and is refused in resize
+    mode)."""
+    from napari_thinseg.model.checkpoints import load_model
+    from napari_thinseg.predict import predict_image
+    from napari_thinseg.progress import run
+
+    _, ds, prefix = trained
+    image = ds / "images_prepped_train" / "synth_0000.png"
+    out = tmp_path / "tta.png"
+    args = ["--checkpoints_path", prefix, "--input_path", image]
+    proc = thinseg("predict", *args, "--output_path", out, "--tta")
+    assert proc.returncode == 0, proc.stderr
+    model, config, _ = load_model(prefix)
+    expected = run(predict_image(model, config, iio.imread(image), tta=True))
+    np.testing.assert_array_equal(iio.imread(out), expected.labels)
+    assert_bad_input(
+        thinseg(
+            "predict",
+            *args,
+            "--output_path",
+            tmp_path / "r.png",
+            "--mode",
+            "resize",
+            "--tta",
+        ),
+        "tile mode",
+    )
+
+
+def test_recipe_and_transfer_options(trained, tmp_path):
+    """The recipe's flags reach training, and ``--base`` with other
+    classes transfers (it used to be refused)."""
+    root, ds, prefix = trained
+    data = [
+        f"--train_images={ds / 'images_prepped_train'}",
+        f"--train_annotations={ds / 'annotations_prepped_train'}",
+        "--epochs=2",
+        "--steps_per_epoch=1",
+        "--input_height=64",
+        "--input_width=96",
+    ]
+    out = tmp_path / "recipe"
+    proc = thinseg(
+        "train",
+        f"--checkpoints_path={out}",
+        *data,
+        "--validate",
+        f"--val_images={ds / 'images_prepped_train'}",
+        f"--val_annotations={ds / 'annotations_prepped_train'}",
+        "--balance_classes",
+        "--schedule=cosine",
+        "--patience=1",
+    )
+    assert proc.returncode == 0, proc.stderr
+    trained_on = json.loads(Path(f"{out}_config.json").read_text())[
+        "trained_on"
+    ]
+    assert trained_on["schedule"] == "cosine"
+    assert trained_on["balance_classes"] is True
+    assert len(trained_on["class_weights"]) == 6
+    assert_bad_input(
+        thinseg("train", f"--checkpoints_path={out}2", *data, "--patience=0"),
+        "patience",
+    )
+    proc = thinseg(
+        "train",
+        f"--checkpoints_path={tmp_path / 'more'}",
+        *data,
+        f"--base={prefix}",
+        "--n_classes=8",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "started from" in proc.stdout
+    assert "kept the output weights of" in proc.stdout
+    config = json.loads((tmp_path / "more_config.json").read_text())
+    assert config["n_classes"] == 8
+    assert config["trained_on"]["transfer"]["from_classes"] == 6

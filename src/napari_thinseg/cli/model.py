@@ -10,13 +10,16 @@ import argparse
 import json
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ThinsegError
 from ..model.backend import PRECISIONS
+from ..recipe import SCHEDULES
 from ..schemes import scheme_near
+from ._common import count
 
 
 def _input_size(args) -> tuple[int, int]:
@@ -51,6 +54,9 @@ def cmd_train(args) -> int:
             ck.default_model_prefix() if args.base == "default" else args.base
         )
     h, w = _input_size(args)
+    if config is not None:  # the base model's size unless one is given
+        h = config.input_height if args.input_height is None else h
+        w = config.input_width if args.input_width is None else w
     settings = TrainSettings(
         input_height=h,
         input_width=w,
@@ -60,10 +66,15 @@ def cmd_train(args) -> int:
         optimizer=args.optimizer_name,
         learning_rate=args.learning_rate,
         augment=args.do_augment,
+        colour_augment=args.colour_augment,
         ignore_zero=not args.train_zero_class,
         seed=args.seed,
         encoder_weights="imagenet" if args.init == "imagenet" else None,
         precision=args.precision,
+        balance_classes=args.balance_classes,
+        schedule=args.schedule,
+        keep_best=not args.keep_every_epoch,
+        patience=args.patience,
     )
 
     def report(ev, bar):
@@ -102,6 +113,11 @@ def cmd_train(args) -> int:
         if (result.checkpoint)
         else ""
     )
+    if result.transfer is not None:
+        print(
+            f"started from {args.base} ({config.n_classes} classes): "
+            + result.transfer.describe(scheme)
+        )
     print(f"trained {len(result.history)} epoch(s){where}")
     return 0
 
@@ -124,6 +140,7 @@ def cmd_predict(args) -> int:
         write_png,
         write_tiff,
     )
+    from ..overlap import map_ahead
     from ..predict import check_tile, predict_image
     from ..progress import Progress
     from ._common import drive, output_paths
@@ -154,6 +171,7 @@ def cmd_predict(args) -> int:
                     mode=args.mode,
                     tile=args.tile,
                     precision=args.precision,
+                    tta=args.tta,
                 ),
                 name,
                 unit="batch",
@@ -163,29 +181,49 @@ def cmd_predict(args) -> int:
 
     written = []
 
+    def labels_of(src, image):
+        if not is_stack(image):
+            labels = predict_one(image, str(src))
+            return colorize(labels, scheme) if args.colored else labels
+        # every plane, kept together in one TIFF as autolabel does
+        labels = np.stack(
+            [
+                predict_one(plane, f"{src} plane {i}")
+                for i, plane in enumerate(image)
+            ]
+        )
+        if args.colored:
+            labels = np.stack([colorize(p, scheme) for p in labels])
+        return labels
+
+    def write(dst, labels, stack):
+        if stack:
+            write_tiff(dst, labels, args.overwrite)
+        elif args.colored:
+            write_png(dst, labels, overwrite=True)
+        else:
+            write_annotation(dst, labels, overwrite=True)
+
     def run_all():
-        for k, (src, dst) in enumerate(zip(inputs, outputs, strict=True)):
-            image = read_image(src)
-            if is_stack(image):
-                # every plane, kept together in one TIFF as autolabel does
-                labels = np.stack(
-                    [
-                        predict_one(plane, f"{src} plane {i}")
-                        for i, plane in enumerate(image)
-                    ]
-                )
-                if args.colored:
-                    labels = np.stack([colorize(p, scheme) for p in labels])
-                dst = dst.with_suffix(".tif")
-                write_tiff(dst, labels, args.overwrite)
-            elif args.colored:
-                labels = predict_one(image, str(src))
-                write_png(dst, colorize(labels, scheme), overwrite=True)
-            else:
-                labels = predict_one(image, str(src))
-                write_annotation(dst, labels, overwrite=True)
-            written.append(dst)
-            yield Progress(k + 1, len(inputs), src.name)
+        # the next photo is read, and the last labels written, while the
+        # network works on this one
+        images = map_ahead(read_image, inputs)
+        with ThreadPoolExecutor(1, thread_name_prefix="thinseg-write") as pool:
+            writing = None
+            for k, (src, dst, image) in enumerate(
+                zip(inputs, outputs, images, strict=True)
+            ):
+                labels = labels_of(src, image)
+                stack = is_stack(image)
+                if stack:
+                    dst = dst.with_suffix(".tif")
+                if writing is not None:
+                    writing.result()  # a failed write stops the run here
+                writing = pool.submit(write, dst, labels, stack)
+                written.append(dst)
+                yield Progress(k + 1, len(inputs), src.name)
+            if writing is not None:
+                writing.result()
 
     drive(run_all(), "predict")
     print(
@@ -211,6 +249,7 @@ def cmd_evaluate(args) -> int:
             mode=args.mode,
             tile=args.tile,
             precision=args.precision,
+            tta=args.tta,
         ),
         "evaluate",
     )
@@ -254,6 +293,15 @@ def _tile_arg(text: str):
             f"{text!r}: give N or HxW pixels, e.g. 512 or 128x192"
         )
     return sides[0] if len(sides) == 1 else tuple(sides)
+
+
+def _add_tta(p) -> None:
+    p.add_argument(
+        "--tta",
+        action="store_true",
+        help="test-time augmentation (tile mode): average the 8 flips and "
+        "quarter turns of every tile (8x the work)",
+    )
 
 
 def _add_tile(p) -> None:
@@ -310,6 +358,12 @@ def add_commands(sub) -> None:
         help="flips, 90 degree turns, scale and colour jitter",
     )
     p.add_argument(
+        "--colour_augment",
+        action="store_true",
+        help="colour casts of other microscopes: white balance, gamma, "
+        "saturation, small hue turns (epoxy stays blue), blur, noise",
+    )
+    p.add_argument(
         "--ignore_zero_class",
         action="store_true",
         help="leave label 0 out of the loss (the default)",
@@ -320,6 +374,32 @@ def add_commands(sub) -> None:
         help="train label 0 as a class (keras-segmentation's default)",
     )
     p.add_argument("--learning_rate", type=float, default=None)
+    p.add_argument(
+        "--balance_classes",
+        action="store_true",
+        help="weigh each class's loss by how rare it is (capped at 10x "
+        "the median class)",
+    )
+    p.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default="constant",
+        help="learning rate: constant, or warm-up then cosine decay",
+    )
+    p.add_argument(
+        "--keep_every_epoch",
+        action="store_true",
+        help="with --validate, save every epoch and end with the last "
+        "(keras-segmentation's way); by default only better epochs are "
+        "saved and the best is the result",
+    )
+    p.add_argument(
+        "--patience",
+        type=count(1),
+        default=None,
+        help="with --validate, stop after this many epochs without a "
+        "better validation mean IoU",
+    )
     p.add_argument("--scheme", help="seed, sandstone or a classes.json")
     p.add_argument(
         "--init",
@@ -329,8 +409,9 @@ def add_commands(sub) -> None:
     )
     p.add_argument(
         "--base",
-        help="fine-tune from 'default' (the shipped "
-        "model) or a checkpoints path",
+        help="start from 'default' (the shipped model) or a checkpoints "
+        "path; for other classes its weights are transferred (classes of "
+        "the same name keep their output weights, new ones start afresh)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -364,6 +445,7 @@ def add_commands(sub) -> None:
     )
     _add_tile(p)
     _add_precision(p)
+    _add_tta(p)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_predict)
 
@@ -382,6 +464,7 @@ def add_commands(sub) -> None:
     )
     _add_tile(p)
     _add_precision(p)
+    _add_tta(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(

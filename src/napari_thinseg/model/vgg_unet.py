@@ -153,19 +153,21 @@ def copy_weights(source, target) -> None:
     )
 
 
-def inference_function(model, batch: int):
+def inference_function(model, batch: int, jit_compile: bool = False):
     """``model``'s class probabilities as one ``tf.function`` of a fixed
     batch shape (traced once): uint8 RGB tiles ``(batch, h, w, 3)`` in,
     float32 softmax ``(batch, h, w, n_classes)`` out, brought from the
     network's half resolution to the tiles' by bilinear interpolation.
-    Preprocessing and resizing run in the graph, next to the network."""
+    Preprocessing and resizing run in the graph, next to the network;
+    ``jit_compile`` compiles it with XLA."""
     tf = tensorflow()
     _, height, width, _ = model.input_shape
     n_classes = model.output_shape[-1]
     mean = tf.constant(IMAGENET_MEAN_RGB, tf.float32)
 
     @tf.function(
-        input_signature=[tf.TensorSpec((batch, height, width, 3), tf.uint8)]
+        input_signature=[tf.TensorSpec((batch, height, width, 3), tf.uint8)],
+        jit_compile=jit_compile,
     )
     def probabilities(tiles):
         out = model(tf.cast(tiles, tf.float32) - mean, training=False)

@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
 )
 
 from ...errors import ThinsegError
+from ...progress import Progress, TimeLeft, time_left_text
 
 logger = logging.getLogger(__name__)
 
@@ -213,6 +214,25 @@ class LayerCombo(QComboBox):
 CONFIDENCE_KEY = "thinseg_confidence"
 """``metadata`` key of the confidence Image layers the Predict widget
 writes (they are not images to train on or predict)."""
+
+
+def time_left_status(
+    set_status: Callable[[str], None], unit: str, clock=None
+) -> Callable[[object], None]:
+    """A worker's ``yielded`` callback that puts ``"<unit> 3 of 10 (about
+    20 s left)"`` on a status line for each :class:`Progress` event (the
+    rate counted from the first event on; ``clock`` for tests)."""
+    time_left = TimeLeft() if clock is None else TimeLeft(clock)
+
+    def show(event) -> None:
+        if isinstance(event, Progress):
+            left = time_left_text(time_left.update(event.step, event.total))
+            set_status(
+                f"{unit} {event.step} of {event.total}"
+                + (f" ({left})" if left else "")
+            )
+
+    return show
 
 
 def sync_progress(pbar, step: int, total: int, desc: str = "") -> None:

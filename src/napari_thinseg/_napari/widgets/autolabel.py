@@ -32,7 +32,7 @@ from ..layers import (
     writable_labels,
 )
 from ..notify import notify_error, notify_info
-from ._common import disconnect_all, single_shot_timer
+from ._common import disconnect_all, single_shot_timer, time_left_status
 from .autolabel_form import ALL_PLANES, AutoLabelForm
 
 #: metadata key that marks a Labels layer written by this widget
@@ -395,6 +395,7 @@ class AutoLabelWidget(AutoLabelForm):
             layer.rgb,
             desc=f"Auto-label {layer.name}",
             total=n,
+            yielded=time_left_status(self._set_status, "labelling plane"),
             returned=returned,
             refused=refused,
             finished=finished,

@@ -36,7 +36,14 @@ from ...schemes import SEED, ClassScheme
 from .. import workers
 from ..layers import scheme_of
 from ..notify import notify_error, notify_info, notify_warning, reports_errors
-from ._common import LayerWatcher, button, layer_array, plane_shape
+from ._common import (
+    LayerWatcher,
+    button,
+    layer_array,
+    plane_shape,
+    status_label,
+    time_left_status,
+)
 
 IMAGE, LABELS = range(2)
 NAME_SUFFIXES = ("labels", "annotation", "truth")
@@ -325,6 +332,7 @@ class ExportWidget(QWidget):
         self.export_button = button(
             "Export", self.export, "Write the keras-segmentation dataset"
         )
+        self.status_label = status_label()
 
         folder_row = QHBoxLayout()
         folder_row.addWidget(self.folder, 1)
@@ -338,6 +346,7 @@ class ExportWidget(QWidget):
         layout.addWidget(self.table, 1)
         layout.addLayout(form)
         layout.addWidget(self.export_button)
+        layout.addWidget(self.status_label)
 
     # -- the table -------------------------------------------------------
     def refresh(self) -> None:
@@ -395,6 +404,7 @@ class ExportWidget(QWidget):
             self.overwrite.isChecked(),
             desc="Exporting annotations",
             total=len(pairs),
+            yielded=time_left_status(self.status_label.setText, "pair"),
             returned=self._returned,
             refused=self._refused,
             errored=self._errored,
@@ -404,22 +414,28 @@ class ExportWidget(QWidget):
 
     def _refused(self, message: str) -> None:
         notify_error(message)
+        self.status_label.setText(message)
         self.failed.emit(message)
 
     def _returned(self, result: ExportResult) -> None:
-        notify_info(
+        message = (
             f"exported {len(result.train)} train and {len(result.test)} "
             f"test pairs to {result.root}"
         )
+        notify_info(message)
+        self.status_label.setText(message)
         self.exported.emit(result)
 
     def _errored(self, exc) -> None:
         # napari's worker already shows unexpected errors with a traceback
-        self.failed.emit(f"{type(exc).__name__}: {exc}")
+        message = f"{type(exc).__name__}: {exc}"
+        self.status_label.setText(message)
+        self.failed.emit(message)
 
     def _aborted(self) -> None:
         message = "export cancelled: the folder may hold part of the pairs"
         notify_warning(message)
+        self.status_label.setText(message)
         self.failed.emit(message)
 
     def _finished(self) -> None:

@@ -171,6 +171,11 @@ class PredictWidget(QWidget):
             "on over 99.5 % of the pixels"
         )
         self.confidence = QCheckBox("confidence layer (dark = unsure)")
+        self.tta = QCheckBox("test-time augmentation (8x slower)")
+        self.tta.setToolTip(
+            "Average the predictions of the 8 flips and quarter turns of "
+            "every tile (tile mode): steadier class maps"
+        )
         self.predict_button = button(
             "Predict", self.predict, "Predict the chosen image(s)"
         )
@@ -196,6 +201,7 @@ class PredictWidget(QWidget):
         form.addRow("mode", self.mode)
         form.addRow("precision", self.precision)
         form.addRow(self.confidence)
+        form.addRow(self.tta)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(run_row)
@@ -207,6 +213,10 @@ class PredictWidget(QWidget):
             lambda on: self.image_combo.setEnabled(not on)
         )
         self.model_choice.currentIndexChanged.connect(self._on_model_changed)
+        # test-time augmentation is for tile mode only
+        self.mode.currentIndexChanged.connect(
+            lambda *_: self.tta.setEnabled(self.mode.currentData() == "tile")
+        )
         self.checkpoint.editingFinished.connect(self._on_model_changed)
         trained_models.connect(self._on_trained)
         self.model_choice.setCurrentIndex(
@@ -374,6 +384,7 @@ class PredictWidget(QWidget):
             self.mode.currentData(),
             self.confidence.isChecked(),
             self.precision.currentData(),
+            self.tta.isChecked(),
             desc=f"Predicting with {source.name}",
             out_of_memory=OUT_OF_MEMORY_PREDICT,
             yielded=self._on_yielded,

@@ -47,9 +47,12 @@ class Done:
     config: object
 
 
-def predict_job(source: ModelSource, images, mode, confidence, precision):
+def predict_job(
+    source: ModelSource, images, mode, confidence, precision, tta=False
+):
     """Generator for the worker: load the model (once per checkpoint, kept
-    in :data:`loaded_models`), then predict every image in ``precision``.
+    in :data:`loaded_models`), then predict every image in ``precision``
+    (with test-time augmentation when ``tta``).
 
     Yields :class:`Tick` per tile (or batch of tiles) and :class:`Done`
     per image.
@@ -68,6 +71,7 @@ def predict_job(source: ModelSource, images, mode, confidence, precision):
             mode=mode,
             confidence=confidence,
             precision=precision,
+            tta=tta,
         )
         while True:
             try:

@@ -307,6 +307,8 @@ class TrainWidget(QWidget):
             message = f"training done ({where})"
         if result.checkpoint:
             message += f"; last checkpoint {result.checkpoint}"
+        if result.transfer is not None and self._plan is not None:
+            message += "; " + result.transfer.describe(self._plan.scheme)
         notify_info(message)
         self._set_status(message)
         self.trained.emit(result)

@@ -57,6 +57,10 @@ IF_EXISTS_TEXT = {
     IF_EXISTS_OVERWRITE: "overwrite",
 }
 OPTIMIZER_CHOICES = ("adadelta", "adam")
+SCHEDULE_TEXT = {
+    "constant": "constant",
+    "cosine": "warm-up, then cosine decay",
+}
 SIZE_STEP = 32
 DEFAULT_NAME = "thinseg"
 
@@ -131,8 +135,10 @@ class TrainForm(QWidget):
         for key, text in START_TEXT.items():
             self.start_from.addItem(text, key)
         self.start_from.setToolTip(
-            "Train a new network, or fine-tune the shipped default model or "
-            "a checkpoint (its input size and classes then apply)"
+            "Train a new network, or start from the shipped default model "
+            "or a checkpoint (its input size applies; for other classes its "
+            "weights are transferred: classes of the same name keep theirs, "
+            "new ones start afresh)"
         )
         self.start_path = QLineEdit()
         self.start_path.setPlaceholderText("P_config.json or prefix P")
@@ -186,8 +192,28 @@ class TrainForm(QWidget):
             "0 = the optimizer's default (1.0 for adadelta, 0.001 for adam)"
         )
         self.augment = QCheckBox("augment (flips, rotations, colour jitter)")
+        self.colour_augment = QCheckBox(
+            "colour augmentation (other microscopes)"
+        )
+        self.colour_augment.setToolTip(
+            "White balance, gamma, saturation, small hue turns that keep "
+            "blue epoxy blue, slight blur and noise: a model that works on "
+            "photos from other microscopes and cameras"
+        )
         self.ignore_zero = QCheckBox("unlabelled pixels (0) are not trained")
         self.ignore_zero.setChecked(True)
+        self.balance = QCheckBox("balance classes (rare ones weigh more)")
+        self.balance.setToolTip(
+            "Weigh each class's loss by how rare its labelled pixels are "
+            "(at most 10x the median class)"
+        )
+        self.schedule = QComboBox()
+        for key, text in SCHEDULE_TEXT.items():
+            self.schedule.addItem(text, key)
+        self.schedule.setToolTip(
+            "Learning rate over the run: constant, or a short warm-up "
+            "then a cosine decay to 1 %"
+        )
         self.seed = _int_spin(0, 2**31 - 1, 0, "Seed of crops and splits")
         self.precision = QComboBox()
         for key, text in PRECISION_TEXT.items():
@@ -201,7 +227,8 @@ class TrainForm(QWidget):
             self.validation.addItem(text, key)
         self.validation.setToolTip(
             "Per-class IoU after each epoch, on held-out pairs or on the "
-            "training pairs themselves"
+            "training pairs themselves; with it, the epoch of the best "
+            "mean IoU is the model you get (and the latest checkpoint)"
         )
         self.val_fraction = QDoubleSpinBox()
         self.val_fraction.setRange(0.05, 0.9)
@@ -216,7 +243,10 @@ class TrainForm(QWidget):
         train_form.addRow("optimizer", self.optimizer)
         train_form.addRow("learning rate", self.learning_rate)
         train_form.addRow(self.augment)
+        train_form.addRow(self.colour_augment)
         train_form.addRow(self.ignore_zero)
+        train_form.addRow(self.balance)
+        train_form.addRow("learning-rate schedule", self.schedule)
         train_form.addRow("seed", self.seed)
         train_form.addRow("precision", self.precision)
         train_form.addRow("validation", self.validation)
@@ -316,9 +346,12 @@ class TrainForm(QWidget):
             optimizer=self.optimizer.currentText(),
             learning_rate=rate if rate > 0 else None,
             augment=self.augment.isChecked(),
+            colour_augment=self.colour_augment.isChecked(),
             ignore_zero=self.ignore_zero.isChecked(),
             seed=self.seed.value(),
             precision=self.precision.currentData(),
+            balance_classes=self.balance.isChecked(),
+            schedule=self.schedule.currentData(),
         )
 
     def checkpoint_prefix(self) -> Path | None:

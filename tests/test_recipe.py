@@ -1,0 +1,154 @@
+"""The training recipe: class weights, weighted loss, schedule, best
+epoch."""
+
+import numpy as np
+import pytest
+
+import napari_thinseg.train as train_module
+from napari_thinseg.dataset import Pair
+from napari_thinseg.errors import ThinsegError
+from napari_thinseg.model import checkpoints as ck
+from napari_thinseg.model.weights import read_hdf5_weights
+from napari_thinseg.progress import run
+from napari_thinseg.recipe import (
+    CAP,
+    FINAL_SHARE,
+    BestEpoch,
+    class_weights,
+    learning_rate,
+    loss_function,
+)
+from napari_thinseg.schemes import SEED
+from napari_thinseg.train import TrainSettings, train
+
+
+def labels_with(counts: dict[int, int]) -> np.ndarray:
+    return np.concatenate(
+        [np.full(n, c, np.uint8) for c, n in counts.items()]
+    ).reshape(1, -1)
+
+
+def test_class_weights_as_documented():
+    # shares .7 / .2 / .1 of the labelled pixels; median .2; class 0 and
+    # absent class 4 weigh nothing
+    labels = labels_with({0: 50, 1: 700, 2: 200, 3: 100})
+    w = class_weights([labels], 5)
+    raw = np.array([0, 0.2 / 0.7, 1.0, 2.0, 0])
+    share = np.array([0, 0.7, 0.2, 0.1, 0])
+    np.testing.assert_allclose(w, raw / (share * raw).sum(), rtol=1e-6)
+    np.testing.assert_allclose((share * w).sum(), 1.0, rtol=1e-6)
+    assert w.dtype == np.float32
+    # without ignore_zero, class 0 is a class like the others
+    assert class_weights([labels], 5, ignore_zero=False)[0] > 0
+
+
+def test_class_weights_are_capped_and_split_over_images():
+    rare = labels_with({1: 5000, 2: 4000, 3: 2})
+    w = class_weights([rare[:, :4500], rare[:, 4500:]], 4)
+    # median share is class 2's: the rare class at CAP times its weight
+    assert w[3] / w[2] == pytest.approx(CAP)
+    with pytest.raises(ThinsegError, match="no labelled pixels"):
+        class_weights([np.zeros((4, 4), np.uint8)], 3)
+
+
+def test_weighted_loss_is_the_weighted_mean_over_labelled_pixels():
+    rng = np.random.default_rng(0)
+    probs = rng.random((2, 6, 3)).astype(np.float32)
+    probs /= probs.sum(-1, keepdims=True)
+    y = np.array([[0, 1, 2, 2, 1, 0], [1, 1, 1, 2, 0, 0]], np.int32)
+    weights = np.array([0.0, 0.5, 2.0], np.float32)
+    got = np.asarray(loss_function(True, weights)(y, probs))
+    ce = -np.log(np.take_along_axis(probs, y[..., None], -1)[..., 0])
+    mask = y > 0
+    expected = (ce * weights[y] * mask).sum(1) / mask.sum(1)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    # unweighted: the plain masked mean
+    plain = np.asarray(loss_function(True)(y, probs))
+    np.testing.assert_allclose(
+        plain, (ce * mask).sum(1) / mask.sum(1), rtol=1e-5
+    )
+
+
+def test_cosine_schedule_warms_up_then_decays():
+    schedule = learning_rate("adam", 0.002, "cosine", total_steps=200)
+    at = {s: float(schedule(s)) for s in (0, 5, 10, 105, 200)}
+    assert at[0] == 0.0
+    assert at[5] == pytest.approx(0.001)  # half way up the warm-up
+    assert at[10] == pytest.approx(0.002)  # the peak after 5 %
+    assert 0.0009 < at[105] < 0.0011  # half way down
+    assert at[200] == pytest.approx(0.002 * FINAL_SHARE)
+    assert learning_rate("adadelta", None) == 1.0
+    with pytest.raises(ThinsegError, match="unknown schedule"):
+        learning_rate("adam", None, "step")
+    with pytest.raises(ThinsegError, match="schedule"):
+        TrainSettings(schedule="linear")
+    with pytest.raises(ThinsegError, match="patience"):
+        TrainSettings(patience=0)
+
+
+def test_best_epoch_and_patience():
+    best = BestEpoch(patience=2)
+    assert best.update(0, None) is False  # no score yet
+    assert best.update(1, 0.5) and best.epoch == 1
+    assert not best.update(2, 0.4) and not best.stop
+    assert not best.update(3, 0.5) and best.stop  # equal is not better
+    assert not BestEpoch().stop
+
+
+def test_training_keeps_the_best_epoch(tmp_path, monkeypatch):
+    """Validation mean IoU 0.5, 0.7, 0.6, 0.65: only epochs 0 and 1 are
+    saved, the result holds epoch 1's weights, and patience 2 stops
+    after epoch 3."""
+    scores = iter([0.5, 0.7, 0.6, 0.65, 0.9])
+    saved_weights = {}
+
+    def scripted(model, config, x_val, y_val, batch_size):
+        score = next(scores)
+        saved_weights[len(saved_weights)] = [
+            w.copy() for w in model.get_weights()
+        ]
+        return (None, score), score
+
+    monkeypatch.setattr(train_module, "_validate", scripted)
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    labels = rng.integers(1, 6, (48, 48)).astype(np.uint8)
+    pair = Pair("a", image, labels)
+    settings = TrainSettings(
+        input_height=32,
+        input_width=32,
+        epochs=6,
+        steps_per_epoch=1,
+        batch_size=1,
+        optimizer="adam",
+        precision="float32",
+        patience=2,
+        balance_classes=True,
+        schedule="cosine",
+    )
+    prefix = tmp_path / "m"
+    events = []
+    result = run(
+        train(
+            [pair], SEED, settings, validation=[pair], checkpoints_path=prefix
+        ),
+        events.append,
+    )
+    ends = [e for e in events if getattr(e, "epoch_end", False)]
+    assert [e.best for e in ends] == [True, True, False, False]
+    assert [e.checkpoint is not None for e in ends] == [1, 1, 0, 0]
+    assert len(result.history) == 4 and result.best_epoch == 1
+    assert result.checkpoint == str(prefix) + ".1"
+    assert ck.find_latest_checkpoint(prefix) == str(prefix) + ".1"
+    for got, want in zip(
+        result.model.get_weights(), saved_weights[1], strict=True
+    ):
+        np.testing.assert_array_equal(got, want)
+    on_disk = [
+        a
+        for _, arrays in read_hdf5_weights(prefix.with_suffix(".1"))
+        for a in arrays
+    ]
+    assert len(on_disk) == len(saved_weights[1])
+    assert result.config.trained_on["schedule"] == "cosine"
+    assert len(result.config.trained_on["class_weights"]) == 6
