@@ -75,3 +75,17 @@ def no_default_model(monkeypatch):
             f"napari_thinseg._napari.widgets.{module}.default_model_prefix",
             missing,
         )
+
+
+@pytest.fixture
+def sandstone_model():
+    """The shipped sandstone model's prefix; the test is skipped (with the
+    reason) where it is not installed, as in a wheel built without
+    ``weights/``."""
+    from napari_thinseg.errors import ThinsegError
+    from napari_thinseg.model import checkpoints
+
+    try:
+        return checkpoints.shipped_model_prefix("sandstone")
+    except ThinsegError as exc:
+        pytest.skip(str(exc))

@@ -152,3 +152,63 @@ def test_training_keeps_the_best_epoch(tmp_path, monkeypatch):
     assert len(on_disk) == len(saved_weights[1])
     assert result.config.trained_on["schedule"] == "cosine"
     assert len(result.config.trained_on["class_weights"]) == 6
+
+
+def test_proposal_fits_the_budget():
+    from napari_thinseg.recipe import propose, seconds_per_step
+
+    # 100 GFLOP/s: a 4 x 224 x 224 bfloat16 step is estimated at
+    # 2.226 MFLOP x 200704 px / 175 GFLOP/s + 0.05 s = 2.60 s
+    step = seconds_per_step(224, 224, 4, "bfloat16", 100.0)
+    assert step == pytest.approx(2.226e6 * 200704 / 175e9 + 0.05)
+    p = propose([(480, 512), (600, 800)], 5, "bfloat16", 100.0)
+    assert (p.input_height, p.input_width, p.batch_size) == (224, 224, 4)
+    steps = p.steps_per_epoch * p.epochs
+    assert steps == 100 and p.steps_per_epoch == 50
+    assert steps * step <= 300 < (steps + 50) * step
+    assert p.seconds == pytest.approx(steps * step)
+    assert p.describe() == "100 steps of 4 crops 224x224, about 4 min"
+    # small images: smaller crops; a tiny budget: one step
+    small = propose([(150, 300)], 0.01, "float32", 100.0)
+    assert (small.input_height, small.epochs) == (128, 1)
+    assert small.steps_per_epoch == 1
+    assert propose([(40, 40)], 1, "float32", 100.0).input_height == 64
+    with pytest.raises(ThinsegError, match="positive"):
+        propose([(480, 512)], 0, "float32", 100.0)
+
+
+def test_time_budget_stops_training(monkeypatch):
+    """``minutes`` stops after the batch in progress once spent."""
+    from types import SimpleNamespace
+
+    clock = [0.0]
+    fake = SimpleNamespace(monotonic=lambda: clock[0])
+    monkeypatch.setattr(train_module, "time", fake)
+    rng = np.random.default_rng(3)
+    pair = Pair(
+        "a",
+        rng.integers(0, 256, (40, 40, 3), dtype=np.uint8),
+        rng.integers(1, 6, (40, 40)).astype(np.uint8),
+    )
+    settings = TrainSettings(
+        input_height=32,
+        input_width=32,
+        epochs=3,
+        steps_per_epoch=4,
+        batch_size=1,
+        precision="float32",
+        minutes=1.0,
+    )
+    steps = 0
+    gen = train([pair], SEED, settings)
+    while True:
+        try:
+            ev = next(gen)
+        except StopIteration as done:
+            result = done.value
+            break
+        steps += not ev.epoch_end
+        clock[0] += 25.0  # each batch "takes" 25 s
+    assert result.stopped and steps == 3  # 0, 25, 50 s: the 4th is late
+    with pytest.raises(ThinsegError, match="time budget"):
+        TrainSettings(minutes=0)

@@ -18,6 +18,7 @@ epoch's checkpoint.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,8 @@ class TrainSettings:
     ``schedule``,
     ``keep_best`` and ``patience`` are the recipe's options
     (:mod:`.recipe`); ``keep_best`` and ``patience`` need validation pairs.
+    ``minutes`` stops training at that budget of wall time (after the
+    batch in progress; :func:`.recipe.propose` gives sizes that fit it).
     """
 
     input_height: int = 416
@@ -92,6 +95,7 @@ class TrainSettings:
     schedule: str = "constant"
     keep_best: bool = True
     patience: int | None = None
+    minutes: float | None = None
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "steps_per_epoch"):
@@ -109,6 +113,10 @@ class TrainSettings:
             raise ThinsegError(
                 f"unknown schedule {self.schedule!r} "
                 f"(use {', '.join(SCHEDULES)})"
+            )
+        if self.minutes is not None and not self.minutes > 0:
+            raise ThinsegError(
+                f"the time budget must be positive, got {self.minutes}"
             )
         if self.patience is not None and (
             not isinstance(self.patience, int) or self.patience < 1
@@ -333,6 +341,9 @@ def train(
     # the next batch is cropped and augmented while the network trains on
     # this one (one thread, in order: the same crops as a plain loop)
     batches = map_ahead(lambda _: sampler.batch(), range(total))
+    deadline = None
+    if settings.minutes is not None:
+        deadline = time.monotonic() + 60 * settings.minutes
     try:
         done = 0
         for epoch in range(start_epoch, settings.epochs):
@@ -340,6 +351,9 @@ def train(
             for b in range(settings.steps_per_epoch):
                 if stop is not None and stop():
                     result.stopped = True
+                    return result
+                if deadline is not None and time.monotonic() > deadline:
+                    result.stopped = True  # the time budget is spent
                     return result
                 x, y = next(batches)
                 loss = float(np.asarray(model.train_on_batch(x, y)).ravel()[0])

@@ -492,3 +492,16 @@ def test_tta_choice_reaches_the_prediction(
     layers, failed = run_prediction(qtbot, widget)
     assert failed is None and notes["error"] == []
     assert asked == [True]
+
+
+def test_the_sandstone_model_can_be_chosen(
+    sandstone_model, make_napari_viewer
+):
+    from napari_thinseg._napari.widgets.predict import MODEL_SANDSTONE
+
+    widget = open_widget(make_napari_viewer())
+    widget.set_model(MODEL_SANDSTONE)
+    assert widget.model_kind() == MODEL_SANDSTONE
+    assert "thinseg_sandstone" in widget.model_label.text()
+    source = widget.model_source()
+    assert source.config.class_scheme.name == "sandstone"

@@ -357,3 +357,45 @@ def test_precision_choice_reaches_training(make_napari_viewer, qtbot, notes):
     assert failed is None and notes["error"] == []
     assert compute_dtype(result.model) == "float32"
     assert result.config.trained_on["precision"] == "float32"
+
+
+def test_start_from_the_sandstone_model(sandstone_model, make_napari_viewer):
+    from napari_thinseg._napari.widgets.train_form import START_SANDSTONE
+
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-thinseg", "Train")
+    widget.form.set_start(START_SANDSTONE)
+    assert "11 classes ('sandstone')" in widget.form.model_label.text()
+    assert widget.form.start_prefix().name == "thinseg_sandstone"
+
+
+def test_time_budget_fits_the_settings_and_shows_the_estimate(
+    make_napari_viewer, monkeypatch
+):
+    """ "Train for 5 minutes": Fit puts the proposed sizes into the form
+    (the recipe's proposal for the ticked images), the estimate is shown
+    before Start, and the budget goes into the settings."""
+    from napari_thinseg._napari.widgets import train_budget
+    from napari_thinseg.recipe import propose
+
+    monkeypatch.setattr(train_budget, "sgemm_gflops", lambda: 100.0)
+    viewer = make_napari_viewer()
+    add_pair(viewer, "a", 0)
+    widget = open_widget(viewer)
+    form = widget.form
+    form.set_precision("float32")
+    assert "on this machine" in form.budget.estimate.text()
+    form.budget.minutes.setValue(5)
+    proposal = form.budget.fit()
+    shape = viewer.layers["a"].data.shape[:2]
+    assert proposal == propose([shape], 5, "float32", 100.0)
+    assert form.input_height.value() == proposal.input_height
+    assert form.batch_size.value() == proposal.batch_size
+    assert form.steps_per_epoch.value() == proposal.steps_per_epoch
+    assert form.epochs.value() == proposal.epochs
+    assert form.settings().minutes == 5
+    assert form.budget.seconds() == pytest.approx(proposal.seconds)
+    form.epochs.setValue(proposal.epochs * 10)
+    assert "stops at 5 min" in form.budget.estimate.text()
+    form.budget.minutes.setValue(0)
+    assert form.settings().minutes is None

@@ -434,3 +434,65 @@ def test_recipe_and_transfer_options(trained, tmp_path):
     config = json.loads((tmp_path / "more_config.json").read_text())
     assert config["n_classes"] == 8
     assert config["trained_on"]["transfer"]["from_classes"] == 6
+
+
+def test_model_option_selects_a_shipped_model(tmp_path, sandstone_model):
+    """``--model sandstone`` predicts with the shipped mineral model:
+    the file is what the Python API gives with it."""
+    from napari_thinseg._napari.sample_data import SEED_SAMPLE
+    from napari_thinseg.imaging.files import read_image
+    from napari_thinseg.model import checkpoints as ck
+    from napari_thinseg.predict import predict_image
+    from napari_thinseg.progress import run
+    from napari_thinseg.schemes import SANDSTONE
+
+    out = tmp_path / "minerals.png"
+    args = ["--input_path", SEED_SAMPLE, "--output_path", out]
+    proc = thinseg("predict", "--model", "sandstone", *args)
+    assert proc.returncode == 0, proc.stderr
+    assert "thinseg_sandstone" in proc.stdout
+    model, config, _ = ck.load_model(ck.shipped_model_prefix("sandstone"))
+    assert config.class_scheme == SANDSTONE
+    image = read_image(SEED_SAMPLE)
+    expected = run(predict_image(model, config, image)).labels
+    np.testing.assert_array_equal(iio.imread(out), expected)
+    assert_bad_input(
+        thinseg("predict", "--model", "granite", *args), "invalid choice"
+    )
+    assert_bad_input(
+        thinseg(
+            "predict",
+            "--model",
+            "default",
+            "--checkpoints_path",
+            tmp_path / "m",
+            *args,
+        ),
+        "not both",
+    )
+
+
+def test_minutes_propose_sizes_and_given_flags_win(trained, tmp_path):
+    _, ds, _ = trained
+    data = [
+        f"--train_images={ds / 'images_prepped_train'}",
+        f"--train_annotations={ds / 'annotations_prepped_train'}",
+    ]
+    out = tmp_path / "budget"
+    proc = thinseg(
+        "train",
+        f"--checkpoints_path={out}",
+        *data,
+        "--minutes=0.1",
+        "--batch_size=1",
+    )
+    assert proc.returncode == 0, proc.stderr
+    # 64 x 96 images: 64-pixel crops proposed; the batch given wins
+    assert "for 0.1 min:" in proc.stdout and "64x64" in proc.stdout
+    config = json.loads(Path(f"{out}_config.json").read_text())
+    assert (config["input_height"], config["input_width"]) == (64, 64)
+    assert config["trained_on"]["batch_size"] == 1
+    assert_bad_input(
+        thinseg("train", f"--checkpoints_path={out}2", *data, "--minutes=0"),
+        "--minutes",
+    )

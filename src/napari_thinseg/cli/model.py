@@ -19,13 +19,27 @@ from ..errors import ThinsegError
 from ..model.backend import PRECISIONS
 from ..recipe import SCHEDULES
 from ..schemes import scheme_near
-from ._common import count
+from ._common import count, positive_float
 
 
 def _input_size(args) -> tuple[int, int]:
     h = 416 if args.input_height is None else args.input_height
     w = 608 if args.input_width is None else args.input_width
     return h, w
+
+
+def _proposal(args, pairs):
+    from ..model.backend import resolve_precision
+    from ..recipe import propose, seconds_per_step, sgemm_gflops
+
+    shapes = [p.labels.shape for p in pairs]
+    precision = resolve_precision(args.precision)
+    gflops = sgemm_gflops()
+
+    def estimate(height, width, batch):
+        return seconds_per_step(height, width, batch, precision, gflops)
+
+    return propose(shapes, args.minutes, precision, gflops), estimate
 
 
 def cmd_train(args) -> int:
@@ -50,19 +64,33 @@ def cmd_train(args) -> int:
         validation = pairs_from_folders(args.val_images, args.val_annotations)
     model = config = None
     if args.base:
-        model, config, _ = ck.load_model(
-            ck.default_model_prefix() if args.base == "default" else args.base
-        )
+        model, config, _ = ck.load_model(ck.model_prefix(args.base))
     h, w = _input_size(args)
     if config is not None:  # the base model's size unless one is given
         h = config.input_height if args.input_height is None else h
         w = config.input_width if args.input_width is None else w
+    sizes = {"epochs": 5, "batch_size": 2, "steps_per_epoch": 512}
+    if args.minutes is not None:
+        proposal, estimate = _proposal(args, pairs)
+        sizes = {k: getattr(proposal, k) for k in sizes}
+        if args.input_height is None and config is None:
+            h, w = proposal.input_height, proposal.input_width
+    for key in sizes:
+        if getattr(args, key) is not None:
+            sizes[key] = getattr(args, key)  # given flags win
+    if args.minutes is not None:
+        steps = sizes["epochs"] * sizes["steps_per_epoch"]
+        seconds = steps * estimate(h, w, sizes["batch_size"])
+        print(
+            f"for {args.minutes:g} min: {steps} steps of "
+            f"{sizes['batch_size']} crops {h}x{w}, estimated "
+            f"{max(1, round(seconds / 60))} min on this machine"
+        )
     settings = TrainSettings(
         input_height=h,
         input_width=w,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        steps_per_epoch=args.steps_per_epoch,
+        minutes=args.minutes,
+        **sizes,
         optimizer=args.optimizer_name,
         learning_rate=args.learning_rate,
         augment=args.do_augment,
@@ -122,10 +150,18 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _check_model_args(args) -> None:
+    if args.checkpoints_path and args.model:
+        raise ThinsegError("give --model or --checkpoints_path, not both")
+
+
 def _load(args):
     from ..model import checkpoints as ck
 
-    path = args.checkpoints_path or ck.default_model_prefix()
+    _check_model_args(args)
+    path = args.checkpoints_path or ck.shipped_model_prefix(
+        args.model or "default"
+    )
     return ck.load_model(path)
 
 
@@ -146,6 +182,7 @@ def cmd_predict(args) -> int:
     from ._common import drive, output_paths
 
     check_tile(args.tile)
+    _check_model_args(args)
     source = Path(args.input_path)
     single = source.is_file()
     inputs = list_images([source])
@@ -295,6 +332,19 @@ def _tile_arg(text: str):
     return sides[0] if len(sides) == 1 else tuple(sides)
 
 
+def _add_model(p) -> None:
+    from ..model.checkpoints import SHIPPED_MODELS
+
+    p.add_argument(
+        "--model",
+        choices=tuple(SHIPPED_MODELS),
+        default=None,
+        help="a shipped model: default (the seed's gray-level classes, "
+        "the default) or sandstone (minerals: pore, quartz, feldspar, "
+        "rock fragment, ...)",
+    )
+
+
 def _add_tta(p) -> None:
     p.add_argument(
         "--tta",
@@ -341,15 +391,25 @@ def add_commands(sub) -> None:
         "checked while loading",
     )
     p.add_argument("--checkpoints_path", default=None)
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch_size", type=int, default=2)
+    # None: keras-segmentation's default (5, 2, 512), or what --minutes
+    # proposes when it is given
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch_size", type=int, default=None)
     p.add_argument("--validate", action="store_true")
     p.add_argument("--val_images", default="")
     p.add_argument("--val_annotations", default="")
     p.add_argument("--val_batch_size", type=int, default=2)
     p.add_argument("--load_weights", default=None)
     p.add_argument("--auto_resume_checkpoint", action="store_true")
-    p.add_argument("--steps_per_epoch", type=int, default=512)
+    p.add_argument("--steps_per_epoch", type=int, default=None)
+    p.add_argument(
+        "--minutes",
+        type=positive_float,
+        default=None,
+        help="a time budget: input size, batch and steps that fit it on "
+        "this machine unless given (then keras-segmentation's defaults "
+        "apply); training stops at the budget",
+    )
     p.add_argument("--optimizer_name", default="adadelta")
     # ours
     p.add_argument(
@@ -409,9 +469,10 @@ def add_commands(sub) -> None:
     )
     p.add_argument(
         "--base",
-        help="start from 'default' (the shipped model) or a checkpoints "
-        "path; for other classes its weights are transferred (classes of "
-        "the same name keep their output weights, new ones start afresh)",
+        help="start from a shipped model ('default', 'sandstone') or a "
+        "checkpoints path; for other classes its weights are transferred "
+        "(classes of the same name keep their output weights, new ones "
+        "start afresh)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -431,8 +492,9 @@ def add_commands(sub) -> None:
     p.add_argument(
         "--checkpoints_path",
         default=None,
-        help="default: the shipped default model",
+        help="a trained model (default: the shipped one --model names)",
     )
+    _add_model(p)
     p.add_argument("--input_path", required=True, help="image or folder")
     p.add_argument("--output_path", required=True, help="file or folder")
     p.add_argument("--colored", action="store_true")
@@ -454,6 +516,7 @@ def add_commands(sub) -> None:
         help="IoU of a model on annotated images (JSON)",
     )
     p.add_argument("--checkpoints_path", default=None)
+    _add_model(p)
     p.add_argument("--images_path", required=True)
     p.add_argument("--segs_path", required=True)
     p.add_argument(

@@ -195,24 +195,49 @@ def _writing(prefix: str | Path):
 
 
 # -- models ------------------------------------------------------------------
-DEFAULT_MODEL_NAME = "thinseg_default"
+SHIPPED_MODELS = {
+    "default": "thinseg_default",
+    "sandstone": "thinseg_sandstone",
+}
+"""The models in ``weights/``, by the name the CLI and widgets use:
+``default`` (the seed's gray-level classes) and ``sandstone`` (minerals,
+the ``sandstone`` scheme)."""
+DEFAULT_MODEL_NAME = SHIPPED_MODELS["default"]
 
 
-def default_model_prefix() -> Path:
-    """Checkpoints prefix of the shipped default model.
+def shipped_model_prefix(name: str = "default") -> Path:
+    """Checkpoints prefix of a shipped model (see :data:`SHIPPED_MODELS`).
 
-    Wheels carry it inside the package (``napari_thinseg/weights``); a
-    source checkout has it in the repository's ``weights/``.
+    Wheels carry them inside the package (``napari_thinseg/weights``); a
+    source checkout has them in the repository's ``weights/``.
     """
+    if name not in SHIPPED_MODELS:
+        raise ThinsegError(
+            f"unknown model {name!r} (shipped: {', '.join(SHIPPED_MODELS)})"
+        )
+    file = SHIPPED_MODELS[name]
     package = Path(__file__).resolve().parents[1]
     for folder in (package / "weights", package.parents[1] / "weights"):
-        prefix = folder / DEFAULT_MODEL_NAME
+        prefix = folder / file
         if config_path(prefix).is_file():
             return prefix
     raise ThinsegError(
-        "the default model is not installed (weights/"
-        f"{DEFAULT_MODEL_NAME}_config.json); give --checkpoints_path"
+        f"the {name} model is not installed (weights/{file}_config.json); "
+        "give --checkpoints_path"
     )
+
+
+def default_model_prefix() -> Path:
+    """Checkpoints prefix of the shipped default model."""
+    return shipped_model_prefix("default")
+
+
+def model_prefix(name_or_path: str | Path) -> Path:
+    """A shipped model's prefix by name (``default``, ``sandstone``), else
+    ``name_or_path`` itself (a checkpoints path)."""
+    if str(name_or_path) in SHIPPED_MODELS:
+        return shipped_model_prefix(str(name_or_path))
+    return Path(name_or_path)
 
 
 def resolve_prefix(path: str | Path) -> Path:

@@ -51,7 +51,7 @@ from ...model.cache import (
     loaded_models,
     trained_models,
 )
-from ...model.checkpoints import default_model_prefix
+from ...model.checkpoints import default_model_prefix, shipped_model_prefix
 from ...predict import MODES, Prediction
 from ...progress import TimeLeft, time_left_text
 from .. import workers
@@ -79,6 +79,7 @@ from .predict_job import PRECISION_TEXT, Done, ModelSource, Tick, predict_job
 __all__ = [
     "MODEL_CHECKPOINT",
     "MODEL_DEFAULT",
+    "MODEL_SANDSTONE",
     "MODEL_TRAINED",
     "Done",
     "ModelSource",
@@ -87,13 +88,15 @@ __all__ = [
     "predict_job",
 ]
 
-MODEL_DEFAULT, MODEL_TRAINED, MODEL_CHECKPOINT = (
+MODEL_DEFAULT, MODEL_SANDSTONE, MODEL_TRAINED, MODEL_CHECKPOINT = (
     "default",
+    "sandstone",
     "trained",
     "checkpoint",
 )
 MODEL_TEXT = {
-    MODEL_DEFAULT: "default model",
+    MODEL_DEFAULT: "default model (gray-level classes)",
+    MODEL_SANDSTONE: "sandstone model (minerals)",
     MODEL_TRAINED: "model just trained",
     MODEL_CHECKPOINT: "checkpoint…",
 }
@@ -234,7 +237,8 @@ class PredictWidget(QWidget):
         return MODEL_DEFAULT
 
     def model_kind(self) -> str:
-        """``"default"``, ``"trained"`` or ``"checkpoint"``."""
+        """``"default"``, ``"sandstone"``, ``"trained"`` or
+        ``"checkpoint"``."""
         return self.model_choice.currentData()
 
     def set_model(self, kind: str, path: str | Path = "") -> None:
@@ -254,12 +258,14 @@ class PredictWidget(QWidget):
 
     def _prefix(self) -> Path:
         kind = self.model_kind()
-        if kind == MODEL_DEFAULT:
+        if kind in (MODEL_DEFAULT, MODEL_SANDSTONE):
             try:
-                return default_model_prefix()
+                if kind == MODEL_DEFAULT:
+                    return default_model_prefix()
+                return shipped_model_prefix(kind)
             except ThinsegError:
                 raise ThinsegError(
-                    "the default model is not installed yet: choose a "
+                    f"the {kind} model is not installed: choose a "
                     "checkpoint, or train a model in the Train widget"
                 ) from None
         text = self.checkpoint.text().strip()

@@ -25,7 +25,7 @@ from qtpy.QtWidgets import (
 from ...dataset import Pair, hold_out
 from ...errors import ThinsegError
 from ...model.cache import checkpoint_prefix, describe
-from ...model.checkpoints import default_model_prefix
+from ...model.checkpoints import default_model_prefix, shipped_model_prefix
 from ...model.config import MAX_INPUT_SIDE, check_input_size
 from ...schemes import ClassScheme
 from ...train import TrainSettings
@@ -33,11 +33,18 @@ from ..notify import one_line, reports_errors
 from ._common import CONFIDENCE_KEY, button, layer_array
 from .export import PairTable, dataset_scheme, layer_pairs
 from .predict_job import PRECISION_TEXT
+from .train_budget import BudgetRow
 
-START_NEW, START_DEFAULT, START_CHECKPOINT = "new", "default", "checkpoint"
+START_NEW, START_DEFAULT, START_SANDSTONE, START_CHECKPOINT = (
+    "new",
+    "default",
+    "sandstone",
+    "checkpoint",
+)
 START_TEXT = {
     START_NEW: "new random model",
-    START_DEFAULT: "default model (fine-tune)",
+    START_DEFAULT: "default model (gray-level classes)",
+    START_SANDSTONE: "sandstone model (minerals)",
     START_CHECKPOINT: "checkpoint…",
 }
 VAL_NONE, VAL_HOLD_OUT, VAL_TRAINING = "none", "hold out", "training"
@@ -235,8 +242,12 @@ class TrainForm(QWidget):
         self.val_fraction.setSingleStep(0.05)
         self.val_fraction.setValue(0.2)
         self.val_fraction.setToolTip("Share of the ticked pairs held out")
+        self.budget = BudgetRow(
+            self._training_shapes, self._sizes, self.apply_proposal
+        )
         train_box = QGroupBox("Training")
         train_form = QFormLayout(train_box)
+        train_form.addRow("time budget", self.budget)
         train_form.addRow("epochs", self.epochs)
         train_form.addRow("batch size", self.batch_size)
         train_form.addRow("steps per epoch", self.steps_per_epoch)
@@ -280,6 +291,16 @@ class TrainForm(QWidget):
             layout.addWidget(box)
         layout.addStretch(1)
 
+        for spin in (
+            self.input_height,
+            self.input_width,
+            self.batch_size,
+            self.steps_per_epoch,
+            self.epochs,
+        ):
+            spin.valueChanged.connect(self.budget.update_estimate)
+        self.precision.currentIndexChanged.connect(self.budget.update_estimate)
+        self.budget.minutes.valueChanged.connect(self.budget.update_estimate)
         self.start_from.currentIndexChanged.connect(self._on_start_changed)
         self.start_path.editingFinished.connect(self._on_start_changed)
         self.validation.currentIndexChanged.connect(self._on_validation)
@@ -287,6 +308,7 @@ class TrainForm(QWidget):
 
         self._on_pairs_changed()
         self._on_start_changed()
+        self.budget.update_estimate()
 
     # -- reading the form ------------------------------------------------
     def start_kind(self) -> str:
@@ -322,6 +344,8 @@ class TrainForm(QWidget):
         kind = self.start_kind()
         if kind == START_DEFAULT:
             return default_model_prefix()
+        if kind == START_SANDSTONE:
+            return shipped_model_prefix("sandstone")
         if kind == START_CHECKPOINT:
             text = self.start_path.text().strip()
             if not text:
@@ -352,7 +376,36 @@ class TrainForm(QWidget):
             precision=self.precision.currentData(),
             balance_classes=self.balance.isChecked(),
             schedule=self.schedule.currentData(),
+            minutes=self.budget.budget(),
         )
+
+    # -- the time budget ---------------------------------------------------
+    def _training_shapes(self) -> list[tuple[int, int]]:
+        return [
+            tuple(layer_array(image).shape[:2])
+            for image, ok, labels in self.pairs_table.rows()
+            if ok and labels is not None
+        ]
+
+    def _sizes(self) -> tuple[int, int, int, int, int, str]:
+        return (
+            self.input_height.value(),
+            self.input_width.value(),
+            self.batch_size.value(),
+            self.steps_per_epoch.value(),
+            self.epochs.value(),
+            self.precision.currentData(),
+        )
+
+    def apply_proposal(self, proposal) -> None:
+        """Put a :class:`~napari_thinseg.recipe.Proposal` into the form
+        (the crop size only where the start model does not fix it)."""
+        if self._start_config is None:
+            self.input_height.setValue(proposal.input_height)
+            self.input_width.setValue(proposal.input_width)
+        self.batch_size.setValue(proposal.batch_size)
+        self.steps_per_epoch.setValue(proposal.steps_per_epoch)
+        self.epochs.setValue(proposal.epochs)
 
     def checkpoint_prefix(self) -> Path | None:
         """``<folder>/<name>``, or None when no folder is given."""
@@ -446,16 +499,16 @@ class TrainForm(QWidget):
         self.start_browse.setEnabled(kind == START_CHECKPOINT)
         try:
             prefix = None
-            if kind == START_DEFAULT or (
+            if kind in (START_DEFAULT, START_SANDSTONE) or (
                 kind == START_CHECKPOINT and self.start_path.text().strip()
             ):
                 prefix = self.start_prefix()
             self._update_start_config(prefix)
         except ThinsegError as exc:
             self._update_start_config(None)
-            if kind == START_DEFAULT:
+            if kind in (START_DEFAULT, START_SANDSTONE):
                 self.model_label.setText(
-                    "the default model is not installed yet: train a new "
+                    f"the {kind} model is not installed: train a new "
                     "model or start from a checkpoint"
                 )
             else:
