@@ -30,15 +30,14 @@ PNGs are). Not run by CI; takes a few minutes on 2 CPU cores.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from bench_model import RESULT, worker_result
 
-RESULT = "BENCH-RESULT "
 SEED = Path(__file__).parents[2] / "shared" / "data" / "seed-thin-sections"
 HEIGHT, WIDTH = 416, 608
 
@@ -159,16 +158,7 @@ def make_checkpoint(root: Path) -> tuple[str, str]:
 def run_side(side: str, job: dict, job_path: Path) -> dict:
     job_path.write_text(json.dumps(job))
     cmd = [sys.executable, __file__, "--worker", side, str(job_path)]
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, cwd=Path(__file__).parent
-    )
-    for line in proc.stdout.splitlines():
-        if line.startswith(RESULT):
-            return json.loads(line[len(RESULT) :])
-    sys.exit(
-        f"{side} failed (exit {proc.returncode}):\n"
-        f"{(proc.stdout + proc.stderr)[-3000:]}"
-    )
+    return worker_result(side, cmd, cwd=Path(__file__).parent)
 
 
 def main(argv=None) -> None:

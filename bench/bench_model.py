@@ -209,7 +209,13 @@ def run_side(side: str, args) -> dict:
         "--classes",
         str(args.classes),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    return worker_result(side, cmd, env=env)
+
+
+def worker_result(side: str, cmd: list, **run_kwargs) -> dict:
+    """Run a worker process; its one ``BENCH-RESULT`` JSON line, or exit
+    with the end of its output."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, **run_kwargs)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT):
             return json.loads(line[len(RESULT) :])

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_thinseg.augment import colour_matrix
+from napari_thinseg.augment import cast_copy
 from napari_thinseg.dataset import Pair
 from napari_thinseg.imaging.files import read_annotation, read_image
 from napari_thinseg.metrics import confusion_matrix, iou_from_confusion
@@ -54,8 +54,8 @@ NAME = "thinseg_sandstone"
 MAIN_CLASSES = ("pore", "quartz", "feldspar", "rock fragment")
 OTHER = SANDSTONE.id_of("other")
 CASTS = {
-    "warm (+1500 K)": dict(temperature=-0.12, gamma=1.0),
-    "cool (-1500 K)": dict(temperature=0.12, gamma=1.0),
+    "warmer (red +12 %, blue -12 %)": dict(temperature=0.12, gamma=1.0),
+    "cooler (red -12 %, blue +12 %)": dict(temperature=-0.12, gamma=1.0),
     "gamma 0.8": dict(temperature=0.0, gamma=0.8),
     "gamma 1.25": dict(temperature=0.0, gamma=1.25),
 }
@@ -77,13 +77,6 @@ def synthetic_pairs(seeds, size=(480, 512)) -> list[Pair]:
     ]
 
 
-def cast(image: np.ndarray, temperature: float, gamma: float) -> np.ndarray:
-    """A colour-cast copy: warm/cool white balance, then gamma."""
-    matrix = colour_matrix(temperature, 0.0, 1.0, 0.0)
-    out = np.clip(image.astype(np.float64) @ matrix.T, 0, 255) / 255
-    return np.round(255 * out**gamma).astype(np.uint8)
-
-
 def measure(model, config, pairs) -> dict:
     n = config.n_classes
     cm = np.zeros((n, n), np.int64)
@@ -96,7 +89,7 @@ def measure(model, config, pairs) -> dict:
         row["porosity_predicted"] = float((pred == 1).mean())
         for name, kw in CASTS.items():
             cast_pred = run(
-                predict_image(model, config, cast(p.image, **kw))
+                predict_image(model, config, cast_copy(p.image, **kw))
             ).labels
             row[name] = float((cast_pred == 1).mean())
         porosity.append(row)
@@ -142,22 +135,8 @@ def fit(pairs, validation, args, prefix: Path, seed: int):
     )
     budget = time.process_time() + args.minutes * 60
     started = time.time(), time.process_time()
-    gen = train(
-        pairs,
-        SANDSTONE,
-        settings,
-        validation=validation,
-        checkpoints_path=prefix,
-        model=base,
-        config=base_config,
-        stop=lambda: time.process_time() > budget,
-    )
-    while True:
-        try:
-            ev = next(gen)
-        except StopIteration as done:
-            result = done.value
-            break
+
+    def report(ev):
         if ev.epoch_end:
             print(
                 f"  epoch {ev.epoch}: loss {ev.loss:.3f} val mIoU "
@@ -165,6 +144,20 @@ def fit(pairs, validation, args, prefix: Path, seed: int):
                 f"({(time.process_time() - started[1]) / 60:.1f} CPU-min)",
                 flush=True,
             )
+
+    result = run(
+        train(
+            pairs,
+            SANDSTONE,
+            settings,
+            validation=validation,
+            checkpoints_path=prefix,
+            model=base,
+            config=base_config,
+            stop=lambda: time.process_time() > budget,
+        ),
+        report,
+    )
     result.config.trained_on.update(
         wall_minutes=round((time.time() - started[0]) / 60, 1),
         cpu_minutes=round((time.process_time() - started[1]) / 60, 1),

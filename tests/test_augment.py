@@ -113,3 +113,16 @@ def test_colour_augmentation_in_batches_is_seeded():
     np.testing.assert_array_equal(cast[0], again[0])  # same seed, same casts
     np.testing.assert_array_equal(cast[1], plain[1])  # labels untouched
     assert not np.array_equal(cast[0], plain[0])
+
+
+def test_cast_copies_for_robustness_checks():
+    from napari_thinseg.augment import cast_copy
+
+    rng = np.random.default_rng(7)
+    image = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(cast_copy(image, 0.0, 1.0), image)
+    warm = cast_copy(image, 0.12, 1.0).astype(float)
+    assert warm[..., 0].mean() > image[..., 0].mean()  # more red
+    assert warm[..., 2].mean() < image[..., 2].mean()  # less blue
+    dark = cast_copy(image, 0.0, 1.25)
+    assert dark.dtype == np.uint8 and dark.mean() < image.mean()

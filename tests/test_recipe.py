@@ -22,6 +22,13 @@ from napari_thinseg.schemes import SEED
 from napari_thinseg.train import TrainSettings, train
 
 
+def random_pair(shape, seed: int) -> Pair:
+    """Random photo and seed-scheme labels 1..5 (nothing unlabelled)."""
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    return Pair("a", image, rng.integers(1, 6, shape).astype(np.uint8))
+
+
 def labels_with(counts: dict[int, int]) -> np.ndarray:
     return np.concatenate(
         [np.full(n, c, np.uint8) for c, n in counts.items()]
@@ -110,10 +117,7 @@ def test_training_keeps_the_best_epoch(tmp_path, monkeypatch):
         return (None, score), score
 
     monkeypatch.setattr(train_module, "_validate", scripted)
-    rng = np.random.default_rng(2)
-    image = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
-    labels = rng.integers(1, 6, (48, 48)).astype(np.uint8)
-    pair = Pair("a", image, labels)
+    pair = random_pair((48, 48), 2)
     settings = TrainSettings(
         input_height=32,
         input_width=32,
@@ -184,12 +188,7 @@ def test_time_budget_stops_training(monkeypatch):
     clock = [0.0]
     fake = SimpleNamespace(monotonic=lambda: clock[0])
     monkeypatch.setattr(train_module, "time", fake)
-    rng = np.random.default_rng(3)
-    pair = Pair(
-        "a",
-        rng.integers(0, 256, (40, 40, 3), dtype=np.uint8),
-        rng.integers(1, 6, (40, 40)).astype(np.uint8),
-    )
+    pair = random_pair((40, 40), 3)
     settings = TrainSettings(
         input_height=32,
         input_width=32,
@@ -199,16 +198,14 @@ def test_time_budget_stops_training(monkeypatch):
         precision="float32",
         minutes=1.0,
     )
-    steps = 0
-    gen = train([pair], SEED, settings)
-    while True:
-        try:
-            ev = next(gen)
-        except StopIteration as done:
-            result = done.value
-            break
-        steps += not ev.epoch_end
-        clock[0] += 25.0  # each batch "takes" 25 s
+    steps = []
+
+    def each_batch_takes_25_s(event):
+        steps.append(event)
+        clock[0] += 25.0
+
+    result = run(train([pair], SEED, settings), each_batch_takes_25_s)
+    steps = len(steps)
     assert result.stopped and steps == 3  # 0, 25, 50 s: the 4th is late
     with pytest.raises(ThinsegError, match="time budget"):
         TrainSettings(minutes=0)

@@ -171,6 +171,17 @@ def colour_cast(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(out, 0, 255).round().astype(np.float32)
 
 
+def cast_copy(image: np.ndarray, temperature: float, gamma: float):
+    """A colour-cast copy of a uint8 RGB photo (the tests and benchmarks
+    of robustness to other microscopes): the white balance of
+    ``temperature`` (see :data:`TEMPERATURE`; positive is warmer: more
+    red, less blue), then
+    ``gamma``."""
+    matrix = colour_matrix(temperature, 0.0, 1.0, 0.0)
+    out = np.clip(np.asarray(image, np.float64) @ matrix.T, 0, 255) / 255
+    return np.round(255 * out**gamma).astype(np.uint8)
+
+
 def _pad_to(image, labels, height, width):
     ph, pw = max(0, height - image.shape[0]), max(0, width - image.shape[1])
     if ph or pw:

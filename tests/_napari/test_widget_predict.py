@@ -146,6 +146,8 @@ def test_predict_from_manifest_with_model_just_trained(
     names = [ly.name for ly in viewer.layers]
     assert names.index("ts confidence") < names.index("ts prediction")
     assert "ts prediction" in notes["info"][-1]
+    assert notes["info"][-1].endswith("with M (epoch 1)")  # which model
+    assert widget.status_label.text() == notes["info"][-1]
 
 
 def test_predict_checkpoint_cache_update_and_painted_layer(

@@ -438,6 +438,9 @@ class PredictWidget(QWidget):
     def _on_returned(self, value) -> None:
         names = ", ".join(f"'{ly.name}'" for ly in self._written)
         message = f"predicted {names}" if names else "nothing predicted"
+        if names and self._source is not None:
+            # which model it came from (also in each layer's metadata)
+            message += f" with {self._source.name}"
         notify_info(message)
         self._set_status(message)
         self.predicted.emit(list(self._written))
