@@ -111,10 +111,8 @@ DIHEDRAL = tuple((turns, flip) for turns in range(4) for flip in (False, True))
 
 
 def dihedral_mean(
-    forward_at: Callable[
-        [tuple[int, int]], Callable[[np.ndarray], np.ndarray]
-    ],
-) -> Callable[[np.ndarray], np.ndarray]:
+    forward_at: Callable[[tuple[int, int]], Forward],
+) -> Forward:
     """A ``forward`` that averages the class probabilities of the 8 flips
     and quarter turns of each tile (test-time augmentation), each brought
     back to the tile's orientation first.

@@ -70,8 +70,7 @@ class TrainSettings:
     native bfloat16, float16 on a GPU, else float32); weights and
     checkpoints stay float32. ``colour_augment`` adds the colour casts of
     other microscopes (:func:`.augment.colour_cast`). ``balance_classes``,
-    ``schedule``,
-    ``keep_best`` and ``patience`` are the recipe's options
+    ``schedule``, ``keep_best`` and ``patience`` are the recipe's options
     (:mod:`.recipe`); ``keep_best`` and ``patience`` need validation pairs.
     ``minutes`` stops training at that budget of wall time (after the
     batch in progress; :func:`.recipe.propose` gives sizes that fit it).
@@ -341,9 +340,16 @@ def train(
     # the next batch is cropped and augmented while the network trains on
     # this one (one thread, in order: the same crops as a plain loop)
     batches = map_ahead(lambda _: sampler.batch(), range(total))
-    deadline = None
     if settings.minutes is not None:
+        # the time budget is one more reason to stop
         deadline = time.monotonic() + 60 * settings.minutes
+        asked = stop
+
+        def stop():
+            return (asked is not None and asked()) or (
+                time.monotonic() > deadline
+            )
+
     try:
         done = 0
         for epoch in range(start_epoch, settings.epochs):
@@ -351,9 +357,6 @@ def train(
             for b in range(settings.steps_per_epoch):
                 if stop is not None and stop():
                     result.stopped = True
-                    return result
-                if deadline is not None and time.monotonic() > deadline:
-                    result.stopped = True  # the time budget is spent
                     return result
                 x, y = next(batches)
                 loss = float(np.asarray(model.train_on_batch(x, y)).ravel()[0])
