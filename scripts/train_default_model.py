@@ -7,6 +7,11 @@ four synthetic ones are held out and measured at the end.
 
     python scripts/train_default_model.py --minutes 75 --work /tmp/default
 
+``--fine_tune`` starts from the shipped default model instead of random
+weights (with ``--colour_augment``: the same model made robust to other
+microscopes' colour casts); ``--cpu_budget`` counts the minutes in
+process CPU time rather than wall time (steady on a shared machine).
+
 Writes weights/thinseg_default_config.json, weights/thinseg_default.<epoch>
 (float16) and the model card weights/README.md.
 """
@@ -91,6 +96,10 @@ def main():
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--max_epochs", type=int, default=100)
     ap.add_argument("--out", default=str(ROOT / "weights"))
+    ap.add_argument("--fine_tune", action="store_true")
+    ap.add_argument("--colour_augment", action="store_true")
+    ap.add_argument("--learning_rate", type=float, default=None)
+    ap.add_argument("--cpu_budget", action="store_true")
     args = ap.parse_args()
 
     seed_train, seed_test = seed_pairs()
@@ -104,12 +113,19 @@ def main():
         batch_size=args.batch,
         steps_per_epoch=args.steps,
         optimizer="adam",
+        learning_rate=args.learning_rate,
         augment=True,
+        colour_augment=args.colour_augment,
     )
+    base = dict(model=None, config=None)
+    if args.fine_tune:
+        model, config, _ = ck.load_model(ck.default_model_prefix())
+        base = dict(model=model, config=config)
     prefix = Path(args.work) / "thinseg_default"
     if Path(args.work).exists():
         shutil.rmtree(args.work)
-    deadline = time.time() + args.minutes * 60
+    clock = time.process_time if args.cpu_budget else time.time
+    deadline = clock() + args.minutes * 60
     started = time.time()
     gen = train(
         pairs,
@@ -117,7 +133,8 @@ def main():
         settings,
         validation=synth_test[:2],
         checkpoints_path=prefix,
-        stop=lambda: time.time() > deadline,
+        stop=lambda: clock() > deadline,
+        **base,
     )
     while True:
         try:
@@ -144,6 +161,7 @@ def main():
         n_images=len(pairs),
         epochs=epoch + 1,
         wall_minutes=round(wall, 1),
+        fine_tuned_from_default=args.fine_tune,
         machine=f"{platform.machine()}, {platform.processor() or 'CPU'}",
     )
     ck.write_config(out / "thinseg_default", config)

@@ -126,3 +126,43 @@ def test_cast_copies_for_robustness_checks():
     assert warm[..., 2].mean() < image[..., 2].mean()  # less blue
     dark = cast_copy(image, 0.0, 1.25)
     assert dark.dtype == np.uint8 and dark.mean() < image.mean()
+
+
+def test_batches_are_the_pixels_minus_the_mean_unstretched():
+    # a low-contrast photo (values 100..120): a training batch must hold
+    # exactly what prediction feeds the network (pixel - ImageNet mean),
+    # not the crop's own range stretched onto 0..255
+    from napari_thinseg.model.vgg_unet import preprocess
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(100, 121, (32, 32, 3)).astype(np.uint8)
+    pair = Pair("flat", image, np.ones((32, 32), np.uint8))
+    settings = TrainSettings(input_height=32, input_width=32, batch_size=1)
+    x, _ = CropSampler([pair], settings, True).batch()
+    np.testing.assert_array_equal(x[0], preprocess(image))
+    assert x.min() > 100 - 124 and x.max() < 121 - 103
+
+
+def test_stacked_views_are_augmented_alike():
+    # plane + crossed polars side by side: a flip, turn or jitter moves
+    # both views and the labels together, and a colour cast changes both
+    # views alike (but for sensor noise, drawn for each photo)
+    rng = np.random.default_rng(1)
+    ppl = rng.integers(0, 256, (48, 48, 3)).astype(np.uint8)
+    stack = np.concatenate([ppl, ppl], axis=-1)
+    labels = rng.integers(1, 4, (48, 48)).astype(np.uint8)
+    settings = TrainSettings(
+        input_height=32,
+        input_width=32,
+        batch_size=4,
+        augment=True,
+    )
+    pairs = [Pair("s", stack, labels)]
+    x, y = CropSampler(pairs, settings, True).batch()
+    assert x.shape == (4, 32, 32, 6) and y.shape == (4, 16 * 16)
+    np.testing.assert_array_equal(x[..., :3], x[..., 3:])
+    settings.colour_augment = True
+    cast, cast_y = CropSampler(pairs, settings, True).batch()
+    np.testing.assert_array_equal(cast_y, y)
+    assert np.abs(cast - x).mean() > 3  # cast...
+    assert np.abs(cast[..., :3] - cast[..., 3:]).mean() < 2  # ...alike

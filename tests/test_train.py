@@ -66,7 +66,8 @@ def test_sparse_strokes_still_learn():
         input_width=96,
         batch_size=4,
         epochs=1,
-        steps_per_epoch=80,
+        # 80 steps gave 0.51-0.76 depending on the seed: 120 clear 0.7
+        steps_per_epoch=120,
         optimizer="adam",
         augment=True,
     )

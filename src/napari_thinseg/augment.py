@@ -20,7 +20,7 @@ import numpy as np
 from .dataset import Pair
 from .errors import ThinsegError
 from .imaging.resize import resize_bilinear, resize_nearest
-from .model.vgg_unet import preprocess
+from .model.vgg_unet import input_mean
 
 
 class CropSettings(Protocol):
@@ -88,11 +88,17 @@ class CropSampler:
     def batch(self) -> tuple[np.ndarray, np.ndarray]:
         crops = [self.crop() for _ in range(self.s.batch_size)]
         x = np.stack([c[0] for c in crops]).astype(np.float32)
+        # jitter and casts see each view (plane, crossed polars) as the
+        # RGB photo it is, with the same change for both
+        views = x.reshape(*x.shape[:-1], -1, 3)
         if self.s.augment:
-            x = self._jitter(x)
+            views = self._jitter(views)
         if self.s.colour_augment:
-            x = np.stack([colour_cast(img, self.rng) for img in x])
-        x = np.stack([preprocess(img) for img in x])
+            views = np.stack([colour_cast(img, self.rng) for img in views])
+        # the mean subtracted from the 0..255 values as they are, as at
+        # prediction: not through ``preprocess``, which would stretch a
+        # float crop's own range onto 0..255
+        x = views.reshape(x.shape) - input_mean(x.shape[-1])
         oh, ow = self.s.input_height // 2, self.s.input_width // 2
         y = np.stack([resize_nearest(c[1], oh, ow).ravel() for c in crops])
         return x, y.astype(np.int32)
@@ -104,6 +110,7 @@ class CropSampler:
         out = np.empty_like(x)
         for i, img in enumerate(x):
             b, c, s = self.rng.uniform(0.9, 1.1, 3)
+            # (..., 3): RGB last, views of a stack alike
             gray = img @ np.array([0.2125, 0.7154, 0.0721], np.float32)
             img = gray[..., None] + s * (img - gray[..., None])
             img = img.mean() + c * (img - img.mean())
@@ -147,7 +154,8 @@ def colour_matrix(temperature, tint, saturation, hue_degrees) -> np.ndarray:
 
 
 def colour_cast(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """``image`` (float32 RGB, 0..255) as another microscope might show
+    """``image`` (float32 RGB, 0..255, ``(H, W, 3)`` or a stack of views
+    ``(H, W, views, 3)``, all cast alike) as another microscope might show
     it: a random white balance, gamma, saturation and small hue turn, and
     with chance :data:`BLUR_NOISE_CHANCE` each a slight blur and sensor
     noise. Float32 RGB 0..255 out (rounded)."""
@@ -164,7 +172,7 @@ def colour_cast(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     out = np.power(out, np.float32(gamma)) * np.float32(255)
     if rng.random() < BLUR_NOISE_CHANCE:
         sigma = rng.uniform(0.3, BLUR_SIGMA)
-        out = gaussian_filter(out, (sigma, sigma, 0))
+        out = gaussian_filter(out, (sigma, sigma) + (0,) * (out.ndim - 2))
     if rng.random() < BLUR_NOISE_CHANCE:
         sd = rng.uniform(0, NOISE_SD)
         out = out + rng.normal(0, sd, out.shape).astype(np.float32)

@@ -3,13 +3,18 @@
 The layout is keras-segmentation's::
 
     DIR/images_prepped_train/<stem>.png        the thin section (RGB)
+    DIR/images_xpl_prepped_train/<stem>.png    the same field between
+                                               crossed polars (optional)
     DIR/annotations_prepped_train/<stem>.png   class id per pixel (uint8)
     DIR/images_prepped_test/...                held-out pairs, when asked
     DIR/annotations_prepped_test/...
     DIR/classes.json                           the class scheme
 
 Images and annotations pair up by file stem. ``images/`` + ``annotations/``
-(the shorter names of the shipped seed data) are read as well. Pairs in
+(the shorter names of the shipped seed data) are read as well, with
+``images_xpl/``. With a crossed-polars folder, every image has its
+crossed-polarised twin of the same stem there, and a pair's image is the
+two stacked (:func:`~.imaging.convert.stack_views`, 6 channels). Pairs in
 memory (:class:`Pair`) are checked for training (:func:`check_pairs`) and
 split for testing or validation (:func:`split_names`, :func:`hold_out`)
 here too.
@@ -26,7 +31,13 @@ import numpy as np
 
 from .errors import ThinsegError
 from .imaging.atomic import StagedFiles, refuse_existing
-from .imaging.convert import rgb8
+from .imaging.convert import (
+    describe_views,
+    n_views,
+    rgb8,
+    stack_views,
+    views8,
+)
 from .imaging.files import (
     IMAGE_SUFFIXES,
     check_image,
@@ -50,6 +61,17 @@ def images_dir(root: str | Path, split: str = "train") -> Path:
 
 def annotations_dir(root: str | Path, split: str = "train") -> Path:
     return Path(root) / f"annotations_prepped_{split}"
+
+
+def xpl_dir(images: str | Path) -> Path:
+    """The crossed-polars folder beside an images folder:
+    ``images_prepped_train`` -> ``images_xpl_prepped_train``,
+    ``images`` -> ``images_xpl``."""
+    images = Path(images)
+    name = images.name
+    if name.startswith("images"):
+        return images.with_name("images_xpl" + name[len("images") :])
+    return images.with_name(name + "_xpl")
 
 
 @dataclass(frozen=True)
@@ -151,8 +173,17 @@ def export_dataset(
             f"two pairs would both be named {sorted(dupes)[0]!r}"
         )
     labels_u8 = []
+    views = {n_views(p.image) for p in pairs}
+    if len(views) > 1:
+        raise ThinsegError(
+            "some pairs are plane + crossed polars and some RGB photos: "
+            "export one kind at a time"
+        )
     for pair in pairs:
-        check_image(pair.image, pair.name)
+        check_image(
+            pair.image[..., :3] if n_views(pair.image) > 1 else pair.image,
+            pair.name,
+        )
         labels = check_labels(pair.labels, f"{pair.name} labels")
         shape = pair.image.shape[:2]
         if labels.shape != shape:
@@ -179,7 +210,11 @@ def export_dataset(
                 annotations_dir(root, split) / f"{stem}.png",
             )
         )
-    refuse_existing([p for _, i, a in targets for p in (i, a)], overwrite)
+    with_xpl = views == {2}
+    paths = [p for _, i, a in targets for p in (i, a)]
+    if with_xpl:
+        paths += [xpl_dir(i.parent) / i.name for _, i, _ in targets]
+    refuse_existing(paths, overwrite)
     scheme_path = root / SCHEME_FILENAME
     if scheme_path.exists() and not overwrite:
         old = ClassScheme.load(scheme_path)
@@ -195,10 +230,18 @@ def export_dataset(
         for split in sorted({t[0] for t in targets}):
             staged.make_dir(images_dir(root, split))
             staged.make_dir(annotations_dir(root, split))
+            if with_xpl:
+                staged.make_dir(xpl_dir(images_dir(root, split)))
         for k, (pair, labels, stem, (split, img_path, ann_path)) in enumerate(
             zip(pairs, labels_u8, stems, targets, strict=True)
         ):
-            staged.write(img_path, encode_png(rgb8(pair.image)))
+            ppl = views8(pair.image)[..., :3] if with_xpl else pair.image
+            staged.write(img_path, encode_png(rgb8(ppl)))
+            if with_xpl:
+                xpl = views8(pair.image)[..., 3:]
+                staged.write(
+                    xpl_dir(img_path.parent) / img_path.name, encode_png(xpl)
+                )
             staged.write(ann_path, encode_png(labels))
             getattr(result, split).append(stem)
             yield Progress(k + 1, len(pairs), stem)
@@ -216,6 +259,8 @@ class Sample:
     split: str
     image_path: Path
     annotation_path: Path | None
+    xpl_path: Path | None = None
+    """The crossed-polarised twin, where the dataset has them."""
 
 
 def _image_files(folder: Path) -> dict[str, Path]:
@@ -254,8 +299,9 @@ def pair_files(
     annotation files that have no image.
     """
     imgs, anns = _image_files(images), _image_files(annotations)
+    xpls = _image_files(xpl_dir(images)) if xpl_dir(images).is_dir() else {}
     samples = [
-        Sample(stem, split, path, anns.get(stem))
+        Sample(stem, split, path, anns.get(stem), xpls.get(stem))
         for stem, path in imgs.items()
     ]
     orphans = [anns[s] for s in sorted(set(anns) - set(imgs))]
@@ -286,14 +332,22 @@ def read_dataset(root: str | Path) -> tuple[list[Sample], ClassScheme]:
 
 # -- pairs for training -------------------------------------------------------
 def pairs_from_folders(
-    images: str | Path, annotations: str | Path
+    images: str | Path,
+    annotations: str | Path,
+    xpl_images: str | Path | None = None,
 ) -> list[Pair]:
-    """Read every matched (image, annotation) pair of two folders."""
+    """Read every matched (image, annotation) pair of two folders; with
+    ``xpl_images``, each image stacked with its crossed-polarised twin of
+    the same stem there (6 channels)."""
     images, annotations = Path(images), Path(annotations)
-    for folder in (images, annotations):
+    folders = [images, annotations]
+    if xpl_images is not None:
+        folders.append(Path(xpl_images))
+    for folder in folders:
         if not folder.is_dir():
             raise ThinsegError(f"{folder}: no such folder")
     samples, orphans = pair_files(images, annotations)
+    xpls = _image_files(Path(xpl_images)) if xpl_images is not None else {}
     missing = [s for s in samples if s.annotation_path is None]
     if missing:
         raise ThinsegError(
@@ -304,10 +358,16 @@ def pairs_from_folders(
         raise ThinsegError(f"{orphans[0]}: annotation without an image")
     if not samples:
         raise ThinsegError(f"{images}: no images")
+    lacking = [s for s in samples if xpls and s.name not in xpls]
+    if xpl_images is not None and (lacking or not xpls):
+        where = lacking[0].image_path if lacking else samples[0].image_path
+        raise ThinsegError(
+            f"{where}: no crossed-polarised image of that name in {xpl_images}"
+        )
     return [
         Pair(
             s.name,
-            read_image(s.image_path),
+            read_views(s.image_path, xpls.get(s.name)),
             read_annotation(s.annotation_path),
             str(s.annotation_path),
         )
@@ -315,14 +375,26 @@ def pairs_from_folders(
     ]
 
 
+def read_views(image: Path, xpl: Path | None = None) -> np.ndarray:
+    """A photo (uint8 RGB), or with ``xpl`` the plane- and
+    crossed-polarised photos stacked (6 channels), their sizes checked."""
+    if xpl is None:
+        return read_image(image)
+    try:
+        return stack_views(read_image(image), read_image(xpl))
+    except ThinsegError as exc:
+        raise ThinsegError(f"{image} and {xpl}: {exc}") from None
+
+
 def check_pairs(pairs: Sequence[Pair], n_classes: int) -> list[Pair]:
-    """uint8 RGB images and uint8 labels, refusing what can't be learnt."""
+    """uint8 images (RGB, or plane + crossed polars stacked: all alike)
+    and uint8 labels, refusing what can't be learnt."""
     if not pairs:
         raise ThinsegError("no training images")
     out = []
     for p in pairs:
         labels = check_labels(p.labels, p.where)
-        image = rgb8(np.asarray(p.image))
+        image = views8(np.asarray(p.image))
         if labels.shape != image.shape[:2]:
             raise ThinsegError(
                 f"{p.where}: image {image.shape[0]}x{image.shape[1]} and "
@@ -334,4 +406,10 @@ def check_pairs(pairs: Sequence[Pair], n_classes: int) -> list[Pair]:
                 f"(class ids run 0..{n_classes - 1})"
             )
         out.append(Pair(p.name, image, labels, p.source))
+        if image.shape[-1] != out[0].image.shape[-1]:
+            raise ThinsegError(
+                f"{p.where}: {describe_views(image)}, but "
+                f"{out[0].where}: {describe_views(out[0].image)}; train on "
+                "one kind of input"
+            )
     return out

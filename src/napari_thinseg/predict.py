@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ThinsegError
-from .imaging.convert import rgb8
+from .imaging.convert import describe_views, n_views, views8
 from .imaging.files import check_image, is_stack
 from .imaging.resize import resize_bilinear, resize_nearest
 from .metrics import confusion_matrix, iou_from_confusion
@@ -107,7 +107,7 @@ def predict_resize_output(model, config: ModelConfig, image) -> np.ndarray:
     """Softmax at the model's output size after resizing the whole image
     (exactly keras-segmentation's ``predict`` before its argmax, float32)."""
     x = preprocess(
-        resize_bilinear(rgb8(image), config.input_height, config.input_width)
+        resize_bilinear(views8(image), config.input_height, config.input_width)
     )
     return _forward(float32_model(model, config), x[None], config)[0]
 
@@ -155,6 +155,23 @@ def tile_shape(model, config, height, width, tile=None) -> tuple[int, int]:
     )
 
 
+def check_model_input(image: np.ndarray, config: ModelConfig) -> None:
+    """Refuse an image the model cannot take: not an image, or RGB for a
+    plane + crossed polars model (and the other way round)."""
+    views = n_views(image) if image.ndim == 3 else 1
+    if views != config.n_views:
+        raise ThinsegError(
+            f"the model takes {describe_views(config.input_channels)}; "
+            f"this image is {describe_views(image)}"
+            + (
+                ": give the crossed-polarised image too"
+                if config.n_views > views
+                else ": give the plane-polarised image alone"
+            )
+        )
+    check_image(image[..., :3] if views > 1 else image)
+
+
 def predict_image(
     model,
     config: ModelConfig,
@@ -174,7 +191,9 @@ def predict_image(
     model, config
         From :func:`~.model.checkpoints.load_model` or training.
     image : ndarray
-        2D gray, RGB or RGBA, any dtype.
+        2D gray, RGB or RGBA, any dtype; for a plane + crossed polars
+        model, both photos side by side ``(H, W, 6)``
+        (:func:`~.imaging.convert.stack_views`).
     mode : {"tile", "resize"}
         See the module docstring.
     overlap : float
@@ -201,8 +220,8 @@ def predict_image(
         resolve_precision(precision)  # the one message for a bad name
     check_tile(tile)
     image = np.asarray(image)
-    check_image(image)
-    if is_stack(image):
+    check_model_input(image, config)
+    if config.n_views == 1 and is_stack(image):
         raise ThinsegError(
             f"expected a 2D image, got shape {image.shape}; predict a stack "
             "plane by plane"
@@ -216,7 +235,7 @@ def predict_image(
             "keras-segmentation's, unchanged"
         )
     if mode == "resize":
-        probs = predict_resize_output(model, config, rgb8(image))
+        probs = predict_resize_output(model, config, views8(image))
         yield Progress(1, 1, "resized image")
         labels = resize_nearest(class_map(probs, exclude_zero), height, width)
         conf = None
@@ -283,7 +302,7 @@ def _training_size_forward(model, config, batch_size, precision):
         def forward(tiles: np.ndarray) -> np.ndarray:
             n = len(tiles)
             if n < batch_size:
-                pad = np.zeros((batch_size - n, th, tw, 3), np.uint8)
+                pad = np.zeros((batch_size - n, *tiles.shape[1:]), np.uint8)
                 tiles = np.concatenate([tiles, pad])
             return _finite(network.probabilities(tiles).numpy()[:n])
 

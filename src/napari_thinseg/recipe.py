@@ -5,10 +5,13 @@ schedule, and which epoch to keep.
   0 (unlabelled) is left out and the mean runs over labelled pixels only,
   so a few brush strokes weigh in fully.
 - **Class balance** (optional): each class's loss is weighted by
-  ``min(CAP, median share / its share)`` of the labelled pixels, scaled so
-  that the labelled pixels' mean weight is 1: rare cements or opaques
-  count as much as they are rare (up to :data:`CAP` times), the loss keeps
-  its scale.
+  ``min(CAP, sqrt(median share / its share))`` of the labelled pixels,
+  scaled so that the labelled pixels' mean weight is 1: rare cements or
+  opaques count more the rarer they are (up to :data:`CAP` times), the
+  loss keeps its scale. The square root because the full inverse
+  frequency (median-frequency balancing) starved the common minerals:
+  with 10 sandstone classes it gave quartz 0.23 against up to 8.6 for
+  rare ones, and quartz IoU fell.
 - **Schedule** (optional): a linear warm-up over the first
   :data:`WARMUP_SHARE` of the steps to the learning rate, then a cosine
   decay to :data:`FINAL_SHARE` of it (Keras' ``CosineDecay``).
@@ -42,6 +45,9 @@ DEFAULT_LEARNING_RATES = {
 which keras-segmentation used; Keras 3's 0.001 barely moves)."""
 CAP = 10.0
 """Largest class weight relative to the median class."""
+BALANCE_POWER = 0.5
+"""Power of the median-share ratio a class is weighted by (1 would be
+median-frequency balancing)."""
 WARMUP_SHARE = 0.05
 """Share of the steps spent warming up (``cosine`` schedule)."""
 FINAL_SHARE = 0.01
@@ -53,6 +59,7 @@ def class_weights(
     n_classes: int,
     ignore_zero: bool = True,
     cap: float = CAP,
+    power: float = BALANCE_POWER,
 ) -> np.ndarray:
     """Loss weight per class (``(n_classes,)`` float32) from the labelled
     pixels' class shares; see the module docstring.
@@ -73,7 +80,7 @@ def class_weights(
     share = counts / counts.sum()
     weights = np.zeros(n_classes)
     weights[present] = np.minimum(
-        cap, np.median(share[present]) / share[present]
+        cap, (np.median(share[present]) / share[present]) ** power
     )
     # the labelled pixels' mean weight is 1: the loss keeps its scale
     weights /= float((share * weights).sum())

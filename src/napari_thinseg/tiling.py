@@ -29,7 +29,7 @@ from collections.abc import Callable, Generator
 
 import numpy as np
 
-from .imaging.convert import float_range, rgb8
+from .imaging.convert import float_range, views8
 from .overlap import map_ahead
 from .progress import Progress
 
@@ -93,9 +93,9 @@ def blend_weight(height: int, width: int) -> np.ndarray:
 
 
 def tile_rgb(image, y, x, th, tw, value_range) -> np.ndarray:
-    """uint8 RGB of the (th, tw) tile at (y, x), reflect-padded where the
-    image is smaller than the tile."""
-    rgb = rgb8(image[y : y + th, x : x + tw], value_range)
+    """uint8 RGB (or stacked views) of the (th, tw) tile at (y, x),
+    reflect-padded where the image is smaller than the tile."""
+    rgb = views8(image[y : y + th, x : x + tw], value_range)
     pad_h, pad_w = th - rgb.shape[0], tw - rgb.shape[1]
     if pad_h or pad_w:
         mode = "reflect" if min(rgb.shape[:2]) > 1 else "edge"
@@ -105,7 +105,8 @@ def tile_rgb(image, y, x, th, tw, value_range) -> np.ndarray:
 
 # -- test-time augmentation ---------------------------------------------------
 Forward = Callable[[np.ndarray], np.ndarray]
-"""Tiles ``(B, h, w, 3)`` uint8 -> class probabilities ``(B, h, w, n)``."""
+"""Tiles ``(B, h, w, channels)`` uint8 -> class probabilities
+``(B, h, w, n)``."""
 DIHEDRAL = tuple((turns, flip) for turns in range(4) for flip in (False, True))
 """The 8 flips and quarter turns of a tile: (quarter turns, mirrored)."""
 

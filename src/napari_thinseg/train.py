@@ -28,6 +28,7 @@ import numpy as np
 from .augment import CropSampler, validation_crops
 from .dataset import Pair, check_pairs
 from .errors import ThinsegError
+from .imaging.convert import describe_views
 from .imaging.resize import resize_nearest
 from .metrics import confusion_matrix, iou_from_confusion
 from .model import checkpoints as ck
@@ -228,22 +229,41 @@ def train(
             f"n_classes {n_classes} is too small for scheme {scheme.name!r} "
             f"(ids up to {scheme.max_id})"
         )
+    pairs = check_pairs(pairs, n_classes)
+    validation = check_pairs(validation, n_classes) if validation else []
+    channels = pairs[0].image.shape[-1]
+    if validation and validation[0].image.shape[-1] != channels:
+        raise ThinsegError(
+            f"validation {validation[0].where}: "
+            f"{describe_views(validation[0].image)}, the training images: "
+            f"{describe_views(pairs[0].image)}"
+        )
     base = None
     if model is not None and config is not None:
+        if config.input_channels > channels:
+            raise ThinsegError(
+                "the base model takes "
+                f"{describe_views(config.input_channels)}; these "
+                f"images are {describe_views(pairs[0].image)}: give the "
+                "crossed-polarised images too, or start from an RGB model"
+            )
         mapping = class_mapping(
             config.class_scheme, config.n_classes, scheme, n_classes
         )
-        if not is_identity(mapping, config.n_classes, n_classes):
-            # other classes: a new network, the base's weights transferred
+        if (
+            not is_identity(mapping, config.n_classes, n_classes)
+            or config.input_channels != channels
+        ):
+            # other classes or another input: a new network, the base's
+            # weights transferred
             base, model = (model, config.class_scheme), None
-    pairs = check_pairs(pairs, n_classes)
-    validation = check_pairs(validation, n_classes) if validation else []
     sampler = CropSampler(pairs, settings, settings.ignore_zero)
 
     new_config = ModelConfig(
         n_classes,
         settings.input_height,
         settings.input_width,
+        channels,
         scheme=scheme.to_dict(),
         trained_on={
             "images": [p.name for p in pairs][:200],
@@ -283,6 +303,10 @@ def train(
                 "from_classes": config.n_classes,
                 "kept": {str(t): s for t, s in transfer.kept.items()},
             }
+            if transfer.channels:
+                new_config.trained_on["transfer"]["from_channels"] = (
+                    transfer.channels[0]
+                )
     elif compute_dtype(model) != precision or model.input_shape[1:3] != (
         settings.input_height,
         settings.input_width,

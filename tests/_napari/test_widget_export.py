@@ -48,7 +48,7 @@ def open_widget(viewer) -> ExportWidget:
 def row_map(widget) -> dict:
     return {
         im.name: (ok, None if lb is None else lb.name)
-        for im, ok, lb in widget.rows()
+        for im, ok, lb, _ in widget.rows()
     }
 
 

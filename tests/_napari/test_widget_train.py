@@ -98,7 +98,8 @@ def test_train_from_manifest_then_resume_and_stop(
     add_pair(viewer, "b", 2)
     widget = open_widget(viewer)
     assert [
-        (im.name, ok, lb.name) for im, ok, lb in widget.form.pairs_table.rows()
+        (im.name, ok, lb.name)
+        for im, ok, lb, _ in widget.form.pairs_table.rows()
     ] == [
         ("a", True, "a labels"),
         ("b", True, "b labels"),
@@ -191,7 +192,7 @@ def test_errors_are_notifications(
         name="a confidence",
         metadata={_common.CONFIDENCE_KEY: True},
     )
-    assert [im.name for im, _, _ in widget.form.pairs_table.rows()] == ["a"]
+    assert [im.name for im, *_ in widget.form.pairs_table.rows()] == ["a"]
     make_tiny(widget, tmp_path)
     widget.form.pairs_table.set_row("a", checked=False)
     widget.start_button.click()

@@ -1,7 +1,9 @@
 """Reader contribution: open a keras-segmentation dataset folder.
 
-Each image comes in as an image layer named by its stem, its annotation as a
-Labels layer ``"<stem> labels"`` in the dataset's class scheme.
+Each image comes in as an image layer named by its stem, its
+crossed-polarised twin (where the dataset has them) as ``"<stem> XPL"``,
+hidden, and its annotation as a Labels layer ``"<stem> labels"`` in the
+dataset's class scheme.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ def read_dataset_layers(path):
         image = read_image(s.image_path)
         name = s.name if s.split == "train" else f"{s.name} ({s.split})"
         layers.append((image, {"name": name}, "image"))
+        if s.xpl_path is not None:
+            xpl = {"name": f"{name} XPL", "visible": False}
+            layers.append((read_image(s.xpl_path), xpl, "image"))
         if s.annotation_path is not None:
             labels = read_annotation(s.annotation_path)
             layers.append(labels_layer_data(labels, scheme, f"{name} labels"))

@@ -1,9 +1,10 @@
 """The ``thinseg`` command: the plugin's work, headless.
 
 A thin shell over the pipeline modules, one module per group of commands:
-:mod:`.label` (autolabel, colorize, synth), :mod:`.model` (train, predict,
-evaluate_model, verify_dataset: keras-segmentation's flags), :mod:`.measure`
-(stats) and :mod:`.rocktype` (rocktype). Bad input exits with status 2 and
+:mod:`.label` (autolabel, colorize, synth), :mod:`.model` (train) and
+:mod:`.predict` (predict, evaluate_model, verify_dataset: with train,
+keras-segmentation's flags), :mod:`.measure` (stats) and :mod:`.rocktype`
+(rocktype). Bad input exits with status 2 and
 one line on stderr naming the file and the problem; nothing on disk is
 replaced without ``--overwrite``.
 """
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 
 from .._version import __version__
 from ..errors import OUT_OF_MEMORY, ThinsegError, is_out_of_memory
-from . import label, measure, model, rocktype
+from . import label, measure, model, predict, rocktype
 from ._common import ThinsegParser
 
 
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     label.add_commands(sub)
     model.add_commands(sub)
+    predict.add_commands(sub)
     measure.add_commands(sub)
     rocktype.add_commands(sub)
     return parser

@@ -74,3 +74,68 @@ def rgb8(
     elif image.shape[-1] in (1, 2):
         image = np.repeat(image[..., :1], 3, axis=-1)
     return image[..., :3]
+
+
+VIEW_NAMES = ("plane-polarised (PPL)", "crossed-polarised (XPL)")
+"""What the 3-channel views of a multi-view model input are, in order."""
+MAX_VIEWS = 4
+
+
+def n_views(image: np.ndarray) -> int:
+    """How many co-registered RGB views an array holds: 2 for a plane +
+    crossed polars stack ``(H, W, 6)``, 1 for any gray/RGB/RGBA image."""
+    image = np.asarray(image)
+    channels = image.shape[-1] if image.ndim == 3 else 1
+    if channels > 4 and channels % 3 == 0 and channels // 3 <= MAX_VIEWS:
+        return channels // 3
+    return 1
+
+
+def views8(
+    image: np.ndarray, value_range: tuple[float, float] | None = None
+) -> np.ndarray:
+    """An image as the network's uint8 input: :func:`rgb8` of a one-view
+    image, each view's :func:`rgb8` side by side for a stack of views
+    (``(H, W, 3 * views)``)."""
+    views = n_views(image)
+    if views == 1:
+        return rgb8(image, value_range)
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        return image
+    return np.round(to_float(image, value_range) * 255).astype(np.uint8)
+
+
+def stack_views(*images: np.ndarray) -> np.ndarray:
+    """Co-registered photos of one field (plane polars first, then crossed
+    polars) as one ``(H, W, 3 * n)`` uint8 model input.
+
+    Raises
+    ------
+    ThinsegError
+        The photos differ in size.
+    """
+    if not images:
+        raise ThinsegError("no images to stack")
+    rgbs = [rgb8(im) for im in images]
+    shapes = {im.shape[:2] for im in rgbs}
+    if len(shapes) > 1:
+        sizes = " and ".join(f"{h}x{w}" for h, w in sorted(shapes))
+        raise ThinsegError(
+            f"the plane- and crossed-polarised images must be the same "
+            f"field, pixel to pixel: they are {sizes}"
+        )
+    return rgbs[0] if len(rgbs) == 1 else np.concatenate(rgbs, axis=-1)
+
+
+def describe_views(image: np.ndarray | int) -> str:
+    """What an image (or a model input of that many channels) is:
+    ``"plane + crossed polars (6 channels)"``, ``"an RGB photo"``..."""
+    if isinstance(image, int):
+        image = np.zeros((1, 1, image), np.uint8)
+    views = n_views(image)
+    if views == 1:
+        return "an RGB photo"
+    if views == 2:
+        return "plane + crossed polars (6 channels)"
+    return f"{views} stacked photos ({3 * views} channels)"

@@ -29,6 +29,7 @@ _HINTS = {
     "input_height": f"a multiple of 32 in 32..{MAX_INPUT_SIDE}",
     "input_width": f"a multiple of 32 in 32..{MAX_INPUT_SIDE}",
     "n_classes": f"an integer in 2..{MAX_CLASSES}",
+    "input_channels": "3 (RGB) or 6 (plane + crossed polars)",
 }
 
 CONFIG_SCHEMA = {
@@ -41,6 +42,7 @@ CONFIG_SCHEMA = {
         "n_classes": {"type": "integer", "minimum": 2, "maximum": MAX_CLASSES},
         "input_height": _SIDE_SCHEMA,
         "input_width": _SIDE_SCHEMA,
+        "input_channels": {"type": "integer", "enum": [3, 6, 9, 12]},
         "output_height": {"type": "integer", "minimum": 1},
         "output_width": {"type": "integer", "minimum": 1},
         "scheme": {"type": ["object", "null"]},
@@ -107,11 +109,17 @@ def check_input_size(height, width) -> None:
 @dataclass
 class ModelConfig:
     """What keras-segmentation writes to ``<checkpoints>_config.json``, and
-    ours besides (class scheme, preprocessing, version, training data)."""
+    ours besides (class scheme, preprocessing, version, training data).
+
+    ``input_channels`` is 3 for an RGB photo (keras-segmentation's model,
+    and then not written), 6 for plane + crossed polars stacked (our
+    extension: keras-segmentation cannot load such a checkpoint).
+    """
 
     n_classes: int
     input_height: int = 416
     input_width: int = 608
+    input_channels: int = 3
     model_class: str = MODEL_CLASS
     scheme: dict | None = None
     preprocessing: str = "sub_mean"
@@ -132,6 +140,11 @@ class ModelConfig:
         return self.input_width // 2
 
     @property
+    def n_views(self) -> int:
+        """Co-registered RGB photos per input (2: plane + crossed polars)."""
+        return self.input_channels // 3
+
+    @property
     def class_scheme(self) -> ClassScheme:
         """The scheme stored with the model; the seed scheme (or generic
         class names) when the checkpoint came without one."""
@@ -143,6 +156,8 @@ class ModelConfig:
 
     def to_json_dict(self) -> dict:
         data = asdict(self)
+        if data["input_channels"] == 3:
+            del data["input_channels"]  # keras-segmentation's config
         return {
             "model_class": data.pop("model_class"),
             "n_classes": data.pop("n_classes"),

@@ -68,13 +68,19 @@ def read_keras_config(path: str | Path) -> ModelConfig:
             shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
         if "filters" in cfg:
             filters = cfg["filters"]
-    if not (isinstance(shape, list) and len(shape) == 4 and shape[-1] == 3):
+    if not (
+        isinstance(shape, list) and len(shape) == 4 and shape[-1] in (3, 6)
+    ):
         raise ThinsegError(
-            f"{path}: input shape {shape} is not an RGB image batch"
+            f"{path}: input shape {shape} is not a batch of RGB images "
+            "(or of plane + crossed polars pairs)"
         )
     try:
         return ModelConfig(
-            n_classes=filters, input_height=shape[1], input_width=shape[2]
+            n_classes=filters,
+            input_height=shape[1],
+            input_width=shape[2],
+            input_channels=shape[-1],
         )
     except ThinsegError as exc:
         raise ThinsegError(f"{path}: not a VGG-UNet ({exc})") from None

@@ -7,6 +7,12 @@ made anew for the target scheme, and each target class that the source
 model also has (the same name; ids may differ) keeps its filter and bias,
 so a fine-tune starts from "pore is pore" and only the new classes start
 from scratch. Class 0 (unlabelled) maps to class 0.
+
+An RGB model also transfers to a plane + crossed polars one (6 input
+channels): the first convolution's kernel is the RGB kernel once per view,
+divided by the number of views, so the new network starts as the old one
+would see the mean of the two photos, and training learns what crossed
+polars add.
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ from .weights import weight_layers
 
 HEAD = "head_conv"
 """The output layer: the only one whose shape depends on the classes."""
+FIRST = "block1_conv1"
+"""The first convolution: the only one whose shape depends on the input
+channels."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +40,8 @@ class Transfer:
 
     kept: dict[int, int]
     new: tuple[int, ...]
+    channels: tuple[int, int] | None = None
+    """(source, target) input channels when they differ."""
 
     def describe(self, scheme: ClassScheme) -> str:
         """One line: which classes kept their output weights."""
@@ -45,10 +56,16 @@ class Transfer:
             )
 
         kept = [i for i in sorted(self.kept) if i > 0]
-        return (
+        line = (
             f"kept the output weights of {names(kept)}; "
             f"new: {names([i for i in self.new if i > 0])}"
         )
+        if self.channels:
+            line += (
+                f"; input widened from {self.channels[0]} to "
+                f"{self.channels[1]} channels"
+            )
+        return line
 
 
 def class_mapping(
@@ -96,8 +113,20 @@ def transfer_weights(
     n_source = source_model.output_shape[-1]
     n_target = target_model.output_shape[-1]
     mapping = class_mapping(source_scheme, n_source, target_scheme, n_target)
+    c_source = source_model.input_shape[-1]
+    c_target = target_model.input_shape[-1]
+    if c_target % c_source:
+        raise ThinsegError(
+            f"the base model takes {c_source} input channels: it cannot "
+            f"start a model of {c_target} (use a base of 3 channels)"
+        )
     for layer in targets:
         arrays = sources[layer.name].get_weights()
+        if layer.name == FIRST and c_target != c_source:
+            # each view gets the RGB filters, shared out between the views
+            views = c_target // c_source
+            kernel, bias = arrays
+            arrays = [np.concatenate([kernel] * views, axis=2) / views, bias]
         if layer.name == HEAD:
             kernel, bias = (np.array(a) for a in layer.get_weights())
             src_kernel, src_bias = arrays
@@ -113,4 +142,5 @@ def transfer_weights(
             )
         layer.set_weights(arrays)
     new = tuple(i for i in range(n_target) if i not in mapping)
-    return Transfer(dict(sorted(mapping.items())), new)
+    channels = (c_source, c_target) if c_source != c_target else None
+    return Transfer(dict(sorted(mapping.items())), new, channels)

@@ -9,7 +9,9 @@ probabilities at half the input resolution, flattened to
 has it. 12,325,254 parameters for 6 classes at 416 x 608.
 
 The network sees RGB minus the ImageNet means (keras-segmentation's
-"sub_mean" preprocessing). It is fully convolutional but for the final
+"sub_mean" preprocessing); a plane + crossed polars model sees both
+photos side by side (6 channels, the means subtracted from each), which
+changes only the first convolution. It is fully convolutional but for the final
 flattening, so :func:`rebuild` makes it at any other input size (and
 precision) with the same weights, and :func:`inference_function` wraps
 such a copy for tiled prediction. TensorFlow / Keras are imported inside
@@ -21,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ThinsegError
-from ..imaging.convert import rgb8
+from ..imaging.convert import views8
 from .backend import dtype_policy, tensorflow
 from .config import MODEL_CLASS, ModelConfig
 from .weights import assign_weights, read_hdf5_weights, weight_layers
@@ -38,6 +40,7 @@ def vgg_unet(
     input_height: int = 416,
     input_width: int = 608,
     encoder_weights: str | None = None,
+    input_channels: int = 3,
 ):
     """Build the VGG-UNet.
 
@@ -49,13 +52,19 @@ def vgg_unet(
         Multiples of 32.
     encoder_weights : {None, "imagenet"}
         Random encoder, or ImageNet VGG16 (downloads once; needs internet).
+    input_channels : int
+        3 (an RGB photo), or 6 (plane + crossed polars side by side); only
+        the first convolution's kernel depends on it.
     """
-    ModelConfig(n_classes, input_height, input_width)  # validates
+    # validates
+    ModelConfig(n_classes, input_height, input_width, input_channels)
     tensorflow()
     import keras
     from keras import layers
 
-    img_input = keras.Input((input_height, input_width, 3), name="input_1")
+    img_input = keras.Input(
+        (input_height, input_width, input_channels), name="input_1"
+    )
     x = img_input
     skips = []
     for block, (filters, n_conv) in enumerate(
@@ -109,6 +118,11 @@ def vgg_unet(
     o = layers.Activation("softmax", name="head_softmax", dtype="float32")(o)
     model = keras.Model(img_input, o, name=MODEL_CLASS)
     if encoder_weights == "imagenet":
+        if input_channels != 3:
+            raise ThinsegError(
+                "ImageNet VGG16 takes RGB photos: start a plane + crossed "
+                "polars model from random or from a shipped model"
+            )
         load_imagenet_encoder(model)
     elif encoder_weights is not None:
         raise ThinsegError(
@@ -125,6 +139,7 @@ def build(config: ModelConfig, encoder_weights: str | None = None):
         config.input_height,
         config.input_width,
         encoder_weights,
+        config.input_channels,
     )
 
 
@@ -139,7 +154,9 @@ def rebuild(model, config: ModelConfig, height, width, precision):
     ``precision`` (a resolved one, see
     :func:`~.backend.resolve_precision`), holding ``model``'s weights."""
     with dtype_policy(precision):
-        twin = vgg_unet(config.n_classes, height, width)
+        twin = vgg_unet(
+            config.n_classes, height, width, None, config.input_channels
+        )
     copy_weights(model, twin)
     return twin
 
@@ -155,18 +172,20 @@ def copy_weights(source, target) -> None:
 
 def inference_function(model, batch: int, jit_compile: bool = False):
     """``model``'s class probabilities as one ``tf.function`` of a fixed
-    batch shape (traced once): uint8 RGB tiles ``(batch, h, w, 3)`` in,
+    batch shape (traced once): uint8 tiles ``(batch, h, w, channels)`` in,
     float32 softmax ``(batch, h, w, n_classes)`` out, brought from the
     network's half resolution to the tiles' by bilinear interpolation.
     Preprocessing and resizing run in the graph, next to the network;
     ``jit_compile`` compiles it with XLA."""
     tf = tensorflow()
-    _, height, width, _ = model.input_shape
+    _, height, width, channels = model.input_shape
     n_classes = model.output_shape[-1]
-    mean = tf.constant(IMAGENET_MEAN_RGB, tf.float32)
+    mean = tf.constant(input_mean(channels), tf.float32)
 
     @tf.function(
-        input_signature=[tf.TensorSpec((batch, height, width, 3), tf.uint8)],
+        input_signature=[
+            tf.TensorSpec((batch, height, width, channels), tf.uint8)
+        ],
         jit_compile=jit_compile,
     )
     def probabilities(tiles):
@@ -204,7 +223,13 @@ def load_imagenet_encoder(model) -> None:
             layer.set_weights(by_name[layer.name])
 
 
+def input_mean(channels: int = 3) -> np.ndarray:
+    """What "sub_mean" subtracts: the ImageNet RGB means, once per view."""
+    return np.tile(np.asarray(IMAGENET_MEAN_RGB, np.float32), channels // 3)
+
+
 def preprocess(image: np.ndarray) -> np.ndarray:
-    """RGB (uint8 or any image) -> float32 network input, "sub_mean"."""
-    rgb = rgb8(image).astype(np.float32)
-    return rgb - np.asarray(IMAGENET_MEAN_RGB, np.float32)
+    """An image (RGB, or a stack of views; uint8 or any dtype) -> float32
+    network input, "sub_mean"."""
+    views = views8(image).astype(np.float32)
+    return views - input_mean(views.shape[-1])

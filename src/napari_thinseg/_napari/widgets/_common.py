@@ -150,6 +150,8 @@ class LayerCombo(QComboBox):
         ``napari.layers.Labels``, ``napari.layers.Image``, ...
     parent : QWidget, optional
         Qt parent.
+    none : str, optional
+        Offer "no layer" first, with this text (then it is the default).
 
     Attributes
     ----------
@@ -159,10 +161,17 @@ class LayerCombo(QComboBox):
 
     layer_changed = Signal(object)
 
-    def __init__(self, viewer, layer_type: type, parent: QWidget = None):
+    def __init__(
+        self,
+        viewer,
+        layer_type: type,
+        parent: QWidget = None,
+        none: str | None = None,
+    ):
         super().__init__(parent)
         self.viewer = viewer
         self.layer_type = layer_type
+        self._none = none
         self._current = None
         self.currentIndexChanged.connect(self._on_index)
         self._watcher = LayerWatcher(viewer, self.refresh)
@@ -193,7 +202,10 @@ class LayerCombo(QComboBox):
         self.blockSignals(True)
         try:
             self.clear()
-            for layer in layers:
+            if self._none is not None:
+                self.addItem(self._none, None)
+                layers = [None, *layers]
+            for layer in layers[self._none is not None :]:
                 self.addItem(layer.name, layer)
             index = next(
                 (i for i, ly in enumerate(layers) if ly is previous), 0

@@ -4,15 +4,14 @@ A thin shell over :func:`napari_thinseg.predict.predict_image`, a generator
 that yields progress per tile. Model loading and prediction run in one
 napari ``thread_worker`` (:mod:`.predict_job`; TensorFlow is first imported
 there), with a progress bar and a Stop that takes effect within one tile.
-The precision choice (auto, float32, bfloat16) goes to the prediction.
+For a plane + crossed polars model the image is stacked with its
+crossed-polarised twin layer (found by name, or chosen).
 
-The model is the shipped default model, the model just trained in the
-Train widget (:data:`napari_thinseg.model.cache.trained_models`), or a
-chosen checkpoint. Loaded checkpoints are kept by
-:data:`napari_thinseg.model.cache.loaded_models` per prefix and latest
-weights file (path and modification time), so predicting again does not
-rebuild the network, and a checkpoint that gained an epoch is loaded
-afresh.
+The model is a shipped one, the model just trained in the Train widget
+(:data:`napari_thinseg.model.cache.trained_models`), or a checkpoint,
+kept loaded by :data:`napari_thinseg.model.cache.loaded_models` per prefix
+and latest weights file, so predicting again does not rebuild the
+network, and a checkpoint that gained an epoch is loaded afresh.
 
 Results go to the Labels layer ``"<image> prediction"`` (uint8, the
 image's size, scale and translate, the model scheme's colours and class
@@ -67,12 +66,19 @@ from ..notify import (
 from ._common import (
     CONFIDENCE_KEY,
     LayerCombo,
+    LayerWatcher,
     button,
     idle_progress_bar,
     layer_array,
     plane_shape,
     status_label,
     sync_progress,
+)
+from .pair_table import (
+    chosen_twin,
+    crossed_polars_combo,
+    layer_input,
+    match_crossed_polars,
 )
 from .predict_job import PRECISION_TEXT, Done, ModelSource, Tick, predict_job
 
@@ -147,6 +153,7 @@ class PredictWidget(QWidget):
         self._source: ModelSource | None = None
 
         self.image_combo = LayerCombo(napari_viewer, Image)
+        self.xpl_combo = crossed_polars_combo(napari_viewer)
         self.all_images = QCheckBox("all open images")
         self.model_choice = QComboBox()
         for key, text in MODEL_TEXT.items():
@@ -197,6 +204,7 @@ class PredictWidget(QWidget):
         run_row.addWidget(self.stop_button)
         form = QFormLayout()
         form.addRow("image", self.image_combo)
+        form.addRow("crossed polars", self.xpl_combo)
         form.addRow(self.all_images)
         form.addRow("model", self.model_choice)
         form.addRow("checkpoint", checkpoint_row)
@@ -213,8 +221,16 @@ class PredictWidget(QWidget):
         layout.addStretch(1)
 
         self.all_images.toggled.connect(
-            lambda on: self.image_combo.setEnabled(not on)
+            lambda on: (
+                self.image_combo.setEnabled(not on)
+                or self.xpl_combo.setEnabled(not on)
+            )
         )
+        self.image_combo.layer_changed.connect(
+            lambda *_: self._match_twin(another_image=True)
+        )
+        self._twin_watcher = LayerWatcher(napari_viewer, self._match_twin)
+        self._match_twin()
         self.model_choice.currentIndexChanged.connect(self._on_model_changed)
         # test-time augmentation is for tile mode only
         self.mode.currentIndexChanged.connect(
@@ -350,6 +366,8 @@ class PredictWidget(QWidget):
             if skipped:
                 notify_warning(f"not 2D images, skipped: {', '.join(skipped)}")
             images = [ly for ly in images if plane_shape(ly)]
+            twins = {id(match_crossed_polars(ly, images)) for ly in images}
+            images = [ly for ly in images if id(ly) not in twins]
         else:
             layer = self.image_combo.layer()
             images = [] if layer is None else [layer]
@@ -363,6 +381,15 @@ class PredictWidget(QWidget):
                 )
         return images
 
+    def _match_twin(self, another_image: bool = False) -> None:
+        """Choose the image's crossed-polarised twin by name: for another
+        image always, when layers change if one is found."""
+        twin = match_crossed_polars(
+            self.image_combo.layer(), self.xpl_combo.layers()
+        )
+        if twin is not None or another_image:
+            self.xpl_combo.set_layer(twin)
+
     @reports_errors
     def predict(self):
         """Predict the chosen image(s) in a worker thread; returns it."""
@@ -373,9 +400,12 @@ class PredictWidget(QWidget):
         self._targets = images
         self._written = []
         self._source = source
-        arrays = [layer_array(layer) for layer in images]
-        for layer, array in zip(images, arrays, strict=True):
-            check_image(array, layer.name)  # before any work, by name
+        arrays = []
+        for layer in images:
+            check_image(layer_array(layer), layer.name)  # before any work
+            by_name = self.all_images.isChecked()
+            twin = chosen_twin(layer, self.xpl_combo, by_name)
+            arrays.append(layer_input(layer, twin))
         self.predict_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         self.progress_bar.setRange(0, 0)

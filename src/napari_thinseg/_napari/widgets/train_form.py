@@ -383,7 +383,7 @@ class TrainForm(QWidget):
     def _training_shapes(self) -> list[tuple[int, int]]:
         return [
             tuple(layer_array(image).shape[:2])
-            for image, ok, labels in self.pairs_table.rows()
+            for image, ok, labels, _ in self.pairs_table.rows()
             if ok and labels is not None
         ]
 
@@ -428,8 +428,8 @@ class TrainForm(QWidget):
             Anything the run would refuse that can be told now.
         """
         chosen = self.pairs_table.chosen()
-        scheme = dataset_scheme([lb for _, lb in chosen])
-        for _, labels in chosen:
+        scheme = dataset_scheme([lb for _, lb, _ in chosen])
+        for _, labels, _ in chosen:
             if layer_array(labels).ndim != 2:
                 raise ThinsegError(
                     f"{labels.name}: training needs 2D labels layers"
@@ -461,7 +461,7 @@ class TrainForm(QWidget):
     # -- form reactions ----------------------------------------------------
     def _on_pairs_changed(self) -> None:
         try:
-            labels = [lb for _, ok, lb in self.pairs_table.rows() if ok]
+            labels = [lb for _, ok, lb, _ in self.pairs_table.rows() if ok]
             labels = [lb for lb in labels if lb is not None]
             if not labels:
                 self.scheme_label.setText(

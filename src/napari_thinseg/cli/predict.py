@@ -1,0 +1,364 @@
+"""``thinseg predict | evaluate_model | verify_dataset``.
+
+Drop-in for ``python -m keras_segmentation``'s commands of those names: the
+same flags with the same defaults, plus ours (shipped models by name,
+tiles, precision, test-time augmentation, crossed-polarised images). The
+option helpers the train command shares are here too. TensorFlow is
+imported only when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ThinsegError
+from ..model.backend import PRECISIONS
+
+PRECISION_HELP = (
+    "what the network computes in; auto: bfloat16 on CPUs with native "
+    "bfloat16 (AVX512-BF16, AMX), float16 on a GPU, else float32"
+)
+
+
+def add_precision(p) -> None:
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help=PRECISION_HELP,
+    )
+
+
+def _check_model_args(args) -> None:
+    if args.checkpoints_path and args.model:
+        raise ThinsegError("give --model or --checkpoints_path, not both")
+
+
+def _load(args):
+    from ..model import checkpoints as ck
+
+    _check_model_args(args)
+    path = args.checkpoints_path or ck.shipped_model_prefix(
+        args.model or "default"
+    )
+    return ck.load_model(path)
+
+
+def crossed_polars_twins(
+    inputs: list[Path], xpl: str | None, single: bool
+) -> dict[Path, Path]:
+    """``{photo: its crossed-polarised twin}`` for ``--xpl_input_path``
+    (a file for one photo, a folder of the same stems for a folder)."""
+    if not xpl:
+        return {}
+    xpl = Path(xpl)
+    if single:
+        if not xpl.is_file():
+            raise ThinsegError(f"{xpl}: no such crossed-polarised image")
+        return {inputs[0]: xpl}
+    if not xpl.is_dir():
+        raise ThinsegError(
+            f"{xpl}: no such folder (--xpl_input_path must be a folder of "
+            "the same names when --input_path is one)"
+        )
+    from ..imaging.files import list_images
+
+    by_stem = {f.stem: f for f in list_images([xpl])}
+    for src in inputs:
+        if src.stem not in by_stem:
+            raise ThinsegError(
+                f"{src}: no crossed-polarised image of that name in {xpl}"
+            )
+    return {src: by_stem[src.stem] for src in inputs}
+
+
+def check_views_given(config, twins: dict) -> None:
+    """Refuse photos without their crossed-polarised twins for a plane +
+    crossed polars model, and twins for an RGB model, in CLI words."""
+    if config.n_views > 1 and not twins:
+        raise ThinsegError(
+            "the model takes plane + crossed polars: give the "
+            "crossed-polarised images with --xpl_input_path"
+        )
+    if config.n_views == 1 and twins:
+        raise ThinsegError(
+            "the model takes RGB photos only: leave out --xpl_input_path "
+            "(or use a plane + crossed polars model)"
+        )
+
+
+def cmd_predict(args) -> int:
+    from ..colorize import colorize
+    from ..dataset import read_views
+    from ..imaging.atomic import ensure_dir, refuse_existing
+    from ..imaging.files import (
+        is_stack,
+        list_images,
+        write_annotation,
+        write_png,
+        write_tiff,
+    )
+    from ..overlap import map_ahead
+    from ..predict import check_tile, predict_image
+    from ..progress import Progress
+    from ._common import drive, output_paths
+
+    check_tile(args.tile)
+    _check_model_args(args)
+    source = Path(args.input_path)
+    single = source.is_file()
+    inputs = list_images([source])
+    if single:
+        out = Path(args.output_path)
+        if out.is_dir() or args.output_path.endswith(("/", os.sep)):
+            out = out / f"{source.stem}.png"
+        outputs = [out]
+    else:
+        outputs = output_paths(inputs, Path(args.output_path))
+    twins = crossed_polars_twins(inputs, args.xpl_input_path, single)
+    refuse_existing(outputs, args.overwrite)
+    model, config, weights = _load(args)
+    check_views_given(config, twins)
+    scheme = config.class_scheme
+    ensure_dir(outputs[0].parent)
+
+    def predict_one(image, name):
+        try:
+            return drive(
+                predict_image(
+                    model,
+                    config,
+                    image,
+                    mode=args.mode,
+                    tile=args.tile,
+                    precision=args.precision,
+                    tta=args.tta,
+                ),
+                name,
+                unit="batch",
+            ).labels
+        except ThinsegError as exc:
+            raise ThinsegError(f"{name}: {exc}") from None
+
+    written = []
+
+    def labels_of(src, image):
+        if twins or not is_stack(image):
+            labels = predict_one(image, str(src))
+            return colorize(labels, scheme) if args.colored else labels
+        # every plane, kept together in one TIFF as autolabel does
+        labels = np.stack(
+            [
+                predict_one(plane, f"{src} plane {i}")
+                for i, plane in enumerate(image)
+            ]
+        )
+        if args.colored:
+            labels = np.stack([colorize(p, scheme) for p in labels])
+        return labels
+
+    def write(dst, labels, stack):
+        if stack:
+            write_tiff(dst, labels, args.overwrite)
+        elif args.colored:
+            write_png(dst, labels, overwrite=True)
+        else:
+            write_annotation(dst, labels, overwrite=True)
+
+    def run_all():
+        # the next photo is read, and the last labels written, while the
+        # network works on this one
+        images = map_ahead(lambda src: read_views(src, twins.get(src)), inputs)
+        with ThreadPoolExecutor(1, thread_name_prefix="thinseg-write") as pool:
+            writing = None
+            for k, (src, dst, image) in enumerate(
+                zip(inputs, outputs, images, strict=True)
+            ):
+                labels = labels_of(src, image)
+                stack = not twins and is_stack(image)
+                if stack:
+                    dst = dst.with_suffix(".tif")
+                if writing is not None:
+                    writing.result()  # a failed write stops the run here
+                writing = pool.submit(write, dst, labels, stack)
+                written.append(dst)
+                yield Progress(k + 1, len(inputs), src.name)
+            if writing is not None:
+                writing.result()
+
+    drive(run_all(), "predict")
+    print(
+        f"predicted {len(inputs)} image(s) with {weights} into "
+        f"{written[0] if single else args.output_path}"
+    )
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from ..dataset import pairs_from_folders
+    from ..predict import check_tile, evaluate
+    from ._common import drive
+
+    check_tile(args.tile)
+    pairs = pairs_from_folders(
+        args.images_path, args.segs_path, args.xpl_images_path
+    )
+    model, config, _ = _load(args)
+    check_views_given(config, {0: 0} if args.xpl_images_path else {})
+    result = drive(
+        evaluate(
+            model,
+            config,
+            [(p.name, p.image, p.labels) for p in pairs],
+            mode=args.mode,
+            tile=args.tile,
+            precision=args.precision,
+            tta=args.tta,
+        ),
+        "evaluate",
+    )
+    json.dump(result, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from ..dataset import check_pairs, pairs_from_folders
+
+    pairs = pairs_from_folders(
+        args.images_path, args.segs_path, args.xpl_images_path
+    )
+    check_pairs(pairs, args.n_classes)
+    print(f"Dataset verified! ({len(pairs)} pairs)")
+    return 0
+
+
+XPL_FOLDER_HELP = (
+    "the crossed-polarised photos of the same fields, named as the images "
+    "(for a plane + crossed polars model)"
+)
+
+
+def add_xpl_folder(p, flag: str) -> None:
+    p.add_argument(flag, default=None, help=XPL_FOLDER_HELP)
+
+
+def _tile_arg(text: str):
+    """``--tile N`` or ``--tile HxW`` (checked by the prediction)."""
+    try:
+        sides = [int(v) for v in text.lower().split("x")]
+    except ValueError:
+        sides = []
+    if len(sides) not in (1, 2):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give N or HxW pixels, e.g. 512 or 128x192"
+        )
+    return sides[0] if len(sides) == 1 else tuple(sides)
+
+
+def _add_model(p) -> None:
+    from ..model.checkpoints import SHIPPED_MODELS
+
+    p.add_argument(
+        "--model",
+        choices=tuple(SHIPPED_MODELS),
+        default=None,
+        help="a shipped model: default (the seed's gray-level classes, "
+        "the default) or sandstone (minerals: pore, quartz, feldspar, "
+        "rock fragment, ...)",
+    )
+
+
+def _add_tta(p) -> None:
+    p.add_argument(
+        "--tta",
+        action="store_true",
+        help="test-time augmentation (tile mode): average the 8 flips and "
+        "quarter turns of every tile (8x the work)",
+    )
+
+
+def _add_tile(p) -> None:
+    p.add_argument(
+        "--tile",
+        type=_tile_arg,
+        default=None,
+        metavar="N|HxW",
+        help="tile size for tile mode, multiples of 32 (default: fitted "
+        "to each image, at most about 1120 x 1120); the model's input "
+        "size gives the classic overlapping tiles",
+    )
+
+
+def add_commands(sub) -> None:
+    """Register predict, evaluate_model and verify_dataset."""
+    p = sub.add_parser(
+        "predict",
+        help="predict class maps (label PNGs)",
+        description="Write a label PNG (uint8 class ids, the image's "
+        "size) per image; --colored writes the petrographic picture.",
+    )
+    p.add_argument(
+        "--checkpoints_path",
+        default=None,
+        help="a trained model (default: the shipped one --model names)",
+    )
+    _add_model(p)
+    p.add_argument("--input_path", required=True, help="image or folder")
+    p.add_argument(
+        "--xpl_input_path",
+        default=None,
+        help="the crossed-polarised image (or folder of them, named as "
+        "the images) for a plane + crossed polars model",
+    )
+    p.add_argument("--output_path", required=True, help="file or folder")
+    p.add_argument("--colored", action="store_true")
+    p.add_argument(
+        "--mode",
+        choices=("tile", "resize"),
+        default="tile",
+        help="native-resolution tiles (default) or "
+        "keras-segmentation's whole-image resize (float32)",
+    )
+    _add_tile(p)
+    add_precision(p)
+    _add_tta(p)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "evaluate_model",
+        help="IoU of a model on annotated images (JSON)",
+    )
+    p.add_argument("--checkpoints_path", default=None)
+    _add_model(p)
+    p.add_argument("--images_path", required=True)
+    p.add_argument("--segs_path", required=True)
+    add_xpl_folder(p, "--xpl_images_path")
+    p.add_argument(
+        "--mode",
+        choices=("tile", "resize"),
+        default="tile",
+        help="for the full-resolution metrics",
+    )
+    _add_tile(p)
+    add_precision(p)
+    _add_tta(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "verify_dataset",
+        help="check a dataset's pairs, sizes and labels",
+    )
+    p.add_argument("--images_path", required=True)
+    p.add_argument("--segs_path", required=True)
+    add_xpl_folder(p, "--xpl_images_path")
+    p.add_argument("--n_classes", type=int, required=True)
+    p.set_defaults(func=cmd_verify)
