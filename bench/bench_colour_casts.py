@@ -14,8 +14,11 @@ these schemes here): held-out numbers are in the model card's k-fold.
 Not run by CI; a few minutes on 2 CPU cores.
 
     .venv/bin/python bench/bench_colour_casts.py
+    # a candidate before it is shipped: --default PREFIX / --sandstone PREFIX
+    .venv/bin/python bench/bench_colour_casts.py --default /tmp/o/P
 """
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -52,6 +55,11 @@ def mineral_photos():
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--default", help="checkpoint prefix instead of shipped")
+    ap.add_argument("--sandstone", help="checkpoint prefix instead of shipped")
+    ap.add_argument("--only", choices=("default", "sandstone"))
+    args = ap.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if not SHARED.is_dir():
         sys.exit(f"needs the photos in {SHARED}")
@@ -59,8 +67,10 @@ def main() -> None:
         ("default", seed_photos),
         ("sandstone", mineral_photos),
     ):
+        if args.only not in (None, name):
+            continue
         try:
-            prefix = ck.shipped_model_prefix(name)
+            prefix = getattr(args, name) or ck.shipped_model_prefix(name)
         except ThinsegError as exc:  # not installed: say so, go on
             print(f"{name}: {exc}")
             continue

@@ -11,7 +11,7 @@ from napari_thinseg.schemes import SEED
 
 def test_default_model_predicts_the_seed_sample():
     model, config, weights = ck.load_model(ck.default_model_prefix())
-    assert weights.endswith("thinseg_default.10")
+    assert weights.endswith("thinseg_default.4")
     assert config.class_scheme == SEED
     assert config.trained_on["ignore_zero"] is True
     image = read_image(SEED_SAMPLE)[..., :3]
