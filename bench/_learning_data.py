@@ -34,6 +34,24 @@ POLARISED_CLASSES = (
     "quartz",
 )
 """Classes 1..5 of the polarised-sandstones annotations (0 unlabelled)."""
+MAIN_CLASSES = ("pore", "quartz", "feldspar", "rock fragment")
+"""The sandstone-minerals score's classes (scripts/train_sandstone_model)."""
+
+
+def polarised_scheme():
+    """The polarised-sandstones labels as a class scheme."""
+    from napari_thinseg.schemes import ClassScheme, PetroClass
+
+    colours = ("#6e6e6e", "#e8a0a0", "#8a6446", "#e2c39b", "#f3efe4")
+    return ClassScheme(
+        "polarised-sandstones",
+        tuple(
+            PetroClass(i, name, colour)
+            for i, (name, colour) in enumerate(
+                zip(POLARISED_CLASSES, colours, strict=True), start=1
+            )
+        ),
+    )
 
 
 @dataclass(frozen=True)

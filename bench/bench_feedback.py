@@ -59,35 +59,23 @@ import time
 
 import numpy as np
 from _learning_data import (
+    MAIN_CLASSES,
     MINERALS,
     POLARISED,
-    POLARISED_CLASSES,
     image_folds,
     mineral_photos,
     polarised_fields,
+    polarised_scheme,
     section_split,
     stroke_labels,
 )
 
 from napari_thinseg.encoder_classifier import FEATURE_LAYERS
 from napari_thinseg.metrics import confusion_matrix, iou_from_confusion
-from napari_thinseg.schemes import SANDSTONE, ClassScheme, PetroClass
+from napari_thinseg.schemes import SANDSTONE
 
-MAIN_CLASSES = ("pore", "quartz", "feldspar", "rock fragment")
-POLARISED_SCHEME = ClassScheme(
-    "polarised-sandstones",
-    tuple(
-        PetroClass(i, name, color)
-        for i, (name, color) in enumerate(
-            zip(
-                POLARISED_CLASSES,
-                ("#6e6e6e", "#e8a0a0", "#8a6446", "#e2c39b", "#f3efe4"),
-                strict=True,
-            ),
-            start=1,
-        )
-    ),
-)
+POLARISED_SCHEME = polarised_scheme()
+
 ENC_DEC = (
     "block1_conv2",
     "block2_conv2",

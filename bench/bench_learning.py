@@ -82,37 +82,24 @@ from pathlib import Path
 
 import numpy as np
 from _learning_data import (
+    MAIN_CLASSES,
     MINERALS,
     POLARISED,
-    POLARISED_CLASSES,
     Field,
     image_folds,
     mineral_photos,
     polarised_fields,
+    polarised_scheme,
     section_split,
     stroke_labels,
 )
 
 from napari_thinseg.metrics import confusion_matrix, iou_from_confusion
-from napari_thinseg.schemes import SANDSTONE, ClassScheme, PetroClass
+from napari_thinseg.schemes import SANDSTONE, ClassScheme
+
+POLARISED_SCHEME = polarised_scheme()
 
 HERE = Path(__file__).resolve().parent
-MAIN_CLASSES = ("pore", "quartz", "feldspar", "rock fragment")
-"""The sandstone-minerals score's classes (scripts/train_sandstone_model)."""
-POLARISED_SCHEME = ClassScheme(
-    "polarised-sandstones",
-    tuple(
-        PetroClass(i, name, color)
-        for i, (name, color) in enumerate(
-            zip(
-                POLARISED_CLASSES,
-                ("#6e6e6e", "#e8a0a0", "#8a6446", "#e2c39b", "#f3efe4"),
-                strict=True,
-            ),
-            start=1,
-        )
-    ),
-)
 """Classes 1..5 of polarised-sandstones, named as :data:`POLARISED_CLASSES`
 (``quartz`` shares its name with the ``sandstone`` scheme, so a transfer
 from the sandstone model keeps that output filter)."""
