@@ -276,6 +276,7 @@ def cnn_fold(curve, task, args, budgets, k, train_f, test_f) -> list[dict]:
     that passes each budget (CPU seconds)."""
     from napari_thinseg.dataset import Pair
     from napari_thinseg.model import checkpoints as ck
+    from napari_thinseg.model.cache import inference_networks
     from napari_thinseg.predict import predict_image
     from napari_thinseg.progress import run
     from napari_thinseg.train import train
@@ -358,6 +359,9 @@ def cnn_fold(curve, task, args, budgets, k, train_f, test_f) -> list[dict]:
             "train() did not train the network it was given, so the "
             "points would be of another model"
         )
+    # the prediction networks of this model are not needed again: their
+    # memory goes to the next curve (the random forests are large)
+    inference_networks.clear()
     return points
 
 

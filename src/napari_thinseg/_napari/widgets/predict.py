@@ -398,7 +398,7 @@ class PredictWidget(QWidget):
         images = self.targets()
         source = self.model_source()
         self._targets = images
-        self._written = []
+        self._written, self._returned = [], False
         self._source = source
         arrays = []
         for layer in images:
@@ -445,6 +445,8 @@ class PredictWidget(QWidget):
                 self._targets[item.index], item.prediction, item.config
             )
             return
+        if self._returned:  # a late progress event: keep the summary
+            return
         p = item.progress
         done = item.index * UNITS + (UNITS * p.step) // max(1, p.total)
         total = item.n_images * UNITS
@@ -466,6 +468,7 @@ class PredictWidget(QWidget):
         report_failure(self, message, notify_error)
 
     def _on_returned(self, value) -> None:
+        self._returned = True
         names = ", ".join(f"'{ly.name}'" for ly in self._written)
         message = f"predicted {names}" if names else "nothing predicted"
         if names and self._source is not None:
