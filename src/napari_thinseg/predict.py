@@ -158,7 +158,7 @@ def tile_shape(model, config, height, width, tile=None) -> tuple[int, int]:
 def check_model_input(image: np.ndarray, config: ModelConfig) -> None:
     """Refuse an image the model cannot take: not an image, or RGB for a
     plane + crossed polars model (and the other way round)."""
-    views = n_views(image) if image.ndim == 3 else 1
+    views = n_views(image)
     if views != config.n_views:
         raise ThinsegError(
             f"the model takes {describe_views(config.input_channels)}; "

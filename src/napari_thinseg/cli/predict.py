@@ -79,17 +79,18 @@ def crossed_polars_twins(
     return {src: by_stem[src.stem] for src in inputs}
 
 
-def check_views_given(config, twins: dict) -> None:
-    """Refuse photos without their crossed-polarised twins for a plane +
-    crossed polars model, and twins for an RGB model, in CLI words."""
-    if config.n_views > 1 and not twins:
+def check_views_given(config, given: bool, flag: str) -> None:
+    """Refuse photos without their crossed-polarised twins (``flag`` not
+    ``given``) for a plane + crossed polars model, and twins for an RGB
+    model, in CLI words."""
+    if config.n_views > 1 and not given:
         raise ThinsegError(
             "the model takes plane + crossed polars: give the "
-            "crossed-polarised images with --xpl_input_path"
+            f"crossed-polarised images with {flag}"
         )
-    if config.n_views == 1 and twins:
+    if config.n_views == 1 and given:
         raise ThinsegError(
-            "the model takes RGB photos only: leave out --xpl_input_path "
+            f"the model takes RGB photos only: leave out {flag} "
             "(or use a plane + crossed polars model)"
         )
 
@@ -125,7 +126,7 @@ def cmd_predict(args) -> int:
     twins = crossed_polars_twins(inputs, args.xpl_input_path, single)
     refuse_existing(outputs, args.overwrite)
     model, config, weights = _load(args)
-    check_views_given(config, twins)
+    check_views_given(config, bool(twins), "--xpl_input_path")
     scheme = config.class_scheme
     ensure_dir(outputs[0].parent)
 
@@ -211,7 +212,7 @@ def cmd_evaluate(args) -> int:
         args.images_path, args.segs_path, args.xpl_images_path
     )
     model, config, _ = _load(args)
-    check_views_given(config, {0: 0} if args.xpl_images_path else {})
+    check_views_given(config, bool(args.xpl_images_path), "--xpl_images_path")
     result = drive(
         evaluate(
             model,
