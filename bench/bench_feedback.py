@@ -14,6 +14,11 @@ the held-out images, scored against their dense expert labels
   pixels' own colour (the network's input) to the features; by
   ``--methods`` also ``encdec`` (the decoder's layers and the model's
   logits added) and ``enc123`` (block 4 left out);
+- ``enc+filt sandstone`` (``--methods encfilt``): the encoder classifier
+  on the sandstone model's features and the ``ilastik`` row's filter
+  features of the same pixels (:mod:`napari_thinseg.filter_features`:
+  computed on each whole image, sampled at the stroked pixels and, to
+  predict, at the forest's grid points every 2 pixels);
 - ``fine-tune <s> s``: the shipped sandstone model trained on the strokes
   (``train.train`` as ``scripts/train_sandstone_model.py`` calls it: 224
   crops, batch 4, adam 5e-4 constant, augmentation, class-balanced loss,
@@ -153,14 +158,18 @@ def mean_iou(cm, ids):
 # -- methods -----------------------------------------------------------------
 def encoder_rows(models, train_f, test_f, strokes, args, rows, n):
     from napari_thinseg import encoder_classifier as ec
+    from napari_thinseg.filter_features import fit_filter_encoder_classifier
     from napari_thinseg.progress import run
 
     for label, (model, config), layers in models:
         row = rows.setdefault(label, Row(label, n))
         pairs = [(f.ppl, strokes[f.name]) for f in train_f]
+        fit = ec.fit_encoder_classifier
+        if label.startswith("enc+filt"):
+            fit = fit_filter_encoder_classifier
         clf, fit_s = cpu(
             run,
-            ec.fit_encoder_classifier(
+            fit(
                 model,
                 config,
                 pairs,
@@ -331,6 +340,8 @@ def main(argv=None):
     if "encrgb" in methods:
         rgb = ("input_1", *FEATURE_LAYERS)
         models += [("enc+rgb sandstone", sandstone, rgb)]
+    if "encfilt" in methods:
+        models += [("enc+filt sandstone", sandstone, None)]
     if "enc123" in methods:
         models += [("enc123 sandstone", sandstone, FEATURE_LAYERS[:3])]
     models = [(lbl, m, layers or FEATURE_LAYERS) for lbl, m, layers in models]

@@ -89,3 +89,18 @@ def sandstone_model():
         return checkpoints.shipped_model_prefix("sandstone")
     except ThinsegError as exc:
         pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def default_model():
+    """The shipped default model, loaded once: ``(model, config)``; the
+    test is skipped where it is not installed."""
+    from napari_thinseg.errors import ThinsegError
+    from napari_thinseg.model import checkpoints
+
+    try:
+        prefix = checkpoints.shipped_model_prefix("default")
+    except ThinsegError as exc:
+        pytest.skip(str(exc))
+    model, config, _ = checkpoints.load_model(prefix)
+    return model, config

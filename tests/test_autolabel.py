@@ -199,3 +199,22 @@ def test_parse_thresholds():
     assert parse_thresholds("0.2, 0.5") == (0.2, 0.5)
     with pytest.raises(ThinsegError, match="numbers"):
         parse_thresholds("0.2,x")
+
+
+@pytest.mark.parametrize(
+    "dye", [(150, 185, 205), (20, 40, 90), (31, 95, 208)]
+)  # pale, dark, the seed's
+def test_epoxy_window_from_a_sampled_colour_takes_that_dye(dye):
+    from napari_thinseg.autolabel import epoxy_window_from_sample
+
+    rng = np.random.default_rng(0)
+    grains = rng.integers(150, 230, (40, 60, 1)) * np.array([1, 0.92, 0.8])
+    image = grains.astype(np.uint8)
+    image[10:30, 10:30] = dye
+    window = epoxy_window_from_sample(image[15:20, 15:20])
+    labels = autolabel(image, method="epoxy", epoxy=window)
+    pore = label_scheme(AutoLabelParams(method="epoxy")).pore_ids[0]
+    assert (labels[12:28, 12:28] == pore).all()  # inside the smoothed rim
+    assert not (labels[:, 35:] == pore).any()
+    with pytest.raises(ThinsegError, match="not blue dye"):
+        epoxy_window_from_sample(image[:5, 40:45])

@@ -18,19 +18,6 @@ FAST = {"samples_per_class": 300, "n_trees": 20}
 
 
 @pytest.fixture(scope="module")
-def default_model():
-    """The shipped default model (skipped where it is not installed)."""
-    from napari_thinseg.model import checkpoints
-
-    try:
-        prefix = checkpoints.shipped_model_prefix("default")
-    except ThinsegError as exc:
-        pytest.skip(str(exc))
-    model, config, _ = checkpoints.load_model(prefix)
-    return model, config
-
-
-@pytest.fixture(scope="module")
 def features(default_model):
     """One feature network for the module (its rebuilt networks cached)."""
     return ec.FeatureNetwork(*default_model, precision="float32")

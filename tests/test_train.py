@@ -123,6 +123,26 @@ def test_checkpoints_stop_and_resume(tmp_path):
         )
 
 
+def test_a_stop_before_the_first_epoch_leaves_no_config(tmp_path):
+    """Issue 12: a run2_config.json was left with no weights."""
+    prefix = tmp_path / "run2"
+    settings = TrainSettings(epochs=2, steps_per_epoch=3, **TINY)
+    batches = []
+    result = run(
+        train(
+            sandstones(1, size=64),
+            SEED,
+            settings,
+            checkpoints_path=prefix,
+            stop=lambda: len(batches) >= 1,
+        ),
+        batches.append,
+    )
+    assert result.stopped and result.history == []
+    assert not ck.config_path(prefix).exists()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_closing_the_generator_keeps_last_epoch(tmp_path):
     prefix = tmp_path / "p"
     settings = TrainSettings(epochs=2, steps_per_epoch=2, **TINY)

@@ -73,6 +73,45 @@ class EpoxyWindow:
             )
 
 
+BLUE_DYE_HUES = (0.40, 0.80)
+"""Hues (fractions of the circle, 144-288 degrees: cyan to violet) a
+sampled blue-dye colour may have."""
+
+EPOXY_HUE_HALF_WIDTH = 0.08
+"""Half the hue window (a fraction of the colour circle, about 29
+degrees) set around a sampled epoxy colour."""
+
+
+def epoxy_window_from_sample(pixels) -> EpoxyWindow:
+    """An epoxy window around sampled epoxy pixels (``(..., 3)`` RGB):
+    the median hue +- :data:`EPOXY_HUE_HALF_WIDTH`, and minimum
+    saturation and value at 60 % and 50 % of the sample's medians, so pale
+    or dark dye is taken while gray grains stay out."""
+    from skimage.color import rgb2hsv
+
+    rgb = to_float(np.asarray(pixels))[..., :3].reshape(-1, 1, 3)
+    if not rgb.size:
+        raise ThinsegError("no pixels sampled")
+    hue, sat, val = (np.median(c) for c in np.moveaxis(rgb2hsv(rgb), -1, 0))
+    if sat < 0.05 or not BLUE_DYE_HUES[0] <= hue <= BLUE_DYE_HUES[1]:
+        what = (
+            f"gray (saturation {sat:.2f})"
+            if sat < 0.05
+            else f"not blue dye (hue {360 * hue:.0f} degrees)"
+        )
+        raise ThinsegError(
+            f"the clicked colour is {what}: click on the dyed epoxy of a pore"
+        )
+    low = max(0.0, hue - EPOXY_HUE_HALF_WIDTH)
+    high = min(1.0, hue + EPOXY_HUE_HALF_WIDTH)
+    return EpoxyWindow(
+        round(low, 3),
+        round(high, 3),
+        round(max(0.03, 0.6 * sat), 3),
+        round(max(0.02, 0.5 * val), 3),
+    )
+
+
 @dataclass(frozen=True)
 class AutoLabelParams:
     """Everything the auto-label needs besides the image.

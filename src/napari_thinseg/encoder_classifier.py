@@ -86,6 +86,7 @@ class EncoderClassifier:
     source: str
     samples: dict[int, int]
     fit_cpu_seconds: float = 0.0
+    extra: Any = None  # (image8, ys, xs) -> (n, f) features added
 
     def describe(self) -> str:
         """``"encoder classifier (5 classes, 4 layers) on <source>"``."""
@@ -370,6 +371,7 @@ def fit_encoder_classifier(
     precision: str = "auto",
     source: str | None = None,
     features: FeatureNetwork | None = None,
+    extra=None,
 ) -> Generator[Progress, None, EncoderClassifier]:
     """Learn the stroked classes from ``model``'s features.
 
@@ -403,6 +405,9 @@ def fit_encoder_classifier(
         A :class:`FeatureNetwork` to reuse (its rebuilt networks are
         cached); ``model``, ``config``, ``layers`` and ``precision`` are
         then ignored.
+    extra
+        ``(image8, ys, xs) -> (n, f)`` more features at image pixels (e.g.
+        :mod:`.filter_features`), kept by the classifier to predict.
 
     Raises
     ------
@@ -445,11 +450,11 @@ def fit_encoder_classifier(
             inside &= (tx >= tile.left) & (tx < tile.right)
             if inside.any():
                 maps = features.maps(tile.pixels(image8))
-                x_parts.append(
-                    points_features(
-                        maps, tile.shape[0], ty[inside], tx[inside]
-                    )
-                )
+                at = ty[inside], tx[inside]
+                f = points_features(maps, tile.shape[0], *at)
+                if extra is not None:
+                    f = np.hstack([f, extra(image8, ys[inside], xs[inside])])
+                x_parts.append(f)
                 y_parts.append(ids[inside])
             step += 1
             yield Progress(step, n_steps, "features of the strokes")
@@ -485,6 +490,7 @@ def fit_encoder_classifier(
         source or model_source(features.config),
         counts,
         time.process_time() - started,
+        extra,
     )
 
 
@@ -529,9 +535,12 @@ def predict_encoder_classifier(
             r1 = min(gh, r0 + rows)
             ys = tile.top + stride * np.arange(r0, r1) + half
             feats = grid_features(maps, tile.shape[0], ys, xs)
-            p = classifier.forest.predict_proba(
-                feats.reshape(-1, feats.shape[-1])
-            )
+            feats = feats.reshape(-1, feats.shape[-1])
+            if classifier.extra is not None:
+                gy, gx = np.meshgrid(ys + tile.y, xs + tile.x, indexing="ij")
+                more = classifier.extra(image8, gy.ravel(), gx.ravel())
+                feats = np.hstack([feats, more])
+            p = classifier.forest.predict_proba(feats)
             grid[r0:r1] = p.reshape(r1 - r0, gw, n_known)
             step += 1
             yield Progress(step, total, f"{step} of {total} parts")

@@ -29,7 +29,7 @@ from collections.abc import Callable, Generator
 
 import numpy as np
 
-from .imaging.convert import float_range, views8
+from .imaging.convert import data_range, views8
 from .overlap import map_ahead
 from .progress import Progress
 
@@ -248,7 +248,7 @@ def predict_margin_tiles(
     """
     height, width = image.shape[:2]
     th, tw = tile_shape
-    value_range = float_range(image) if image.dtype.kind == "f" else None
+    value_range = None if image.dtype == np.uint8 else data_range(image)
     rows = margin_starts(height, th, margin)
     cols = margin_starts(width, tw, margin)
     labels = np.zeros((height, width), np.uint8)
@@ -311,7 +311,7 @@ def predict_tiles(
     """
     height, width = image.shape[:2]
     th, tw = tile_shape
-    value_range = float_range(image) if image.dtype.kind == "f" else None
+    value_range = None if image.dtype == np.uint8 else data_range(image)
     rows = overlap_starts(height, th, overlap)
     cols = overlap_starts(width, tw, overlap)
     window = blend_weight(th, tw)[..., None]

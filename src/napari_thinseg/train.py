@@ -434,4 +434,8 @@ def train(
         batches.close()
         if best_weights is not None:
             model.set_weights(best_weights)
+        if prefix is not None and not ck.list_checkpoints(prefix):
+            # stopped (or failed) before any epoch was saved: no config
+            # without weights left behind
+            ck.config_path(prefix).unlink(missing_ok=True)
     return result

@@ -44,7 +44,7 @@ def test_manifest_python_names_resolve():
     root = Path(__file__).parents[2]
     manifest = yaml.safe_load((root / "napari.yaml").read_text())
     commands = manifest["contributions"]["commands"]
-    assert len(commands) == 10
+    assert len(commands) == 13
     for command in commands:
         module, _, name = command["python_name"].partition(":")
         assert callable(getattr(importlib.import_module(module), name))
@@ -58,6 +58,9 @@ def test_manifest_contributions():
     manifest = pm.get_manifest("napari-thinseg")
     contrib = manifest.contributions
     assert {w.display_name for w in contrib.widgets} == {
+        "Thin sections",
+        "Point count",
+        "Folders",
         "Auto-label",
         "Petrographic colours",
         "Export annotations",
@@ -92,6 +95,42 @@ def test_reader_claims_only_dataset_folders(tmp_path):
     assert napari_get_reader(str(tmp_path / "x.png")) is None
     _dataset(tmp_path / "ds")
     assert napari_get_reader(str(tmp_path / "ds")) is not None
+
+
+def test_napari_offers_the_reader_for_datasets_only(
+    make_napari_viewer, tmp_path
+):
+    """Issue 12: with ``filename_patterns: ["*"]`` napari asked "Choose
+    reader" on every image, with this plugin pre-selected, which then
+    refused the file."""
+    from napari.plugins._npe2 import get_readers
+
+    viewer = make_napari_viewer()  # first: it sets up napari's plugins
+    _dataset(tmp_path / "ds")
+    tif = tmp_path / "657_image.tif"
+    iio.imwrite(tif, np.zeros((8, 8, 3), np.uint8))
+
+    def offered(path):
+        return set(get_readers(path))
+
+    assert "napari-thinseg" not in offered(str(tif))
+    assert "napari-thinseg" not in offered(str(tmp_path / "x.png"))
+    assert "napari-thinseg" in offered(str(tmp_path / "ds"))
+    assert "napari-thinseg" in offered(str(tmp_path / "ds" / "classes.json"))
+    viewer.open(str(tif), plugin=None)  # napari's reader, no question
+    assert [ly.name for ly in viewer.layers] == ["657_image"]
+    # napari's own reader takes folders too: the GUI asks which (its
+    # dialog is what the API's MultipleReaderError stands for);
+    # classes.json is offered beside napari's reader
+    from napari.errors import MultipleReaderError
+
+    with pytest.raises(MultipleReaderError, match="napari-thinseg"):
+        viewer.open(str(tmp_path / "ds"), plugin=None)
+    for path in (tmp_path / "ds", tmp_path / "ds" / "classes.json"):
+        viewer.layers.clear()
+        viewer.open(str(path), plugin="napari-thinseg")
+        kinds = sorted(type(ly).__name__ for ly in viewer.layers)
+        assert kinds == ["Image", "Image", "Labels", "Labels"], path
 
 
 def test_open_dataset_folder_in_viewer(make_napari_viewer, tmp_path):

@@ -90,6 +90,22 @@ def test_manifest_widget_apply_equals_core(make_napari_viewer):
     np.testing.assert_array_equal(layer.data, expected)
 
 
+def test_twelve_bit_data_is_scaled_and_said_so(make_napari_viewer, notes):
+    """Issue 12: 0-4080 in a uint16 image gave 100 % class 1, silently."""
+    viewer = make_napari_viewer()
+    image = thin_section()
+    viewer.add_image(image.astype(np.uint16) * 16, name="cam", rgb=True)
+    _, widget = viewer.window.add_plugin_dock_widget(
+        "napari-thinseg", "Auto-label"
+    )
+    widget.apply()
+    labels = viewer.layers["cam labels"].data
+    assert (labels == autolabel(image)).mean() > 0.97
+    said = "12-bit data in a 16-bit image: 0..4095 scaled to 0..255"
+    assert said in widget.status_label.text()
+    assert notes["info"][-1] == f"cam: {said}"
+
+
 def test_preview_updates_after_debounce(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     image = thin_section(1)
@@ -203,6 +219,10 @@ def test_epoxy_on_gray_image_is_an_error(make_napari_viewer, qtbot, errors):
     assert len(errors) == 2
     assert "gray labels" not in viewer.layers
 
+    # and Apply after the preview said it: still once (issue 12: twice)
+    widget.apply()
+    assert len(errors) == 2 and "colour" in widget.status_label.text()
+
     # gray thresholds on the same image work
     widget.method_combo.setCurrentIndex(widget.method_combo.findData("gray"))
     widget.refresh()
@@ -229,6 +249,42 @@ def test_epoxy_on_rgb_image(make_napari_viewer, qtbot, errors):
     widget.epoxy_spins["hue_min"].setValue(0.8)
     widget.apply()
     assert len(errors) == 1 and "hue window" in errors[0]
+
+
+def test_click_the_epoxy_finds_pale_dye(make_napari_viewer, qtbot, errors):
+    """Issue 12: pale epoxy was missed (0.4 % pore where ~10 % is) and
+    nothing guided the user; clicking on it sets the window."""
+    from types import SimpleNamespace
+
+    viewer = make_napari_viewer()
+    image = thin_section(5)
+    pore = np.s_[10:26, 8:30]
+    image[pore] = (150, 185, 205)  # pale, washed-out blue dye
+    layer = viewer.add_image(image, name="pale")
+    widget = _dock(viewer, qtbot)
+    widget.method_combo.setCurrentIndex(widget.method_combo.findData("epoxy"))
+    widget.apply()
+    before = viewer.layers["pale labels"].data
+    assert not (before[pore] == SEED.pore_id).any()  # the default misses it
+
+    widget.pick_epoxy_button.click()
+    assert "click on the dyed epoxy" in widget.status_label.text()
+    (callback,) = layer.mouse_drag_callbacks[-1:]
+    # a press in world coordinates on the pore, as napari delivers it
+    callback(layer, SimpleNamespace(type="mouse_press", position=(18.0, 19.0)))
+    assert callback not in layer.mouse_drag_callbacks  # one click only
+    assert widget.epoxy_spins["min_saturation"].value() < 0.35
+    assert "epoxy window from the clicked colour" in (
+        widget.status_label.text()
+    )
+    widget.apply()
+    labels = viewer.layers["pale labels"].data
+    assert (labels[pore] == SEED.pore_id).mean() > 0.95
+    assert not (labels[42:53, 52:68] == SEED.pore_id).any()  # brown grain
+    assert errors == []
+    # a click on a grain is refused in one line
+    assert widget.sample_epoxy(layer, (5, 60)) is None
+    assert "not blue dye" in errors[-1]
 
 
 def test_multiotsu_shows_found_thresholds(make_napari_viewer, qtbot):

@@ -8,7 +8,11 @@ import imageio.v3 as iio
 import numpy as np
 from qtpy.QtWidgets import QFileDialog
 
-from napari_thinseg._napari.layers import labels_kwargs
+from napari_thinseg._napari.layers import (
+    PREDICTION_KEY,
+    PREVIEW_KEY,
+    labels_kwargs,
+)
 from napari_thinseg._napari.widgets.export import ExportWidget
 from napari_thinseg.dataset import (
     annotations_dir,
@@ -169,6 +173,27 @@ def test_table_follows_layers_and_keeps_choices(make_napari_viewer, notes):
     # image claims it by name
     viewer.layers.remove("c2")
     assert row_map(widget) == {"a": (True, "c truth")}
+    assert notes["error"] == []
+
+
+def test_predictions_are_never_taken_for_labels(make_napari_viewer, notes):
+    """Issue 12: after "predict all", rows were ticked with predictions."""
+    viewer = make_napari_viewer()
+    add_pair(viewer, "a", 0)
+    viewer.add_image(make_pair(1)[0], name="b")
+    for name, key in (
+        ("a prediction", PREDICTION_KEY),
+        ("b preview", PREVIEW_KEY),
+    ):
+        viewer.add_labels(make_pair(1)[1], name=name, metadata={key: {}})
+    widget = open_widget(viewer)
+    assert row_map(widget) == {"a": (True, "a labels"), "b": (False, None)}
+    # a removed labels layer is not replaced by a prediction either
+    viewer.layers.remove("a labels")
+    assert row_map(widget) == {"a": (False, None), "b": (False, None)}
+    # by hand, a prediction can still be chosen
+    widget.set_row("b", checked=True, labels_name="a prediction")
+    assert row_map(widget)["b"] == (True, "a prediction")
     assert notes["error"] == []
 
 

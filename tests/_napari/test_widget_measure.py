@@ -413,3 +413,84 @@ def test_dock_and_cli_text_come_from_the_report(
     format_measurement(m)
     assert m.porosity_binomial in seen
     assert notes["error"] == []
+
+
+def test_measure_follows_another_scheme_and_warns(
+    make_napari_viewer, qtbot, notes, fast
+):
+    """Issue 12: after another scheme was applied the dock kept 25 %
+    porosity (class 3 was no longer the pore class) until "Measure now"."""
+    from napari_thinseg.schemes import SANDSTONE
+
+    viewer = make_napari_viewer()
+    layer = add_rock(viewer)
+    widget = open_widget(viewer)
+    widget.sizes_check.setChecked(False)
+    expect_percent(qtbot, widget, {POROSITY_ROW: "25.00"})
+    _, colours = viewer.window.add_plugin_dock_widget(
+        "napari-thinseg", "Petrographic colours"
+    )
+    colours.labels_combo.set_layer(layer)
+    colours.scheme_combo.setCurrentText("sandstone")
+    colours.apply_button.click()
+    # the sandstone scheme's pore is id 1: the rows 0-19, 50 %
+    expect_percent(qtbot, widget, {POROSITY_ROW: "50.00", "pore": "50.00"})
+    assert SANDSTONE[1].name == "pore"
+    warning = notes["warning"][-1]
+    assert warning.startswith("rock labels: labels made with scheme 'seed'")
+    assert "class 1 'black (opaque) grains' becomes 'pore'" in warning
+    assert "(and 2 more)" in warning
+    # renaming a class in the legend is followed too
+    colours.rename_class(1, "epoxy")
+    qtbot.waitUntil(lambda: "epoxy" in rows(widget), timeout=WAIT_MS)
+    assert notes["error"] == []
+
+
+def test_pixel_size_from_the_file_sets_the_scale(
+    make_napari_viewer, qtbot, notes, fast, tmp_path
+):
+    """Issue 12: a TIFF's resolution tags become the layer scale, so the
+    auto-label and its measurement come in micrometres without typing."""
+    import tifffile
+
+    from napari_thinseg.synth import synthetic_sandstone
+
+    rgb, _ = synthetic_sandstone((60, 80), seed=1)
+    path = tmp_path / "cam.tif"
+    tifffile.imwrite(
+        path,
+        rgb,
+        photometric="rgb",
+        resolution=(4000, 4000),
+        resolutionunit="CENTIMETER",
+    )
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, rgb, photometric="rgb")
+    viewer = make_napari_viewer()
+    widget = open_widget(viewer)  # any dock follows the files
+    widget.sizes_check.setChecked(False)
+    (image,) = viewer.open(str(path), plugin=None)
+    assert tuple(image.scale) == pytest.approx((2.5, 2.5))
+    assert "cam: 2.5 µm per pixel, from the file" in notes["info"][-1]
+    (bare,) = viewer.open(str(plain), plugin=None)
+    assert tuple(bare.scale) == (1.0, 1.0)  # records none: left alone
+    _, auto = viewer.window.add_plugin_dock_widget(
+        "napari-thinseg", "Auto-label"
+    )
+    auto.image_combo.value = image
+    auto.apply()
+    labels = viewer.layers["cam labels"]
+    assert tuple(labels.scale) == pytest.approx((2.5, 2.5))
+    widget.labels_combo.set_layer(labels)
+    qtbot.waitUntil(
+        lambda: (
+            widget.measurement is not None
+            and widget.measurement.pixel_size_um == pytest.approx(2.5)
+        ),
+        timeout=WAIT_MS,
+    )
+    # a scale the user set is kept
+    image.scale = (3.0, 3.0)
+    viewer.layers.remove(image)
+    viewer.add_layer(image)
+    assert tuple(image.scale) == (3.0, 3.0)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from napari.layers import Image, Labels
 
 from napari_thinseg._napari.widgets import _common
 from napari_thinseg._napari.widgets.predict import (
-    CONFIDENCE_COLORMAP,
     MODEL_CHECKPOINT,
     MODEL_DEFAULT,
     MODEL_TRAINED,
@@ -140,7 +141,9 @@ def test_predict_from_manifest_with_model_just_trained(
     assert conf.data.dtype == np.float32
     assert conf.data.shape == SHAPE
     assert conf.data.min() >= 0.0 and conf.data.max() <= 1.0
-    assert conf.colormap.name == CONFIDENCE_COLORMAP
+    # neutral: the class colours over it keep their hue (issue 12: magma
+    # under the class map at 0.7 opacity looked pink)
+    assert conf.colormap.name == "gray"
     np.testing.assert_allclose(conf.scale, image.scale)
     # the class map lies above its confidence
     names = [ly.name for ly in viewer.layers]
@@ -209,8 +212,22 @@ def test_predict_checkpoint_cache_update_and_painted_layer(
 
 
 def test_stop_ends_prediction_within_a_batch(
-    make_napari_viewer, qtbot, notes, trained
+    make_napari_viewer, qtbot, notes, trained, monkeypatch
 ):
+    from napari_thinseg._napari.widgets import predict_job
+
+    def slow_predict_image(*args, **kwargs):
+        job = predict_image_core(*args, **kwargs)
+        first = next(job)
+        yield first
+        # a slow tile: Stop is clicked while it runs, whatever the load
+        # of the machine, and the worker sees it at the next yield (else
+        # the result could come first)
+        time.sleep(2)
+        yield first
+        return (yield from job)
+
+    monkeypatch.setattr(predict_job, "predict_image", slow_predict_image)
     viewer = make_napari_viewer()
     result, _ = trained()
     register(result)
@@ -272,9 +289,12 @@ def test_errors_are_notifications(
     viewer.add_image(np.zeros((3, 16, 16), np.uint8), name="stack")
     widget.image_combo.set_layer(viewer.layers["stack"])
     widget.set_model(MODEL_TRAINED)
+    widget._set_status("predicted 'ts prediction' with M")  # an old run
     widget.predict_button.click()
     assert widget.worker is None
     assert "2D image" in notes["error"][-1]
+    # the status says the refusal, not the previous run (issue 12)
+    assert widget.status_label.text() == notes["error"][-1]
     # "all open images" skips stacks, with a warning
     viewer.layers.remove("ts")
     widget.all_images.setChecked(True)
@@ -366,6 +386,21 @@ def test_odd_image_layers(make_napari_viewer, qtbot, notes, trained):
     p16 = run(predict_image_core(result.model, result.config, u16)).labels
     p8 = run(predict_image_core(result.model, result.config, gray)).labels
     np.testing.assert_array_equal(p16, p8)
+    # float beyond [0, 1] is stretched, and the user is told
+    assert any(
+        m.startswith("f32: float image of values") for m in notes["info"]
+    )
+    # 12-bit data in 16 bits: as its 8-bit original, and said so
+    viewer.add_image(gray.astype(np.uint16) * 16 + gray // 16, name="u12")
+    widget.all_images.setChecked(False)
+    widget.image_combo.set_layer(viewer.layers["u12"])
+    layers, failed = run_prediction(qtbot, widget)
+    assert failed is None
+    np.testing.assert_array_equal(layers[0].data, p8)
+    assert (
+        "u12: 12-bit data in a 16-bit image: 0..4095 scaled to 0..255"
+        in (notes["info"])
+    )
 
     viewer.add_image(base[:1, :1], name="dot", rgb=True)
     widget.all_images.setChecked(False)
@@ -507,3 +542,32 @@ def test_the_sandstone_model_can_be_chosen(
     assert "thinseg_sandstone" in widget.model_label.text()
     source = widget.model_source()
     assert source.config.class_scheme.name == "sandstone"
+
+
+def test_closing_the_dock_stops_the_prediction(
+    make_napari_viewer, qtbot, notes, trained, monkeypatch
+):
+    from napari_thinseg._napari.widgets import predict_job
+    from napari_thinseg.progress import Progress
+
+    def endless(*args, **kwargs):
+        while True:  # a huge image: tiles without end
+            time.sleep(0.005)
+            yield Progress(1, 1_000_000, "tile")
+
+    monkeypatch.setattr(predict_job, "predict_image", endless)
+    viewer = make_napari_viewer()
+    result, _ = trained()
+    register(result)
+    add_image(viewer, name="ts", seed=1)
+    dock, widget = viewer.window.add_plugin_dock_widget(
+        "napari-thinseg", "Predict"
+    )
+    widget.set_model(MODEL_TRAINED)
+    widget.predict_button.click()
+    qtbot.wait(200)
+    assert widget.worker is not None
+    viewer.window.remove_dock_widget(dock)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    assert "Predict closed: the prediction stops" in notes["info"]
+    assert "ts prediction" not in viewer.layers

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from napari_thinseg._napari.layers import labels_kwargs
+from napari_thinseg._napari.layers import PREVIEW_KEY, labels_kwargs
 from napari_thinseg._napari.widgets import _common
 from napari_thinseg._napari.widgets import train as train_module
 from napari_thinseg._napari.widgets.train import (
@@ -24,7 +24,7 @@ from napari_thinseg.dataset import Pair, hold_out
 from napari_thinseg.errors import ThinsegError
 from napari_thinseg.model import cache
 from napari_thinseg.progress import TimeLeft
-from napari_thinseg.schemes import SEED
+from napari_thinseg.schemes import SANDSTONE, SEED
 from napari_thinseg.synth import synthetic_sandstone, to_seed_labels
 from napari_thinseg.train import TrainResult
 
@@ -51,6 +51,7 @@ def open_widget(viewer) -> TrainWidget:
 
 
 def make_tiny(widget, folder=None, name="P", epochs=1, steps=2):
+    widget.form.preview.setChecked(False)  # tested on its own
     widget.form.input_height.setValue(32)
     widget.form.input_width.setValue(32)
     widget.form.epochs.setValue(epochs)
@@ -173,7 +174,9 @@ def test_train_from_manifest_then_resume_and_stop(
     assert sorted(p.name for p in tmp_path.glob("P.*")) == ["P.0"]
     assert (tmp_path / "P.0").read_bytes() == p0
     assert any("stopped" in m for m in notes["info"])
-    assert cache.trained_models.latest().model is result2.model
+    # stopped before its first epoch: the model trained before stays
+    # "model just trained" (issue 12), not the barely trained network
+    assert cache.trained_models.latest().model is result.model
     assert len(cache.trained_models) == 1
 
 
@@ -400,3 +403,150 @@ def test_time_budget_fits_the_settings_and_shows_the_estimate(
     assert "stops at 5 min" in form.budget.estimate.text()
     form.budget.minutes.setValue(0)
     assert form.settings().minutes is None
+
+
+def test_quick_preview_comes_first_and_names_its_model(
+    sandstone_model, make_napari_viewer, qtbot, notes
+):
+    """Strokes on a new model: the sandstone model's encoder features and a
+    forest predict "<image> preview" layers before training starts."""
+    pytest.importorskip("sklearn", reason="the preview needs scikit-learn")
+    viewer = make_napari_viewer()
+    for name, seed in (("a", 1), ("b", 2)):
+        image, labels = synthetic_sandstone((96, 128), seed=seed)
+        viewer.add_image(image, name=name, rgb=True)
+        strokes = np.zeros_like(labels)
+        strokes[::4, ::4] = labels[::4, ::4]  # about 6 % of the pixels
+        viewer.add_labels(
+            strokes, name=f"{name} labels", **labels_kwargs(SANDSTONE)
+        )
+    widget = open_widget(viewer)
+    make_tiny(widget)
+    widget.form.preview.setChecked(True)
+    widget.form.set_validation(VAL_HOLD_OUT)
+    order = []
+    widget.previewed.connect(lambda p: order.append(("preview", p)))
+    result, failed = run_training(
+        qtbot, widget, lambda e: order.append(("batch", e))
+    )
+    assert failed is None and result is not None
+    assert order[0][0] == "preview" and order[1][0] == "batch"
+    preview = order[0][1]
+    # the training image, then the held-out one
+    assert sorted(preview.names) == ["a", "b"]
+    assert [ly.name for ly in widget.preview_layers] == [
+        f"{n} preview" for n in preview.names
+    ]
+    truth = {
+        n: synthetic_sandstone((96, 128), seed=s)[1]
+        for n, s in (("a", 1), ("b", 2))
+    }
+    for layer, name in zip(widget.preview_layers, preview.names, strict=True):
+        assert layer.data.shape == truth[name].shape
+        # measured 0.79 (trained) and 0.74 (held out) on these sections
+        assert (layer.data == truth[name]).mean() > 0.55, name
+        stamp = layer.metadata[PREVIEW_KEY]
+        assert "encoder classifier" in stamp["model"]
+        assert "'sandstone' VGG-UNet" in stamp["model"]
+    # the status and a notification said which model it came from
+    said = [m for m in notes["info"] if "preview of 2 image(s)" in m]
+    assert said and "'sandstone' VGG-UNet" in said[0]
+    # a preview is not taken for labels by the pair tables
+    viewer.layers.remove("b labels")
+    rows = {
+        im.name: (ok, lb) for im, ok, lb, _ in widget.form.pairs_table.rows()
+    }
+    assert rows["b"] == (False, None)
+
+
+def test_a_preview_that_cannot_be_made_does_not_stop_training(
+    sandstone_model, make_napari_viewer, qtbot, notes
+):
+    pytest.importorskip("sklearn", reason="the preview needs scikit-learn")
+    viewer = make_napari_viewer()
+    image, labels = synthetic_sandstone(SHAPE, seed=3)
+    viewer.add_image(image, name="a", rgb=True)
+    one = np.where(labels == labels.max(), labels, 0)  # one class only
+    viewer.add_labels(one, name="a labels", **labels_kwargs(SANDSTONE))
+    widget = open_widget(viewer)
+    make_tiny(widget)
+    widget.form.preview.setChecked(True)
+    result, failed = run_training(qtbot, widget)
+    assert failed is None and result is not None
+    assert any(
+        m.startswith("no preview:") and "one class" in m
+        for m in notes["warning"]
+    )
+    assert "a preview" not in viewer.layers
+
+
+def test_closing_the_dock_stops_training(
+    make_napari_viewer, qtbot, notes, monkeypatch
+):
+    """Issue 12: checkpoints kept appearing 40 s after the dock was
+    closed (napari takes the widget out of its dock; nothing else)."""
+
+    def waiting_train(*args, stop, **kwargs):
+        while not stop():
+            time.sleep(0.005)
+        return TrainResult(object(), None, stopped=True)
+        yield  # a generator, as the core's train()
+
+    monkeypatch.setattr(train_module, "train", waiting_train)
+    monkeypatch.setattr(train_module, "import_tensorflow", lambda: None)
+    viewer = make_napari_viewer()
+    add_pair(viewer, "a", 6)
+    dock, widget = viewer.window.add_plugin_dock_widget(
+        "napari-thinseg", "Train"
+    )
+    make_tiny(widget)
+    got = []
+    widget.trained.connect(got.append)
+    widget.start_button.click()
+    assert widget.worker is not None
+    qtbot.wait(200)  # running, waiting for stop
+    assert widget.worker is not None
+    viewer.window.remove_dock_widget(dock)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    assert got and got[0].stopped
+    assert any(m.startswith("Train closed") for m in notes["info"])
+
+
+def test_a_stop_before_the_first_epoch_keeps_the_model_trained_before(
+    make_napari_viewer, qtbot, notes, monkeypatch
+):
+    """Issue 12: stopping in the first epoch replaced "model just trained"
+    with a barely trained network, and said "no finished epoch
+    finished"."""
+    from napari_thinseg.train import TrainEvent
+
+    def one_batch_then_stop(*args, stop, **kwargs):
+        yield TrainEvent(1, 10, "epoch 1/1", batch=1, loss=1.0)
+        while not stop():
+            time.sleep(0.005)
+        return TrainResult(object(), None, stopped=True)
+
+    monkeypatch.setattr(train_module, "train", one_batch_then_stop)
+    monkeypatch.setattr(train_module, "import_tensorflow", lambda: None)
+    from napari_thinseg.model.config import ModelConfig
+
+    before = cache.TrainedModel(
+        object(), ModelConfig(6, 32, 32), "earlier (epoch 3)", None
+    )
+    cache.trained_models.add(before)
+    viewer = make_napari_viewer()
+    add_pair(viewer, "a", 6)
+    widget = open_widget(viewer)
+    make_tiny(widget)
+    result, failed = run_training(
+        qtbot,
+        widget,
+        lambda event: widget.stop_button.click(),
+    )
+    assert failed is None and result.stopped
+    assert cache.trained_models.latest() is before
+    message = notes["info"][-1]
+    assert message == (
+        "training stopped before the first epoch finished: no model kept"
+    )
+    assert "finished finished" not in widget.status_label.text()

@@ -63,6 +63,55 @@ def test_autolabel_folder(images, tmp_path):
         )
 
 
+def test_twelve_bit_tiffs_are_scaled_and_said_so(tmp_path):
+    """Issue 12: 0-4080 in a uint16 TIFF gave 100 % class 1, silently."""
+    import tifffile
+
+    gray8 = iio.imread(PACKAGED)[..., :3].mean(-1).astype(np.uint8)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    tifffile.imwrite(folder / "cam.tif", gray8.astype(np.uint16) * 16)
+    out = tmp_path / "out"
+    proc = thinseg("autolabel", folder, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        "note: cam.tif: 12-bit data in a 16-bit image: 0..4095 scaled to "
+        "0..255" in proc.stdout
+    )
+    labels = iio.imread(out / "cam.png")
+    assert (labels == autolabel(gray8)).mean() > 0.97
+    # 8-bit files say nothing
+    proc = thinseg("autolabel", PACKAGED, "--out", tmp_path / "o8")
+    assert proc.returncode == 0 and "note:" not in proc.stdout
+
+
+def test_pixel_size_travels_from_the_photo_to_stats(tmp_path):
+    """Issue 12: pixel size from the file, no typing: a TIFF at
+    2.5 um/px, auto-labelled, measured in micrometres and mm2."""
+    import tifffile
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rgb = iio.imread(PACKAGED)[..., :3]
+    tifffile.imwrite(
+        folder / "cam.tif",
+        rgb,
+        photometric="rgb",
+        resolution=(4000, 4000),
+        resolutionunit="CENTIMETER",
+    )
+    out = tmp_path / "labels"
+    assert thinseg("autolabel", folder, "--out", out).returncode == 0
+    proc = thinseg("stats", out)
+    assert proc.returncode == 0, proc.stderr
+    h, w = rgb.shape[:2]
+    assert f"({h * w * 2.5**2 / 1e6:.4g} mm2 at 2.5 um/px)" in proc.stdout
+    assert "phi" in proc.stdout
+    # given, the flag wins
+    proc = thinseg("stats", out, "--pixel_size_um", "5")
+    assert "at 5 um/px" in proc.stdout
+
+
 def test_autolabel_real_thin_section_equals_seed_rule(tmp_path):
     from skimage.color import rgb2gray
     from skimage.filters import gaussian

@@ -110,6 +110,26 @@ def test_predict_file_and_folder(trained, tmp_path):
     labels = iio.imread(out)
     assert labels.dtype == np.uint8 and labels.shape == (64, 96)
     assert labels.max() <= 5
+    assert "note:" not in proc.stdout
+    # the same photo as 12-bit data in a 16-bit TIFF: the same labels, and
+    # a note of the scaling (issue 12: it was a black image)
+    import tifffile
+
+    twelve = tmp_path / "twelve.tif"
+    rgb = iio.imread(image)[..., :3].astype(np.uint16)
+    tifffile.imwrite(twelve, rgb * 16 + rgb // 16)  # 0..4095 for 0..255
+    proc = thinseg(
+        "predict",
+        "--checkpoints_path",
+        prefix,
+        "--input_path",
+        twelve,
+        "--output_path",
+        tmp_path / "twelve.png",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "note: twelve.tif: 12-bit data in a 16-bit image" in proc.stdout
+    assert np.array_equal(iio.imread(tmp_path / "twelve.png"), labels)
     proc = thinseg(
         "predict",
         "--checkpoints_path",
@@ -483,15 +503,20 @@ def test_minutes_propose_sizes_and_given_flags_win(trained, tmp_path):
         "train",
         f"--checkpoints_path={out}",
         *data,
-        "--minutes=0.1",
+        "--minutes=0.5",
         "--batch_size=1",
+        # given, so that an epoch ends within the budget on a busy machine
+        # (a run stopped before its first epoch keeps no config)
+        "--steps_per_epoch=2",
+        "--epochs=1",
     )
     assert proc.returncode == 0, proc.stderr
-    # 64 x 96 images: 64-pixel crops proposed; the batch given wins
-    assert "for 0.1 min:" in proc.stdout and "64x64" in proc.stdout
+    # 64 x 96 images: 64-pixel crops proposed; the flags given win
+    assert "for 0.5 min:" in proc.stdout and "64x64" in proc.stdout
     config = json.loads(Path(f"{out}_config.json").read_text())
     assert (config["input_height"], config["input_width"]) == (64, 64)
     assert config["trained_on"]["batch_size"] == 1
+    assert config["trained_on"]["steps_per_epoch"] == 2
     assert_bad_input(
         thinseg("train", f"--checkpoints_path={out}2", *data, "--minutes=0"),
         "--minutes",

@@ -17,6 +17,18 @@ from ..errors import ThinsegError
 from ..schemes import SEED, ClassScheme
 
 SCHEME_KEY = "thinseg_scheme"
+PREDICTION_KEY = "thinseg_prediction"
+"""Metadata key of the Labels layers the Predict widget writes."""
+PREVIEW_KEY = "thinseg_preview"
+"""Metadata key of the Labels layers the Train widget's preview writes."""
+
+
+def is_model_output(layer) -> bool:
+    """Whether a layer holds a model's prediction (or a preview), not
+    labels a user made: pair tables never take it for labels by
+    themselves."""
+    meta = getattr(layer, "metadata", {}) or {}
+    return PREDICTION_KEY in meta or PREVIEW_KEY in meta
 
 
 def labels_kwargs(scheme: ClassScheme) -> dict:

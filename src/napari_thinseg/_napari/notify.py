@@ -48,7 +48,8 @@ def reports_errors(method: Callable) -> Callable:
 
     A :class:`ThinsegError` is shown as its one-line message; anything else
     is logged with its traceback and shown as one line, never raised into
-    the Qt event loop.
+    the Qt event loop. The widget's ``status_label``, where it has one,
+    shows the message too (not the previous run's status).
     """
 
     @functools.wraps(method)
@@ -56,10 +57,14 @@ def reports_errors(method: Callable) -> Callable:
         try:
             return method(*args, **kwargs)
         except ThinsegError as exc:
-            notify_error(one_line(exc))
+            message = one_line(exc)
         except Exception as exc:  # a widget must never crash napari
             logger.exception("napari-thinseg: %s failed", method.__name__)
-            notify_error(one_line(exc))
+            message = one_line(exc)
+        notify_error(message)
+        label = getattr(args[0], "status_label", None) if args else None
+        if label is not None:
+            label.setText(message)
         return None
 
     return wrapper
@@ -74,3 +79,16 @@ def report_failure(
         notify(message)
     widget.status_label.setText(message)
     widget.failed.emit(message)
+
+
+def scaling_note(name: str, data) -> str:
+    """``"; <name>: 12-bit data in a 16-bit image: ..."`` where the values
+    were scaled other than plainly (:func:`~..imaging.convert.
+    describe_scaling`), else ``""``; shown as information too."""
+    from ..imaging.convert import describe_scaling
+
+    why = describe_scaling(data)
+    if not why:
+        return ""
+    notify_info(f"{name}: {why}")
+    return f" ({why})"

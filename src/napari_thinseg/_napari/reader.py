@@ -12,23 +12,36 @@ from pathlib import Path
 
 from ..dataset import is_dataset, read_dataset
 from ..imaging.files import read_annotation, read_image
+from ..schemes import SCHEME_FILENAME
 from .layers import labels_layer_data
 
 
-def napari_get_reader(path):
-    """Return a reader for dataset folders, ``None`` for anything else."""
+def dataset_folder(path) -> Path | None:
+    """The dataset folder ``path`` names (the folder itself, or the folder
+    of its ``classes.json``), or None."""
     if isinstance(path, list):
         if len(path) != 1:
             return None
         path = path[0]
-    return read_dataset_layers if is_dataset(Path(path)) else None
+    path = Path(path)
+    if path.name == SCHEME_FILENAME and path.is_file():
+        path = path.parent
+    return path if is_dataset(path) else None
+
+
+def napari_get_reader(path):
+    """Return a reader for dataset folders (or their ``classes.json``),
+    ``None`` for anything else. The manifest offers this reader for
+    folders and ``classes.json`` only, never for a plain image."""
+    return read_dataset_layers if dataset_folder(path) is not None else None
 
 
 def read_dataset_layers(path):
     """Layer data tuples of every (image, annotation) pair of the folder."""
-    if isinstance(path, list):
-        path = path[0]
-    samples, scheme = read_dataset(path)
+    folder = dataset_folder(path)
+    if folder is None:  # read_dataset says what is wrong with it
+        folder = path[0] if isinstance(path, list) else path
+    samples, scheme = read_dataset(folder)
     layers = []
     for s in samples:
         image = read_image(s.image_path)

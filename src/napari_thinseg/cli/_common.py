@@ -85,3 +85,23 @@ def count(least: int):
         return value
 
     return parse
+
+
+class ScalingNotes:
+    """What value scaling was applied to which input
+    (:func:`~..imaging.convert.describe_scaling`), printed after the run
+    so that the progress bar stays whole."""
+
+    def __init__(self):
+        self.notes: list[str] = []
+
+    def check(self, name: str, image) -> None:
+        from ..imaging.convert import describe_scaling
+
+        why = describe_scaling(image)
+        if why:
+            self.notes.append(f"note: {name}: {why}")
+
+    def print(self) -> None:
+        for note in self.notes:
+            print(note)

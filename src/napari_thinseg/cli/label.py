@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ThinsegError
-from ._common import drive, output_paths, size, thresholds
+from ._common import ScalingNotes, drive, output_paths, size, thresholds
 
 
 # -- autolabel ---------------------------------------------------------------
-def _autolabel_files(inputs, out, params, overwrite):
+def _autolabel_files(inputs, out, params, overwrite, notes):
     from ..autolabel import autolabel, autolabel_stack
     from ..imaging.atomic import refuse_existing
     from ..imaging.convert import is_rgb
@@ -20,11 +20,13 @@ def _autolabel_files(inputs, out, params, overwrite):
         write_annotation,
         write_tiff,
     )
+    from ..imaging.pixel_size import file_pixel_size_um
 
     targets = output_paths(inputs, out)
     refuse_existing(targets, overwrite)
     for k, (src, dst) in enumerate(zip(inputs, targets, strict=True)):
         image = read_image(src)
+        notes.check(src.name, image)
         rgb = is_rgb(image)
         if is_stack(image):
             # a stack: every plane, kept together in one TIFF
@@ -35,7 +37,8 @@ def _autolabel_files(inputs, out, params, overwrite):
                 labels = autolabel(image, params, rgb=rgb)
             except ThinsegError as exc:
                 raise ThinsegError(f"{src}: {exc}") from None
-            write_annotation(dst, labels, overwrite=True)
+            um = file_pixel_size_um(src)  # stats reads it back
+            write_annotation(dst, labels, overwrite=True, pixel_size_um=um)
         yield _progress(k, len(inputs), src.name)
     return targets
 
@@ -62,11 +65,15 @@ def cmd_autolabel(args) -> int:
     )
     inputs = list_images(args.inputs)
     ensure_dir(args.out)
+    notes = ScalingNotes()
     outputs = drive(
-        _autolabel_files(inputs, Path(args.out), params, args.overwrite),
+        _autolabel_files(
+            inputs, Path(args.out), params, args.overwrite, notes
+        ),
         "autolabel",
     )
     print(f"labelled {len(outputs)} image(s) into {args.out}")
+    notes.print()
     return 0
 
 

@@ -67,7 +67,9 @@ def add_commands(sub) -> None:
         type=positive_float,
         default=None,
         metavar="UM",
-        help="micrometres per pixel: areas in mm2 and phi statistics",
+        help="micrometres per pixel: areas in mm2 and phi statistics "
+        "(default: what each label file records; predict and autolabel "
+        "copy it from the photo's TIFF, OME-TIFF or PNG tags)",
     )
     p.add_argument(
         "--points",

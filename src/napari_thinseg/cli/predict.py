@@ -106,10 +106,11 @@ def cmd_predict(args) -> int:
         write_png,
         write_tiff,
     )
+    from ..imaging.pixel_size import file_pixel_size_um
     from ..overlap import map_ahead
     from ..predict import check_tile, predict_image
     from ..progress import Progress
-    from ._common import drive, output_paths
+    from ._common import ScalingNotes, drive, output_paths
 
     check_tile(args.tile)
     _check_model_args(args)
@@ -165,13 +166,14 @@ def cmd_predict(args) -> int:
             labels = np.stack([colorize(p, scheme) for p in labels])
         return labels
 
-    def write(dst, labels, stack):
+    def write(dst, labels, stack, um):
+        # the labels keep the photo's pixel size (stats reads it back)
         if stack:
             write_tiff(dst, labels, args.overwrite)
         elif args.colored:
-            write_png(dst, labels, overwrite=True)
+            write_png(dst, labels, overwrite=True, pixel_size_um=um)
         else:
-            write_annotation(dst, labels, overwrite=True)
+            write_annotation(dst, labels, overwrite=True, pixel_size_um=um)
 
     def run_all():
         # the next photo is read, and the last labels written, while the
@@ -182,23 +184,27 @@ def cmd_predict(args) -> int:
             for k, (src, dst, image) in enumerate(
                 zip(inputs, outputs, images, strict=True)
             ):
+                notes.check(src.name, image)
                 labels = labels_of(src, image)
                 stack = not twins and is_stack(image)
                 if stack:
                     dst = dst.with_suffix(".tif")
                 if writing is not None:
                     writing.result()  # a failed write stops the run here
-                writing = pool.submit(write, dst, labels, stack)
+                um = file_pixel_size_um(src)
+                writing = pool.submit(write, dst, labels, stack, um)
                 written.append(dst)
                 yield Progress(k + 1, len(inputs), src.name)
             if writing is not None:
                 writing.result()
 
+    notes = ScalingNotes()
     drive(run_all(), "predict")
     print(
         f"predicted {len(inputs)} image(s) with {weights} into "
         f"{written[0] if single else args.output_path}"
     )
+    notes.print()
     return 0
 
 

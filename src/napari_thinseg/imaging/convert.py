@@ -1,9 +1,14 @@
 """Image values in the forms the pipeline needs: float in [0, 1] and
 uint8 RGB.
 
-Integers are divided by their dtype's maximum (uint8 by 255, uint16 by
-65535); float images are used as they are when inside [0, 1], else their
-range is stretched onto [0, 1]; alpha is dropped.
+uint8 is divided by 255. Wider unsigned integers are divided by the
+largest value of the bit depth the data uses (:func:`used_bits`: 8, 10,
+12, 14 or 16 bits), since cameras write 12-bit data into 16-bit files:
+values 0-4080 in a uint16 TIFF are 12-bit data (divided by 4095), not a
+black 16-bit image. Signed integers are divided by their dtype's maximum;
+float images are used as they are when inside [0, 1], else their range
+is stretched onto [0, 1]; alpha is dropped. :func:`describe_scaling`
+says in words what was applied where it is not the obvious.
 """
 
 from __future__ import annotations
@@ -32,19 +37,75 @@ def float_range(image: np.ndarray) -> tuple[float, float]:
     return 0.0, 1.0
 
 
+BIT_DEPTHS = (8, 10, 12, 14, 16, 24, 32, 64)
+"""The bit depths :func:`used_bits` chooses from."""
+
+
+def used_bits(image: np.ndarray) -> int:
+    """The bit depth an unsigned-integer image's values use: the smallest
+    of :data:`BIT_DEPTHS` that holds its largest value (its dtype's for
+    other images)."""
+    image = np.asarray(image)
+    full = 8 * image.dtype.itemsize
+    if image.dtype.kind != "u" or full == 8 or not image.size:
+        return full
+    top = int(np.max(image))
+    return next(b for b in BIT_DEPTHS if b >= full or top < 2**b)
+
+
+def data_range(image: np.ndarray) -> tuple[float, float]:
+    """The values mapped onto 0 and 1: ``(0, 2**used_bits - 1)`` for
+    unsigned integers, ``(0, dtype max)`` for signed ones,
+    :func:`float_range` for floats. Computed on the whole image and given
+    to :func:`to_float` for its tiles, so that all tiles scale alike."""
+    image = np.asarray(image)
+    if image.dtype.kind == "u":
+        return 0.0, float(2 ** used_bits(image) - 1)
+    if image.dtype.kind == "i":
+        return 0.0, float(np.iinfo(image.dtype).max)
+    if image.dtype.kind == "b":
+        return 0.0, 1.0
+    return float_range(image)
+
+
+def describe_scaling(image: np.ndarray) -> str | None:
+    """What :func:`to_float` does to ``image`` in words, where it is not
+    plain 8-bit or full-range data: ``"12-bit data in a 16-bit image:
+    0..4095 shown as 0..255"``; None otherwise."""
+    image = np.asarray(image)
+    kind, full = image.dtype.kind, 8 * image.dtype.itemsize
+    if kind == "u" and full > 8:
+        bits = used_bits(image)
+        if bits < full:
+            return (
+                f"{bits}-bit data in a {full}-bit image: "
+                f"0..{2**bits - 1} scaled to 0..255"
+            )
+    elif kind == "f":
+        lo, hi = float_range(image)
+        if (lo, hi) != (0.0, 1.0):
+            return f"float image of values {lo:g}..{hi:g}: stretched to 0..255"
+    return None
+
+
 def to_float(
     image: np.ndarray, value_range: tuple[float, float] | None = None
 ) -> np.ndarray:
     """Image values as float64 in [0, 1] (see the module docstring).
 
-    ``value_range`` is the float image's :func:`float_range`, given when
+    ``value_range`` is the whole image's :func:`data_range`, given when
     ``image`` is a tile of a larger image so that all tiles scale alike.
     """
     image = np.asarray(image)
     if image.dtype.kind == "b":
         return image.astype(np.float64)
     if image.dtype.kind in "ui":
-        return image.astype(np.float64) / np.iinfo(image.dtype).max
+        # integers: the whole image's data_range when given (a usable one)
+        top = value_range[1] if value_range is not None else 0.0
+        if not (np.isfinite(top) and top > 0):
+            top = data_range(image)[1]
+        out = image.astype(np.float64) / top
+        return np.clip(out, 0.0, 1.0)
     # floats outside [0, 1] carry no scale of their own (0..255 floats,
     # calibrated intensities): their range is stretched onto [0, 1]
     lo, hi = float_range(image) if value_range is None else value_range

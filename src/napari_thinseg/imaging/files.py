@@ -323,23 +323,32 @@ def check_labels(labels: np.ndarray, name: str = "labels") -> np.ndarray:
     return labels.astype(np.uint8, copy=False)
 
 
-def encode_png(array: np.ndarray) -> bytes:
-    """PNG bytes of a uint8/uint16 gray, RGB or RGBA array."""
+def encode_png(array: np.ndarray, pixel_size_um: float | None = None) -> bytes:
+    """PNG bytes of a uint8/uint16 gray, RGB or RGBA array; with
+    ``pixel_size_um``, recorded in the pHYs chunk."""
     import imageio.v3 as iio
 
+    from .pixel_size import png_dpi
+
     buf = io.BytesIO()
-    iio.imwrite(buf, array, extension=".png")
+    dpi = png_dpi(pixel_size_um)
+    extra = {} if dpi is None else {"dpi": dpi}
+    iio.imwrite(buf, array, extension=".png", **extra)
     return buf.getvalue()
 
 
 def write_png(
-    path: str | Path, array: np.ndarray, overwrite: bool = False
+    path: str | Path,
+    array: np.ndarray,
+    overwrite: bool = False,
+    pixel_size_um: float | None = None,
 ) -> Path:
-    """Write ``array`` as a PNG, atomically, never replacing a file unasked."""
+    """Write ``array`` as a PNG, atomically, never replacing a file unasked
+    (``pixel_size_um``: see :func:`encode_png`)."""
     path = Path(path)
     refuse_existing([path], overwrite)
     ensure_dir(path.parent)
-    return atomic_write_bytes(path, encode_png(array))
+    return atomic_write_bytes(path, encode_png(array, pixel_size_um))
 
 
 def write_tiff(
@@ -360,10 +369,15 @@ def write_tiff(
 
 
 def write_annotation(
-    path: str | Path, labels: np.ndarray, overwrite: bool = False
+    path: str | Path,
+    labels: np.ndarray,
+    overwrite: bool = False,
+    pixel_size_um: float | None = None,
 ) -> Path:
-    """Write class ids as an 8-bit single-channel annotation PNG."""
-    return write_png(path, check_labels(labels, str(path)), overwrite)
+    """Write class ids as an 8-bit single-channel annotation PNG (with the
+    pixel size of the image they label, when known)."""
+    labels = check_labels(labels, str(path))
+    return write_png(path, labels, overwrite, pixel_size_um)
 
 
 def read_annotation(path: str | Path) -> np.ndarray:

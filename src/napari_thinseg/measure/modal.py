@@ -328,10 +328,14 @@ def measure_files(
     """Measure label image files (folders give their images), one
     :class:`Progress` per file; returns the measurements.
 
-    ``scheme`` None takes :func:`scheme_near` of each file. Arguments are
-    checked before the first file is read.
+    ``scheme`` None takes :func:`scheme_near` of each file.
+    ``pixel_size_um`` None takes the pixel size each file records
+    (:func:`~..imaging.pixel_size.file_pixel_size_um`: predict and
+    auto-label copy their input's). Arguments are checked before the
+    first file is read.
     """
     from ..imaging.files import list_images, read_annotation
+    from ..imaging.pixel_size import file_pixel_size_um
 
     _check_args(pixel_size_um, points, n_boot, block_px)
     files = list_images(paths)
@@ -343,7 +347,7 @@ def measure_files(
             m = measure(
                 labels,
                 scheme_near(path, chosen),
-                pixel_size_um=pixel_size_um,
+                pixel_size_um=pixel_size_um or file_pixel_size_um(path),
                 points=points,
                 n_boot=n_boot,
                 block_px=block_px,

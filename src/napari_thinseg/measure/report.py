@@ -163,6 +163,9 @@ def counted_text(m: Measurement) -> str:
     return f"{m.name}: {m.counted_pixels:,} labelled pixels counted ({unit})"
 
 
+GRAY_LEVEL_NOTE = "gray-level classes, not minerals: grains of all shades"
+"""Said next to grain numbers measured on gray-level bins."""
+
 SIZE_KEYS = ("grains", "mean", "sorting", "median", "pores", "border")
 """The lines of :func:`size_texts`, in the dock's order."""
 
@@ -175,6 +178,7 @@ def size_texts(m: Measurement) -> dict[str, str]:
     if grains is not None:
         out["grains"] = (
             f"{grains.count:,} ({grains.border_count:,} on the edge)"
+            + (f"; {GRAY_LEVEL_NOTE}" if grains.gray_levels else "")
         )
         out["mean"] = phi_text(grains.mean_phi)
         if not _missing(grains.sorting_phi):
@@ -236,7 +240,10 @@ def format_measurement(m: Measurement) -> str:
             )
         if g.count:
             text += f"; median {median_text(g, 0, PLAIN)}"
-        lines.append(text + f"; {g.border_count} on the edge")
+        text += f"; {g.border_count} on the edge"
+        if g.gray_levels:
+            text += f" ({GRAY_LEVEL_NOTE})"
+        lines.append(text)
     if m.pores is not None:
         p = m.pores
         text = f"  pore bodies: {p.count}"

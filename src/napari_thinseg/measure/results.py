@@ -56,6 +56,9 @@ class SizeStats:
     sorting_class: str | None
     median_diameter_um: float | None
     border_count: int = 0
+    gray_levels: bool = False
+    """The classes were gray-level bins, not minerals: grains are the
+    union of the grain classes (:func:`~.grains.is_gray_level`)."""
 
     @property
     def median_diameter_px(self) -> float | None:
@@ -131,6 +134,13 @@ class Measurement:
             row[f"{prefix}_mean_phi"] = None if s is None else s.mean_phi
             row[f"{prefix}_sorting_phi"] = None if s is None else s.sorting_phi
             row[f"{prefix}_sorting"] = None if s is None else s.sorting_class
+        row["grains_from"] = (
+            None
+            if self.grains is None
+            else "gray levels"
+            if self.grains.gray_levels
+            else "classes"
+        )
         row["pore_border_fraction"] = self.pore_border_fraction
         row["binomial_method"] = self.porosity_binomial.method
         row["bootstrap_method"] = (

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 
 import numpy as np
-from qtpy.QtCore import QTimer, Signal
+from qtpy.QtCore import QEvent, QTimer, Signal
 from qtpy.QtWidgets import (
     QComboBox,
     QLabel,
@@ -82,7 +82,11 @@ def disconnect_all(connections: list, alive: list) -> None:
     away, and mark it dead (``alive[0] = False``)."""
     alive[0] = False
     for emitter, callback in connections:
-        with contextlib.suppress(RuntimeError, TypeError, ValueError):
+        # AttributeError: an emitter torn down with its viewer, when a
+        # closed dock's widget is collected after the viewer closed
+        with contextlib.suppress(
+            AttributeError, RuntimeError, TypeError, ValueError
+        ):
             emitter.disconnect(callback)
     connections.clear()
 
@@ -267,3 +271,11 @@ def import_tensorflow():
     from ...model.backend import tensorflow
 
     return tensorflow()
+
+
+def taken_out_of_dock(widget, event) -> bool:
+    """Whether ``event`` tells that ``widget`` lost its parent: closing a
+    napari dock (its x) takes the widget out with ``setParent(None)``, and
+    nothing else tells it; a running job must stop then, not run on
+    unseen."""
+    return event.type() == QEvent.Type.ParentChange and widget.parent() is None

@@ -35,6 +35,7 @@ from ...autolabel import (
     check_thresholds,
 )
 from ...errors import ThinsegError
+from ..pixel_scale import follow_file_pixel_sizes
 from ._common import status_label
 from .autolabel_histogram import ThresholdHistogram
 
@@ -76,6 +77,7 @@ class AutoLabelForm(QWidget):
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
+        follow_file_pixel_sizes(napari_viewer)
         self._build_form()
 
     def _build_form(self) -> None:
@@ -196,6 +198,12 @@ class AutoLabelForm(QWidget):
                 spin.setToolTip("hue as a fraction of 360 degrees")
             epoxy.addRow(text, spin)
             self.epoxy_spins[name] = spin
+        self.pick_epoxy_button = QPushButton("Click the epoxy…")
+        self.pick_epoxy_button.setToolTip(
+            "Then click on a pore's dyed epoxy in the image: the window is "
+            "set around its colour (pale or dark dye too)"
+        )
+        epoxy.addRow(self.pick_epoxy_button)
         return self.epoxy_box
 
     def _image_choices(self, _widget=None) -> list[tuple[str, Image]]:

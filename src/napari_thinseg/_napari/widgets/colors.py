@@ -11,6 +11,7 @@ from __future__ import annotations
 import colorsys
 from pathlib import Path
 
+import numpy as np
 from napari.layers import Image, Labels
 from qtpy.QtCore import Qt
 from qtpy.QtGui import QColor
@@ -35,13 +36,39 @@ from ...colorize import match_colors, save_colored
 from ...errors import ThinsegError
 from ...schemes import BUILTIN_SCHEMES, SEED, ClassScheme, rgb_to_hex
 from ..layers import apply_scheme, scheme_of
-from ..notify import notify_error, notify_info, reports_errors
+from ..notify import (
+    notify_error,
+    notify_info,
+    notify_warning,
+    reports_errors,
+)
+from ..pixel_scale import follow_file_pixel_sizes
 from ._common import LayerCombo, button, layer_array
 
 OWN = "layer's own"
 """Scheme combo entry: the scheme stored on the chosen Labels layer."""
 
 SWATCH, ID, NAME = range(3)
+
+
+def renamed_ids(old: ClassScheme, new: ClassScheme, labels) -> list[int]:
+    """The ids present in ``labels`` that ``old`` and ``new`` name
+    differently (or that ``new`` lacks)."""
+    labels = np.asarray(labels)
+    present = (
+        np.flatnonzero(np.bincount(labels.ravel()))
+        if labels.dtype == np.uint8
+        else np.unique(labels)
+    )
+    return [
+        int(i)
+        for i in present
+        if i in old.ids and _name_in(new, int(i)) != old[int(i)].name
+    ]
+
+
+def _name_in(scheme: ClassScheme, class_id: int) -> str:
+    return scheme[class_id].name if class_id in scheme.ids else "(none)"
 
 
 def new_class_color(class_id: int) -> str:
@@ -70,6 +97,7 @@ class ColorsWidget(QWidget):
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
+        follow_file_pixel_sizes(napari_viewer)
         self.scheme: ClassScheme = SEED
 
         self.labels_combo = LayerCombo(napari_viewer, Labels, self)
@@ -314,8 +342,24 @@ class ColorsWidget(QWidget):
     # -- actions ---------------------------------------------------------
     @reports_errors
     def apply(self) -> None:
-        """Give the Labels layer the working scheme (colours + features)."""
-        apply_scheme(self.labels_layer(), self.scheme)
+        """Give the Labels layer the working scheme (colours + features),
+        warning when its ids mean other classes than the layer's scheme
+        said (labels made with another scheme)."""
+        layer = self.labels_layer()
+        old = scheme_of(layer, default=None)
+        if old is not None:
+            changed = renamed_ids(old, self.scheme, layer_array(layer))
+            if changed:
+                cid = changed[0]
+                more = f" (and {len(changed) - 1} more)" if changed[1:] else ""
+                notify_warning(
+                    f"{layer.name}: labels made with scheme '{old.name}'; "
+                    f"in '{self.scheme.name}' class {cid} "
+                    f"'{old[cid].name}' becomes "
+                    f"'{_name_in(self.scheme, cid)}'{more}: measurements "
+                    "now follow the new names"
+                )
+        apply_scheme(layer, self.scheme)
 
     @reports_errors
     def match(self) -> None:

@@ -28,6 +28,7 @@ from ...errors import ThinsegError
 from ...schemes import ClassScheme
 from .. import workers
 from ..notify import notify_error, notify_info, notify_warning, reports_errors
+from ..pixel_scale import follow_file_pixel_sizes
 from ._common import button, status_label, time_left_status
 from .pair_table import PairTable, dataset_scheme, layer_pairs
 
@@ -56,6 +57,7 @@ class ExportWidget(QWidget):
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
+        follow_file_pixel_sizes(napari_viewer)
         self.worker = None
         self.table = PairTable(
             napari_viewer, keep_ticks=False, purpose="export"

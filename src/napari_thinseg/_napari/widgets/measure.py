@@ -43,6 +43,7 @@ from ...schemes import ClassScheme
 from .. import workers
 from ..layers import scheme_of
 from ..notify import notify_error, notify_info, one_line, reports_errors
+from ..pixel_scale import follow_file_pixel_sizes
 from ._common import (
     LayerCombo,
     button,
@@ -135,6 +136,7 @@ class MeasureWidget(MeasurementView, QWidget):
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
+        follow_file_pixel_sizes(napari_viewer)
         self.measurement: Measurement | None = None
         self._worker = None
         self._pending = False
@@ -248,7 +250,9 @@ class MeasureWidget(MeasurementView, QWidget):
         disconnect_all(connections, [True])
         if layer is None:
             return
-        names = ("paint", "data", "labels_update")
+        # features / colormap: another scheme or renamed classes
+        # (napari has no metadata event; apply_scheme sets all three)
+        names = ("paint", "data", "labels_update", "features", "colormap")
         for name in names:
             emitter = getattr(layer.events, name, None)
             if emitter is not None:

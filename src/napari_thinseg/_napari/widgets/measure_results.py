@@ -129,6 +129,7 @@ class MeasurementView:
         ):
             label = QLabel(NO_VALUE)
             label.setToolTip(tip)
+            label.setWordWrap(True)  # long notes wrap: no sideways scroll
             sizes.addRow(text, label)
             self.size_labels[key] = label
 

@@ -28,7 +28,7 @@ from ...dataset import Pair
 from ...errors import ThinsegError
 from ...imaging.convert import stack_views
 from ...schemes import SEED, ClassScheme
-from ..layers import scheme_of
+from ..layers import is_model_output, scheme_of
 from ._common import LayerCombo, LayerWatcher, layer_array, plane_shape
 
 IMAGE, LABELS, XPL = range(3)
@@ -62,7 +62,9 @@ def match_labels(image, labels_layers: Sequence, taken: Sequence = ()):
 
     First ``"<image> labels"``, ``"<image> annotation"``, ``"<image> truth"``
     (case-insensitive), else the first layer of the same 2D shape that is
-    not in ``taken`` (layers that other images claim by name).
+    not in ``taken`` (layers that other images claim by name) nor a
+    model's prediction (:func:`~.layers.is_model_output`: chosen by hand
+    only).
 
     Returns
     -------
@@ -78,7 +80,11 @@ def match_labels(image, labels_layers: Sequence, taken: Sequence = ()):
         return None
     taken_ids = {id(ly) for ly in taken}
     for layer in labels_layers:
-        if id(layer) not in taken_ids and plane_shape(layer) == shape:
+        if (
+            id(layer) not in taken_ids
+            and not is_model_output(layer)
+            and plane_shape(layer) == shape
+        ):
             return layer
     return None
 
@@ -198,7 +204,8 @@ class PairTable(QTableWidget):
         for image in images:
             checked, chosen, twin = memory.get(id(image), (None, None, None))
             if chosen is not None and id(chosen) not in alive:
-                chosen = None
+                # its labels layer was removed: matched afresh, or unticked
+                chosen, checked = None, None
             if twin is None or id(twin) not in alive:
                 twin = match_crossed_polars(image, every_image)
             plan.append([image, checked, chosen, twin])

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from napari.layers import Image, Labels
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
@@ -54,7 +53,7 @@ from ...model.checkpoints import default_model_prefix, shipped_model_prefix
 from ...predict import MODES, Prediction
 from ...progress import TimeLeft, time_left_text
 from .. import workers
-from ..layers import apply_scheme, labels_kwargs, stamp, writable_labels
+from ..layers import PREDICTION_KEY
 from ..notify import (
     notify_error,
     notify_info,
@@ -62,7 +61,9 @@ from ..notify import (
     one_line,
     report_failure,
     reports_errors,
+    scaling_note,
 )
+from ..pixel_scale import follow_file_pixel_sizes
 from ._common import (
     CONFIDENCE_KEY,
     LayerCombo,
@@ -73,7 +74,9 @@ from ._common import (
     plane_shape,
     status_label,
     sync_progress,
+    taken_out_of_dock,
 )
+from .model_output import write_confidence, write_labels
 from .pair_table import (
     chosen_twin,
     crossed_polars_combo,
@@ -110,9 +113,7 @@ MODE_TEXT = {
     "tile": "tile (native resolution)",
     "resize": "resize (keras-segmentation)",
 }
-#: metadata key of the layers this widget writes
-STAMP_KEY = "thinseg_prediction"
-CONFIDENCE_COLORMAP = "magma"
+STAMP_KEY = PREDICTION_KEY  # of the layers this widget writes
 OUT_OF_MEMORY_PREDICT = (
     "out of memory: use resize mode or a model with a smaller input size "
     "(or close other programs using the GPU)"
@@ -147,6 +148,7 @@ class PredictWidget(QWidget):
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
+        follow_file_pixel_sizes(napari_viewer)
         self.worker = None
         self._targets: list[Image] = []
         self._written: list[Labels] = []
@@ -406,6 +408,7 @@ class PredictWidget(QWidget):
             by_name = self.all_images.isChecked()
             twin = chosen_twin(layer, self.xpl_combo, by_name)
             arrays.append(layer_input(layer, twin))
+            scaling_note(layer.name, arrays[-1])
         self.predict_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         self.progress_bar.setRange(0, 0)
@@ -432,6 +435,12 @@ class PredictWidget(QWidget):
         )
         return self.worker
 
+    def event(self, event) -> bool:
+        if taken_out_of_dock(self, event) and self.worker is not None:
+            self.stop()
+            notify_info("Predict closed: the prediction stops")
+        return super().event(event)
+
     def stop(self) -> None:
         """Stop after the current batch of tiles."""
         if self.worker is not None:
@@ -450,19 +459,14 @@ class PredictWidget(QWidget):
         p = item.progress
         done = item.index * UNITS + (UNITS * p.step) // max(1, p.total)
         total = item.n_images * UNITS
-        sync_progress(
-            getattr(self.worker, "pbar", None),
-            done,
-            total,
-            f"{self._targets[item.index].name}: {p.message}",
-        )
         self.progress_bar.setRange(0, total)
         self.progress_bar.setValue(done)
         left = time_left_text(self._time_left.update(done, total))
-        self._set_status(
-            f"{self._targets[item.index].name}: {p.message}"
-            + (f" ({left})" if left else "")
-        )
+        message = f"{self._targets[item.index].name}: {p.message}"
+        self._set_status(message + (f" ({left})" if left else ""))
+        # last: napari's progress bar may process the events queued behind
+        # this one (the result's summary among them)
+        sync_progress(getattr(self.worker, "pbar", None), done, total, message)
 
     def _on_refused(self, message: str) -> None:
         report_failure(self, message, notify_error)
@@ -503,58 +507,16 @@ class PredictWidget(QWidget):
         if image not in self.viewer.layers:
             notify_warning(f"{image.name}: layer was removed; not predicted")
             return
-        labels = np.ascontiguousarray(prediction.labels, dtype=np.uint8)
-        scheme = config.class_scheme
-        scale = tuple(image.scale)[-2:]
-        translate = tuple(image.translate)[-2:]
-        source = self._source.name if self._source else ""
-        written = stamp(labels, model=source, mode=self.mode.currentData())
         if prediction.confidence is not None:
-            # first, so that the class map lies above it
-            self._write_confidence(
-                image, prediction.confidence, scale, translate
-            )
-        base = f"{image.name} prediction"
-        layer, name = writable_labels(
-            self.viewer.layers,
-            base,
+            write_confidence(self.viewer, image, prediction.confidence)
+        layer = write_labels(
+            self.viewer,
+            image,
+            prediction.labels,
+            config.class_scheme,
+            "prediction",
             STAMP_KEY,
-            labels.shape,
-            lambda k: f"{base} {k}",
+            model=self._source.name if self._source else "",
+            mode=self.mode.currentData(),
         )
-        if layer is None:
-            kwargs = labels_kwargs(scheme)
-            kwargs["metadata"] = {**kwargs["metadata"], STAMP_KEY: written}
-            layer = self.viewer.add_labels(
-                labels, name=name, scale=scale, translate=translate, **kwargs
-            )
-        else:
-            layer.data = labels
-            layer.scale = scale
-            layer.translate = translate
-            apply_scheme(layer, scheme)
-            layer.metadata = {**layer.metadata, STAMP_KEY: written}
         self._written.append(layer)
-
-    def _write_confidence(self, image, confidence, scale, translate) -> None:
-        name = f"{image.name} confidence"
-        data = np.asarray(confidence, dtype=np.float32)
-        if name in self.viewer.layers and isinstance(
-            self.viewer.layers[name], Image
-        ):
-            layer = self.viewer.layers[name]
-            layer.data = data
-            layer.scale = scale
-            layer.translate = translate
-            layer.contrast_limits = (0.0, 1.0)
-            return
-        self.viewer.add_image(
-            data,
-            name=name,
-            colormap=CONFIDENCE_COLORMAP,
-            contrast_limits=(0.0, 1.0),
-            opacity=0.7,
-            scale=scale,
-            translate=translate,
-            metadata={CONFIDENCE_KEY: True},
-        )

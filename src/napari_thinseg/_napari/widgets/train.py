@@ -19,6 +19,7 @@ widget finds it as "model just trained".
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
@@ -31,11 +32,17 @@ from qtpy.QtWidgets import (
 
 from ...errors import ThinsegError
 from ...model.cache import TrainedModel, trained_models
-from ...model.checkpoints import load_model, plan_checkpoints
+from ...model.checkpoints import (
+    load_model,
+    plan_checkpoints,
+    shipped_model_prefix,
+)
 from ...model.config import ModelConfig
 from ...progress import Progress, TimeLeft, time_left_text
+from ...quick_preview import QuickPreview, quick_preview
 from ...train import TrainEvent, TrainResult, train
 from .. import workers
+from ..layers import PREVIEW_KEY
 from ..notify import (
     notify_error,
     notify_info,
@@ -44,13 +51,16 @@ from ..notify import (
     report_failure,
     reports_errors,
 )
+from ..pixel_scale import follow_file_pixel_sizes
 from ._common import (
     button,
     idle_progress_bar,
     import_tensorflow,
     status_label,
     sync_progress,
+    taken_out_of_dock,
 )
+from .model_output import write_labels
 from .train_form import (
     IF_EXISTS_OVERWRITE,
     IF_EXISTS_REFUSE,
@@ -86,9 +96,40 @@ EXISTING_CHOICES = (
 )
 
 
+@dataclass(frozen=True)
+class PreviewSkipped:
+    """The quick preview could not be made (training goes on)."""
+
+    message: str
+
+
+def preview_job(plan: TrainPlan, model, config, stop):
+    """Yield the :class:`~napari_thinseg.quick_preview.QuickPreview` of
+    the plan's pairs (the start model's features, else the shipped
+    sandstone model's), or :class:`PreviewSkipped` with the reason."""
+    try:
+        if model is None:
+            yield Progress(0, 1, "loading the sandstone model (preview)")
+            model, config, _ = load_model(shipped_model_prefix("sandstone"))
+        preview = yield from quick_preview(
+            model,
+            config,
+            plan.pairs,
+            plan.validation,
+            n_classes=plan.scheme.n_classes,
+            precision=plan.settings.precision,
+            stop=stop,
+        )
+    except ThinsegError as exc:
+        yield PreviewSkipped(f"no preview: {one_line(exc)}")
+        return
+    if preview is not None:
+        yield preview
+
+
 def train_job(plan: TrainPlan, stop):
-    """Generator for the worker: load the start model, then
-    :func:`~napari_thinseg.train.train`."""
+    """Generator for the worker: load the start model, make the quick
+    preview when asked, then :func:`~napari_thinseg.train.train`."""
     s = plan.settings
     total = s.epochs * s.steps_per_epoch
     model = config = None
@@ -97,7 +138,9 @@ def train_job(plan: TrainPlan, stop):
     if plan.start_prefix is not None:
         yield Progress(0, total, f"loading {plan.start_prefix.name}")
         model, config, _ = load_model(plan.start_prefix)
-    else:
+    if plan.preview:
+        yield from preview_job(plan, model, config, stop)
+    if plan.start_prefix is None:
         yield Progress(0, total, "building the model")
     return (
         yield from train(
@@ -133,6 +176,10 @@ class TrainWidget(QWidget):
         cancelled.
     progressed : Signal(object)
         Emitted with every :class:`~napari_thinseg.train.TrainEvent`.
+    previewed : Signal(object)
+        Emitted with the quick preview
+        (:class:`~napari_thinseg.quick_preview.QuickPreview`) once its
+        layers are written.
     worker : GeneratorWorker or None
         The running training, if any.
     last_result : TrainResult or None
@@ -140,6 +187,8 @@ class TrainWidget(QWidget):
         :data:`napari_thinseg.model.cache.trained_models`.
     history : list of TrainEvent
         The current (or last) run's events.
+    preview_layers : list of napari.layers.Labels
+        The last preview's ``"<image> preview"`` layers.
     form : TrainForm
         The settings.
     plots : TrainingPlots
@@ -149,13 +198,16 @@ class TrainWidget(QWidget):
     trained = Signal(object)
     failed = Signal(str)
     progressed = Signal(object)
+    previewed = Signal(object)
 
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
+        follow_file_pixel_sizes(napari_viewer)
         self.worker = None
         self.last_result: TrainResult | None = None
         self.history: list[TrainEvent] = []
+        self.preview_layers: list = []
         self._plan: TrainPlan | None = None
         self._succeeded = False
         self._stop_event = threading.Event()
@@ -182,6 +234,11 @@ class TrainWidget(QWidget):
         self.settings_area.setFrameShape(QFrame.Shape.NoFrame)
         self.settings_area.setWidget(self.form)
         self.settings_area.setMinimumHeight(200)
+        # as wide as the form: never cut at the side (no sideways scroll)
+        self.settings_area.setMinimumWidth(
+            self.form.minimumSizeHint().width()
+            + self.settings_area.verticalScrollBar().sizeHint().width()
+        )
         layout = QVBoxLayout(self)
         layout.addWidget(self.settings_area, 2)
         layout.addLayout(run_row)
@@ -193,6 +250,15 @@ class TrainWidget(QWidget):
         # the event, not the widget)
         event = self._stop_event
         self.destroyed.connect(lambda *_: event.set())
+
+    def event(self, event) -> bool:
+        if taken_out_of_dock(self, event) and self.worker is not None:
+            self.stop()
+            notify_info(
+                "Train closed: training stops after this batch (the "
+                "checkpoints of finished epochs are kept)"
+            )
+        return super().event(event)
 
     # -- running -------------------------------------------------------------
     @reports_errors
@@ -251,7 +317,13 @@ class TrainWidget(QWidget):
         self._set_status("stopping after this batch…")
 
     def _on_yielded(self, event) -> None:
+        if isinstance(event, QuickPreview | PreviewSkipped):
+            self._show_preview(event)
+            return
         if not isinstance(event, TrainEvent):
+            if event.total and event.step:  # the preview's progress
+                self.progress_bar.setRange(0, event.total)
+                self.progress_bar.setValue(event.step)
             self._set_status(f"{event.message}…")
             return
         self.history.append(event)
@@ -295,14 +367,25 @@ class TrainWidget(QWidget):
             self.trained.emit(result)
             return
         epochs = [r["epoch"] for r in result.history]
-        where = f"epoch {epochs[-1] + 1}" if epochs else "no finished epoch"
+        if not epochs:
+            # a barely trained network is no model to predict with: the
+            # one trained before stays "model just trained"
+            message = (
+                "training stopped before the first epoch finished: no "
+                "model kept"
+            )
+            notify_info(message)
+            self._set_status(message)
+            self.trained.emit(result)
+            return
+        where = f"epoch {epochs[-1] + 1}"
         prefix = None if self._plan is None else self._plan.prefix
         name = f"{prefix.name if prefix else 'unsaved model'} ({where})"
         trained_models.add(
             TrainedModel(result.model, result.config, name, result.checkpoint)
         )
         if result.stopped:
-            message = f"training stopped ({where} finished)"
+            message = f"training stopped after {where}"
         else:
             message = f"training done ({where})"
         if result.checkpoint:
@@ -331,6 +414,35 @@ class TrainWidget(QWidget):
         self.progress_bar.setValue(1 if self._succeeded else 0)
         self.plots.stop_timer()
         self.plots.redraw()
+
+    def _show_preview(self, preview) -> None:
+        """Write the preview's class maps as ``"<image> preview"`` layers
+        (or say why there is none)."""
+        if isinstance(preview, PreviewSkipped):
+            notify_warning(preview.message)
+            self._set_status(preview.message)
+            return
+        self.preview_layers = []
+        for name, prediction in zip(
+            preview.names, preview.predictions, strict=True
+        ):
+            if name not in self.viewer.layers:
+                continue  # removed meanwhile
+            self.preview_layers.append(
+                write_labels(
+                    self.viewer,
+                    self.viewer.layers[name],
+                    prediction.labels,
+                    self._plan.scheme,
+                    "preview",
+                    PREVIEW_KEY,
+                    model=preview.source,
+                )
+            )
+        message = f"{preview.describe()}; training goes on"
+        notify_info(message)
+        self._set_status(message)
+        self.previewed.emit(preview)
 
     def _set_status(self, text: str) -> None:
         self.status_label.setText(text)

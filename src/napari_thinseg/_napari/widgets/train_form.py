@@ -84,6 +84,7 @@ class TrainPlan:
     start_prefix: Path | None = None
     auto_resume: bool = False
     overwrite: bool = False
+    preview: bool = False
 
 
 def _size_spin(value: int, tip: str) -> QSpinBox:
@@ -157,6 +158,13 @@ class TrainForm(QWidget):
         start_row.addWidget(self.start_browse)
         self.model_label = QLabel()
         self.model_label.setWordWrap(True)
+        self.preview = QCheckBox("quick preview first (about a minute)")
+        self.preview.setChecked(True)
+        self.preview.setToolTip(
+            "Before training: a random forest on the start model's encoder "
+            "features (the sandstone model's for a new model) learns the "
+            "labels and predicts the images as '<image> preview' layers"
+        )
         self.input_height = _size_spin(
             416, "Crop height the network sees (multiple of 32)"
         )
@@ -172,6 +180,7 @@ class TrainForm(QWidget):
         model_form.addRow("start from", self.start_from)
         model_form.addRow("checkpoint", start_row)
         model_form.addRow(self.model_label)
+        model_form.addRow(self.preview)
         model_form.addRow("input size", size_row)
 
         # training
@@ -456,6 +465,7 @@ class TrainForm(QWidget):
             start_prefix=start_prefix,
             auto_resume=policy == IF_EXISTS_RESUME,
             overwrite=policy == IF_EXISTS_OVERWRITE,
+            preview=self.preview.isChecked(),
         )
 
     # -- form reactions ----------------------------------------------------

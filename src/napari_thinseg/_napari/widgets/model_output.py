@@ -1,0 +1,78 @@
+"""Writing a model's output beside its image layer: the class map as a
+Labels layer (the Predict widget's ``"<image> prediction"``, the Train
+widget's ``"<image> preview"``) and the confidence as an Image layer.
+
+A layer the user has painted on since it was written is never
+overwritten: a numbered one is added instead (:func:`.layers.
+writable_labels`). The layer's stamp in ``metadata[key]`` says which
+model wrote it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from napari.layers import Image
+
+from ...schemes import ClassScheme
+from ..layers import apply_scheme, labels_kwargs, stamp, writable_labels
+from ._common import CONFIDENCE_KEY
+
+CONFIDENCE_COLORMAP = "gray"
+"""Neutral, so that class colours over it keep their hue (black =
+unsure)."""
+
+
+def placement(image) -> dict:
+    """The ``scale`` and ``translate`` of ``image``'s plane."""
+    return {
+        "scale": tuple(image.scale)[-2:],
+        "translate": tuple(image.translate)[-2:],
+    }
+
+
+def write_labels(
+    viewer, image, labels, scheme: ClassScheme, suffix: str, key: str, **info
+):
+    """Write ``labels`` as ``"<image> <suffix>"`` (or a numbered name when
+    that layer was edited) with ``scheme``'s colours, over ``image``;
+    ``info`` goes into the stamp. Returns the Labels layer."""
+    labels = np.ascontiguousarray(labels, dtype=np.uint8)
+    written = stamp(labels, **info)
+    base = f"{image.name} {suffix}"
+    layer, name = writable_labels(
+        viewer.layers, base, key, labels.shape, lambda k: f"{base} {k}"
+    )
+    if layer is None:
+        kwargs = labels_kwargs(scheme)
+        kwargs["metadata"] = {**kwargs["metadata"], key: written}
+        return viewer.add_labels(
+            labels, name=name, **placement(image), **kwargs
+        )
+    layer.data = labels
+    for attribute, value in placement(image).items():
+        setattr(layer, attribute, value)
+    apply_scheme(layer, scheme)
+    layer.metadata = {**layer.metadata, key: written}
+    return layer
+
+
+def write_confidence(viewer, image, confidence) -> Image:
+    """Write ``confidence`` (0..1) as ``"<image> confidence"``; write it
+    before the class map, which then lies above it."""
+    name = f"{image.name} confidence"
+    data = np.asarray(confidence, dtype=np.float32)
+    found = [ly for ly in viewer.layers if ly.name == name]
+    if found and isinstance(layer := found[0], Image):
+        layer.data = data
+        for attribute, value in placement(image).items():
+            setattr(layer, attribute, value)
+        layer.contrast_limits = (0.0, 1.0)
+        return layer
+    return viewer.add_image(
+        data,
+        name=name,
+        colormap=CONFIDENCE_COLORMAP,
+        contrast_limits=(0.0, 1.0),
+        **placement(image),
+        metadata={CONFIDENCE_KEY: True},
+    )
