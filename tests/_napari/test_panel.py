@@ -79,6 +79,10 @@ def test_every_control_of_every_step_is_reachable_at_1080p(
     assert window.minimumSizeHint().height() <= SCREEN[1]
     assert window.height() == SCREEN[1]
     window_rect = QRect(window.mapToGlobal(QPoint(0, 0)), window.size())
+    # every tab in sight, no scroll arrows
+    bar = panel.tabBar()
+    for index in range(bar.count()):
+        assert bar.rect().contains(bar.tabRect(index)), bar.tabText(index)
     for index, title in enumerate(panel.steps):
         panel.setCurrentIndex(index)
         QApplication.processEvents()
@@ -103,6 +107,9 @@ def test_every_control_of_every_step_is_reachable_at_1080p(
                 assert not seen.isEmpty(), what
                 # never sideways: nothing is wider than its scroll area
                 assert inner.horizontalScrollBar().maximum() == 0, what
+            if isinstance(control, QTableWidget) and control.rowCount():
+                # nor a table's columns (Measure's scrolled sideways)
+                assert control.horizontalScrollBar().maximum() == 0, what
             top_left = control.mapTo(viewport, QPoint(0, 0))
             # and on the 1080 p window
             corner = viewport.mapToGlobal(top_left)

@@ -286,6 +286,18 @@ def test_click_the_epoxy_finds_pale_dye(make_napari_viewer, qtbot, errors):
     assert widget.sample_epoxy(layer, (5, 60)) is None
     assert "not blue dye" in errors[-1]
 
+    # the hue / saturation view shows the image's colours and the window
+    view = widget.hsv_view
+    assert view.counts is not None and view.counts.sum() == image[..., 0].size
+    pale_hue = int(0.55 * view.counts.shape[0])  # the dye's ~200 degrees
+    assert view.counts[pale_hue - 3 : pale_hue + 3].sum() >= 16 * 22
+    box = view._box
+    assert box.get_x() == pytest.approx(
+        widget.epoxy_spins["hue_min"].value()
+    )
+    widget.epoxy_spins["hue_min"].setValue(0.3)
+    assert view._box.get_x() == pytest.approx(0.3)
+
 
 def test_multiotsu_shows_found_thresholds(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()

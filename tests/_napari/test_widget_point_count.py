@@ -82,6 +82,8 @@ def test_grid_assign_confirm_export_reopen(
     assert widget.current == first + 1
     assert layer.selected_data == {first + 1}
     assert rows(widget)["feldspar"][1] == "1"
+    assert layer.features["class_id"][first] == SANDSTONE.id_of("feldspar")
+    assert layer.features["confirmed"][first] == 1
     assert np.allclose(layer.border_color[first], (1, 1, 1, 1))
     # a selection of points gets the class at once
     layer.selected_data = {5, 6, 7}

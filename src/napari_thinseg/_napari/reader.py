@@ -30,9 +30,15 @@ def dataset_folder(path) -> Path | None:
 
 
 def napari_get_reader(path):
-    """Return a reader for dataset folders (or their ``classes.json``),
-    ``None`` for anything else. The manifest offers this reader for
-    folders and ``classes.json`` only, never for a plain image."""
+    """Return a reader for dataset folders (or their ``classes.json``) and
+    session folders (:mod:`.session`), ``None`` for anything else. The
+    manifest offers this reader for folders and ``classes.json`` only,
+    never for a plain image."""
+    from .session import is_session, session_layers
+
+    one = path[0] if isinstance(path, list) and len(path) == 1 else path
+    if isinstance(one, str | Path) and is_session(one):
+        return lambda p: session_layers(p[0] if isinstance(p, list) else p)
     return read_dataset_layers if dataset_folder(path) is not None else None
 
 

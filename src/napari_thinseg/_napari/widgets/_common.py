@@ -279,3 +279,29 @@ def taken_out_of_dock(widget, event) -> bool:
     nothing else tells it; a running job must stop then, not run on
     unseen."""
     return event.type() == QEvent.Type.ParentChange and widget.parent() is None
+
+
+def end_run(widget, start_button, succeeded: bool) -> None:
+    """A widget's run is over: no worker, Start again, Stop off, the
+    progress bar full (done) or empty."""
+    widget.worker = None
+    start_button.setEnabled(True)
+    widget.stop_button.setEnabled(False)
+    widget.progress_bar.setRange(0, 1)
+    widget.progress_bar.setValue(1 if succeeded else 0)
+
+
+def results_table(headers, min_height: int = 160):
+    """A read-only table of ``headers`` whose columns share the width (no
+    sideways scrolling)."""
+    from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget
+
+    table = QTableWidget(0, len(headers))
+    table.setHorizontalHeaderLabels(list(headers))
+    table.verticalHeader().setVisible(False)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.horizontalHeader().setSectionResizeMode(
+        QHeaderView.ResizeMode.Stretch
+    )
+    table.setMinimumHeight(min_height)
+    return table

@@ -15,19 +15,12 @@ stacks, and the Labels layer written.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 
 import numpy as np
 from napari.layers import Image, Labels
 
-from ...autolabel import (
-    AutoLabelParams,
-    EpoxyWindow,
-    autolabel_stack,
-    epoxy_window_from_sample,
-    label_scheme,
-)
+from ...autolabel import AutoLabelParams, autolabel_stack, label_scheme
 from ...autolabel_preview import PreviewCache
 from ...errors import ThinsegError
 from .. import workers
@@ -40,6 +33,7 @@ from ..layers import (
 )
 from ..notify import notify_error, notify_info, scaling_note
 from ._common import disconnect_all, single_shot_timer, time_left_status
+from .autolabel_epoxy import EpoxyClick
 from .autolabel_form import ALL_PLANES, AutoLabelForm
 
 #: metadata key that marks a Labels layer written by this widget
@@ -50,7 +44,7 @@ DEBOUNCE_MS = 150
 SYNC_PIXELS = 1_000_000
 
 
-class AutoLabelWidget(AutoLabelForm):
+class AutoLabelWidget(EpoxyClick, AutoLabelForm):
     """Auto-label thin-section images by gray level, multi-Otsu or blue dye.
 
     Parameters
@@ -422,6 +416,7 @@ class AutoLabelWidget(AutoLabelForm):
             self.shown_thresholds(),
             draggable=self.method() != "multiotsu",
         )
+        self._show_colours()
 
     def _draw_thresholds(self) -> None:
         self.histogram.draw_thresholds(
@@ -455,6 +450,7 @@ class AutoLabelWidget(AutoLabelForm):
 
     def _on_method(self, *_) -> None:
         self._draw_thresholds()
+        self._show_colours()
         self._schedule()
 
     def _thresholds_changed(self) -> None:
@@ -490,59 +486,6 @@ class AutoLabelWidget(AutoLabelForm):
     def _schedule(self, *_) -> None:
         """Refresh after the debounce delay (restarts on every change)."""
         self._timer.start()
-
-    # -- click the epoxy ------------------------------------------------------
-    def pick_epoxy(self) -> None:
-        """Wait for a click on the image; its colour sets the epoxy
-        window (:meth:`sample_epoxy`)."""
-        layer = self.image_layer
-        if layer is None:
-            self._report("choose an image layer first")
-            return
-
-        def on_click(clicked, event):
-            if event.type != "mouse_press":
-                return
-            with contextlib.suppress(ValueError):
-                layer.mouse_drag_callbacks.remove(on_click)
-            yx = clicked.world_to_data(event.position)[-2:]
-            self.sample_epoxy(clicked, yx)
-
-        layer.mouse_drag_callbacks.append(on_click)
-        self._set_status(
-            f"click on the dyed epoxy of a pore in '{layer.name}'"
-        )
-
-    def sample_epoxy(self, layer, yx, radius: int = 2) -> EpoxyWindow | None:
-        """Set the epoxy window from the colour around pixel ``yx`` of the
-        shown plane of ``layer`` (a square of ``2 radius + 1`` pixels)."""
-        try:
-            plane = np.asarray(self._plane_image(layer))
-            if plane.ndim != 3:
-                raise ThinsegError(
-                    f"{layer.name}: a gray image has no epoxy colour; use "
-                    "gray thresholds"
-                )
-            y, x = (int(round(v)) for v in yx)
-            if not (0 <= y < plane.shape[0] and 0 <= x < plane.shape[1]):
-                raise ThinsegError("the click is outside the image")
-            patch = plane[
-                max(0, y - radius) : y + radius + 1,
-                max(0, x - radius) : x + radius + 1,
-            ]
-            window = epoxy_window_from_sample(patch)
-        except ThinsegError as exc:
-            self._report(exc)
-            return None
-        for name, spin in self.epoxy_spins.items():
-            spin.setValue(getattr(window, name))
-        self.method_combo.setCurrentIndex(self.method_combo.findData("epoxy"))
-        self._set_status(
-            f"epoxy window from the clicked colour: hue {window.hue_min:.2f}-"
-            f"{window.hue_max:.2f}, saturation >= {window.min_saturation:.2f}"
-            f", value >= {window.min_value:.2f}"
-        )
-        return window
 
     # -- messages -------------------------------------------------------------
     def _report(self, error: Exception | str, once: bool = False) -> None:

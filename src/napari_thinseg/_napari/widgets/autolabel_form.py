@@ -38,6 +38,7 @@ from ...errors import ThinsegError
 from ..pixel_scale import follow_file_pixel_sizes
 from ._common import status_label
 from .autolabel_histogram import ThresholdHistogram
+from .autolabel_hsv import HueSaturationView
 
 #: threshold resolution of the spin boxes and the gap kept between them
 T_STEP = 0.001
@@ -204,7 +205,22 @@ class AutoLabelForm(QWidget):
             "set around its colour (pale or dark dye too)"
         )
         epoxy.addRow(self.pick_epoxy_button)
+        self.hsv_view = HueSaturationView(self.viewer)
+        epoxy.addRow(self.hsv_view.canvas)
+        for spin in self.epoxy_spins.values():
+            spin.valueChanged.connect(self._show_colours)
         return self.epoxy_box
+
+    def _show_colours(self, *_) -> None:
+        """The hue / saturation view of the shown plane, with the window."""
+        layer = self.image_layer
+        if layer is None or self.method() != "epoxy":
+            return
+        try:
+            window = self.params().epoxy
+        except ThinsegError:
+            return  # an empty window: its spins say so
+        self.hsv_view.show(self._plane_image(layer), window)
 
     def _image_choices(self, _widget=None) -> list[tuple[str, Image]]:
         return [

@@ -16,15 +16,12 @@ import math
 
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QHeaderView,
     QLineEdit,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -32,7 +29,6 @@ from qtpy.QtWidgets import (
 
 from ...autolabel import AutoLabelParams
 from ...errors import ThinsegError
-from ...model.cache import describe, loaded_models, trained_models
 from ...model.checkpoints import shipped_model_prefix
 from ...progress import TimeLeft, time_left_text
 from .. import workers
@@ -47,13 +43,15 @@ from ..notify import (
 from ..pixel_scale import follow_file_pixel_sizes
 from ._common import (
     button,
+    end_run,
     idle_progress_bar,
+    results_table,
     status_label,
     sync_progress,
     taken_out_of_dock,
 )
 from .batch_job import FileDone, batch_job, plan_outputs
-from .predict_job import ModelSource
+from .predict_job import ModelSource, file_source, trained_source
 
 ACTIONS = {
     "gray": "auto-label: gray levels (the seed rule)",
@@ -105,16 +103,7 @@ class BatchWidget(QWidget):
         self.stop_button.setEnabled(False)
         self.progress_bar = idle_progress_bar()
         self.status_label = status_label()
-        self.table = QTableWidget(0, len(HEADERS))
-        self.table.setHorizontalHeaderLabels(HEADERS)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setEditTriggers(
-            QAbstractItemView.EditTrigger.NoEditTriggers
-        )
-        self.table.horizontalHeader().setSectionResizeMode(
-            QHeaderView.ResizeMode.Stretch
-        )
-        self.table.setMinimumHeight(160)
+        self.table = results_table(HEADERS)
 
         form = QFormLayout()
         for label, edit, title in (
@@ -150,19 +139,11 @@ class BatchWidget(QWidget):
 
     def _source(self, key: str) -> ModelSource:
         if key == "trained":
-            item = trained_models.latest()
-            if item is None:
-                raise ThinsegError(
-                    "no model trained yet in this session: train one first"
-                )
-            return ModelSource(item.name, item.model, item.config)
+            return trained_source("predict with a shipped model")
         try:
-            file = describe(shipped_model_prefix(key))
+            return file_source(shipped_model_prefix(key))
         except ThinsegError:
             raise ThinsegError(f"the {key} model is not installed") from None
-        cached = loaded_models.get(file.key)
-        model, config = (None, file.config) if cached is None else cached
-        return ModelSource(file.name, model, config, file)
 
     # -- running -------------------------------------------------------------
     @reports_errors
@@ -266,11 +247,7 @@ class BatchWidget(QWidget):
         report_failure(self, message, notify_warning)
 
     def _on_finished(self) -> None:
-        self.worker = None
-        self.run_button.setEnabled(True)
-        self.stop_button.setEnabled(False)
-        self.progress_bar.setRange(0, 1)
-        self.progress_bar.setValue(1 if self.results else 0)
+        end_run(self, self.run_button, bool(self.results))
 
     def _set_status(self, text: str) -> None:
         self.status_label.setText(text)

@@ -147,10 +147,17 @@ class MeasurementView:
         self.binomial_title.setText(
             f"point-count equivalent ({points} points)"
         )
+        # short headers, the long names as their tips: the table fits
+        # the dock's width (it scrolled sideways)
         headers = list(HEADERS)
-        headers[BINOMIAL] = f"95 % point-count eq. ({points} pts)"
-        headers[BOOTSTRAP] = "95 % block bootstrap"
+        headers[BINOMIAL] = f"95 % {points} pts"
+        headers[BOOTSTRAP] = "95 % blocks"
         self.table.setHorizontalHeaderLabels(headers)
+        for column, tip in (
+            (BINOMIAL, f"95 % binomial interval of a {points}-point count"),
+            (BOOTSTRAP, "95 % block-bootstrap interval of the image"),
+        ):
+            self.table.horizontalHeaderItem(column).setToolTip(tip)
 
     # -- showing results --------------------------------------------------
     def _clear_view(self) -> None:

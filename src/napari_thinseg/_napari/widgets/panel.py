@@ -11,9 +11,20 @@ own (the manifest lists them all).
 
 from __future__ import annotations
 
-from qtpy.QtCore import QSize, Qt
-from qtpy.QtWidgets import QFrame, QScrollArea, QTabWidget
+from pathlib import Path
 
+from qtpy.QtCore import QSize, Qt
+from qtpy.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QMenu,
+    QScrollArea,
+    QTabWidget,
+    QToolButton,
+)
+
+from ..notify import notify_info, reports_errors
+from ..session import open_session, save_session
 from ._common import taken_out_of_dock
 from .autolabel import AutoLabelWidget
 from .batch import BatchWidget
@@ -32,7 +43,7 @@ STEPS = (
     ("Predict", PredictWidget),
     ("Folders", BatchWidget),
     ("Measure", MeasureWidget),
-    ("Point count", PointCountWidget),
+    ("Points", PointCountWidget),
 )
 """The tabs, in the order of the work."""
 
@@ -72,10 +83,51 @@ class ThinSectionsPanel(QTabWidget):
             self.addTab(area, title)
             self.steps[title] = widget
         self.setDocumentMode(True)
+        self.setCornerWidget(self._session_button())
         # as wide as the widest step, with room for the tab's scroll bar
         bar = area.verticalScrollBar().sizeHint().width()
         widest = max(w.minimumSizeHint().width() for w in self.steps.values())
         self.setMinimumWidth(widest + bar + 4)
+
+    def _session_button(self) -> QToolButton:
+        """ "Session": save the day's work as a folder, or open one."""
+        menu = QMenu(self)
+        menu.addAction("Save session…", self.save_session_dialog)
+        menu.addAction("Open session…", self.open_session_dialog)
+        tool = QToolButton()
+        tool.setText("Session")
+        tool.setToolTip(
+            "Save the images, labels, points and the model trained last as "
+            "a folder, or open one again"
+        )
+        tool.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        tool.setMenu(menu)
+        return tool
+
+    @reports_errors
+    def save_session(self, folder, overwrite: bool = False):
+        """Save the viewer's work as a session folder."""
+        path = save_session(self.viewer, folder, overwrite)
+        notify_info(f"session saved to {path.parent}")
+        return path
+
+    @reports_errors
+    def open_session(self, folder):
+        """Open a session folder (layers and model)."""
+        layers = open_session(self.viewer, folder)
+        notify_info(f"session {Path(folder).name}: {len(layers)} layer(s)")
+        return layers
+
+    def save_session_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Save session to")
+        if folder:
+            # a folder chosen on purpose: its old session is replaced
+            self.save_session(folder, overwrite=True)
+
+    def open_session_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open session")
+        if folder:
+            self.open_session(folder)
 
     def sizeHint(self) -> QSize:
         width = max(PANEL_WIDTH, self.minimumWidth())

@@ -22,13 +22,10 @@ from pathlib import Path
 import numpy as np
 from napari.layers import Labels
 from qtpy.QtWidgets import (
-    QAbstractItemView,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QHeaderView,
     QSpinBox,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -44,7 +41,13 @@ from ...measure.point_count import (
 from ..layers import scheme_of
 from ..notify import notify_info, reports_errors
 from ..pixel_scale import follow_file_pixel_sizes
-from ._common import LayerCombo, button, layer_array, status_label
+from ._common import (
+    LayerCombo,
+    button,
+    layer_array,
+    results_table,
+    status_label,
+)
 
 COUNT_KEY = "thinseg_point_count"
 """Metadata key of the Points layers this widget makes."""
@@ -100,16 +103,7 @@ class PointCountWidget(QWidget):
         self.open_button = button(
             "Open CSV…", self.open_dialog, "Reopen a points CSV"
         )
-        self.table = QTableWidget(0, len(HEADERS))
-        self.table.setHorizontalHeaderLabels(HEADERS)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setEditTriggers(
-            QAbstractItemView.EditTrigger.NoEditTriggers
-        )
-        self.table.horizontalHeader().setSectionResizeMode(
-            QHeaderView.ResizeMode.Stretch
-        )
-        self.table.setMinimumHeight(160)
+        self.table = results_table(HEADERS)
         self.status_label = status_label()
 
         form = QFormLayout()
@@ -237,6 +231,11 @@ class PointCountWidget(QWidget):
         )
         self.points_layer.face_color = face
         self.points_layer.border_color = border
+        # the calls travel with the layer (sessions save its features)
+        self.points_layer.features = {
+            "class_id": count.class_ids.astype(int),
+            "confirmed": count.confirmed.astype(int),
+        }
 
     def _fill_table(self) -> None:
         labels = None if self._labels is None else layer_array(self._labels)

@@ -45,8 +45,6 @@ from ...errors import ThinsegError
 from ...imaging.files import check_image
 from ...model.cache import (
     checkpoint_prefix,
-    describe,
-    loaded_models,
     trained_models,
 )
 from ...model.checkpoints import default_model_prefix, shipped_model_prefix
@@ -69,6 +67,7 @@ from ._common import (
     LayerCombo,
     LayerWatcher,
     button,
+    end_run,
     idle_progress_bar,
     layer_array,
     plane_shape,
@@ -83,7 +82,15 @@ from .pair_table import (
     layer_input,
     match_crossed_polars,
 )
-from .predict_job import PRECISION_TEXT, Done, ModelSource, Tick, predict_job
+from .predict_job import (
+    PRECISION_TEXT,
+    Done,
+    ModelSource,
+    Tick,
+    file_source,
+    predict_job,
+    trained_source,
+)
 
 __all__ = [
     "MODEL_CHECKPOINT",
@@ -301,17 +308,8 @@ class PredictWidget(QWidget):
             checkpoint that does not exist.
         """
         if self.model_kind() == MODEL_TRAINED:
-            item = trained_models.latest()
-            if item is None:
-                raise ThinsegError(
-                    "no model trained yet in this session: train one in the "
-                    "Train widget, or choose a checkpoint"
-                )
-            return ModelSource(item.name, item.model, item.config)
-        file = describe(self._prefix())
-        cached = loaded_models.get(file.key)
-        model, config = (None, file.config) if cached is None else cached
-        return ModelSource(file.name, model, config, file)
+            return trained_source()
+        return file_source(self._prefix())
 
     def _on_model_changed(self, *_) -> None:
         kind = self.model_kind()
@@ -493,11 +491,7 @@ class PredictWidget(QWidget):
         report_failure(self, message, notify_warning)
 
     def _on_finished(self) -> None:
-        self.worker = None
-        self.predict_button.setEnabled(True)
-        self.stop_button.setEnabled(False)
-        self.progress_bar.setRange(0, 1)
-        self.progress_bar.setValue(1 if self._written else 0)
+        end_run(self, self.predict_button, bool(self._written))
 
     def _set_status(self, text: str) -> None:
         self.status_label.setText(text)

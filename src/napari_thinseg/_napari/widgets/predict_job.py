@@ -29,6 +29,31 @@ class ModelSource:
     file: ModelFile | None = None
 
 
+def trained_source(elsewhere: str = "choose a checkpoint") -> ModelSource:
+    """The model trained last in this session (refused when none is)."""
+    from ...errors import ThinsegError
+    from ...model.cache import trained_models
+
+    item = trained_models.latest()
+    if item is None:
+        raise ThinsegError(
+            "no model trained yet in this session: train one in the Train "
+            f"widget, or {elsewhere}"
+        )
+    return ModelSource(item.name, item.model, item.config)
+
+
+def file_source(prefix) -> ModelSource:
+    """A checkpoint's model: loaded already (:data:`loaded_models`) or to
+    load."""
+    from ...model.cache import describe
+
+    file = describe(prefix)
+    cached = loaded_models.get(file.key)
+    model, config = (None, file.config) if cached is None else cached
+    return ModelSource(file.name, model, config, file)
+
+
 @dataclass(frozen=True)
 class Tick:
     """Progress of image ``index`` (of ``n_images``)."""

@@ -54,6 +54,7 @@ from ..notify import (
 from ..pixel_scale import follow_file_pixel_sizes
 from ._common import (
     button,
+    end_run,
     idle_progress_bar,
     import_tensorflow,
     status_label,
@@ -407,11 +408,7 @@ class TrainWidget(QWidget):
         report_failure(self, message, notify_warning)
 
     def _on_finished(self) -> None:
-        self.worker = None
-        self.start_button.setEnabled(True)
-        self.stop_button.setEnabled(False)
-        self.progress_bar.setRange(0, 1)
-        self.progress_bar.setValue(1 if self._succeeded else 0)
+        end_run(self, self.start_button, self._succeeded)
         self.plots.stop_timer()
         self.plots.redraw()
 
