@@ -123,3 +123,36 @@ def test_the_panel_saves_and_opens_sessions(
     viewer.layers.clear()
     assert len(panel.open_session(tmp_path / "s")) == 4
     assert "session s: 4 layer(s)" in notes["info"][-1]
+
+
+def test_the_panel_keeps_the_steps_settings(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    fill(viewer)
+    _, panel = viewer.window.add_plugin_dock_widget(
+        "napari-thinseg", "Thin sections"
+    )
+    auto, train = panel.steps["Auto-label"], panel.steps["Train"]
+    auto.sigma_spin.setValue(2.5)
+    auto.method_combo.setCurrentIndex(auto.method_combo.findData("epoxy"))
+    auto.epoxy_spins["min_saturation"].setValue(0.12)
+    train.form.epochs.setValue(7)
+    train.form.optimizer.setCurrentText("adam")
+    train.form.folder.setText(str(tmp_path / "runs"))
+    panel.steps["Points"].n_points.setValue(500)
+    panel.save_session(tmp_path / "s")
+
+    fresh = make_napari_viewer()
+    _, again = fresh.window.add_plugin_dock_widget(
+        "napari-thinseg", "Thin sections"
+    )
+    again.open_session(tmp_path / "s")
+    auto2, train2 = again.steps["Auto-label"], again.steps["Train"]
+    assert auto2.sigma_spin.value() == 2.5
+    assert auto2.method() == "epoxy"
+    assert auto2.epoxy_spins["min_saturation"].value() == pytest.approx(0.12)
+    assert train2.form.epochs.value() == 7
+    assert train2.form.optimizer.currentText() == "adam"
+    assert train2.form.folder.text() == str(tmp_path / "runs")
+    assert again.steps["Points"].n_points.value() == 500
+    # the layer choices follow the opened layers
+    assert auto2.image_layer is fresh.layers["ts"]

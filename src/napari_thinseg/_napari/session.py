@@ -5,11 +5,12 @@ file, scale, translate, visibility, opacity, class scheme and the plugin's
 metadata), ``images/<n>.tif`` (the data as it was, any dtype),
 ``labels/<n>.png`` (uint8 class ids; TIFF beyond 255), ``points/<n>.csv``
 (coordinates and the layer's features: a point count's classes and
-confirmations), and ``model/`` with the model trained last in this
-session (a keras-segmentation checkpoint), so that "model just trained"
-survives a restart. Saving never replaces a session unless asked; every
-file is written atomically. The reader opens a session folder dropped on
-napari; :func:`open_session` also brings the model back.
+confirmations), ``model/`` with the model trained last in this session
+(a keras-segmentation checkpoint), so that "model just trained" survives
+a restart, and the settings of the panel's widgets. Saving never replaces
+a session unless asked; every file is written atomically. The reader
+opens a session folder dropped on napari; :func:`open_session` also
+brings the model back.
 """
 
 from __future__ import annotations
@@ -63,9 +64,12 @@ def _common(layer) -> dict:
     }
 
 
-def save_session(viewer, folder, overwrite: bool = False) -> Path:
+def save_session(
+    viewer, folder, overwrite: bool = False, settings: dict | None = None
+) -> Path:
     """Write the viewer's Image, Labels and Points layers (and the model
-    trained last) as a session in ``folder``; returns ``session.json``.
+    trained last, and the widgets' ``settings``) as a session in
+    ``folder``; returns ``session.json``.
 
     Raises
     ------
@@ -126,7 +130,12 @@ def save_session(viewer, folder, overwrite: bool = False) -> Path:
         checkpoints.write_config(prefix, item.config)
         checkpoints.save_checkpoint(prefix, 0, item.model)
         model = {"prefix": str(MODEL_PREFIX), "name": item.name}
-    session = {"version": VERSION, "layers": entries, "model": model}
+    session = {
+        "version": VERSION,
+        "layers": entries,
+        "model": model,
+        "settings": settings or {},
+    }
     return atomic_write_text(target, json.dumps(session, indent=2) + "\n")
 
 
@@ -203,3 +212,9 @@ def open_session(viewer, folder) -> list:
         name = f"{model['name']} (from session)"
         trained_models.add(TrainedModel(net, config, name, path))
     return layers
+
+
+def session_settings(folder) -> dict:
+    """The widgets' settings a session saved (empty when none)."""
+    settings = _read(Path(folder)).get("settings") or {}
+    return settings if isinstance(settings, dict) else {}

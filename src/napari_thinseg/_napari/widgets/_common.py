@@ -143,6 +143,11 @@ class LayerWatcher:
         self._callback()
 
 
+LAYER_CHOICE = "thinseg_layer_choice"
+"""Qt property of a combo box (other than :class:`LayerCombo`) that
+chooses a layer: sessions do not save it."""
+
+
 class LayerCombo(QComboBox):
     """A combo box of the viewer's layers of one type, kept up to date.
 

@@ -36,7 +36,7 @@ from ...autolabel import (
 )
 from ...errors import ThinsegError
 from ..pixel_scale import follow_file_pixel_sizes
-from ._common import status_label
+from ._common import LAYER_CHOICE, status_label
 from .autolabel_histogram import ThresholdHistogram
 from .autolabel_hsv import HueSaturationView
 
@@ -87,6 +87,7 @@ class AutoLabelForm(QWidget):
         layout.addLayout(form)
 
         self.image_combo = ComboBox(choices=self._image_choices)
+        self.image_combo.native.setProperty(LAYER_CHOICE, True)
         self.image_combo.native.setToolTip("Image layer to label")
         form.addRow("image", self.image_combo.native)
 

@@ -15,17 +15,22 @@ from pathlib import Path
 
 from qtpy.QtCore import QSize, Qt
 from qtpy.QtWidgets import (
+    QAbstractButton,
+    QAbstractSpinBox,
+    QComboBox,
     QFileDialog,
     QFrame,
+    QLineEdit,
     QMenu,
     QScrollArea,
+    QTableWidget,
     QTabWidget,
     QToolButton,
 )
 
 from ..notify import notify_info, reports_errors
-from ..session import open_session, save_session
-from ._common import taken_out_of_dock
+from ..session import open_session, save_session, session_settings
+from ._common import LAYER_CHOICE, LayerCombo, taken_out_of_dock
 from .autolabel import AutoLabelWidget
 from .batch import BatchWidget
 from .colors import ColorsWidget
@@ -106,17 +111,39 @@ class ThinSectionsPanel(QTabWidget):
 
     @reports_errors
     def save_session(self, folder, overwrite: bool = False):
-        """Save the viewer's work as a session folder."""
-        path = save_session(self.viewer, folder, overwrite)
+        """Save the viewer's work and the steps' settings as a session."""
+        path = save_session(self.viewer, folder, overwrite, self.settings())
         notify_info(f"session saved to {path.parent}")
         return path
 
     @reports_errors
     def open_session(self, folder):
-        """Open a session folder (layers and model)."""
+        """Open a session folder (layers, model and settings)."""
         layers = open_session(self.viewer, folder)
+        self.apply_settings(session_settings(folder))
         notify_info(f"session {Path(folder).name}: {len(layers)} layer(s)")
         return layers
+
+    def settings(self) -> dict:
+        """Every step's settings: the value of each of its controls, in
+        order (layer choices and table cells left out: they follow the
+        layers)."""
+        return {
+            title: [[type(c).__name__, _value(c)] for c in _settings(step)]
+            for title, step in self.steps.items()
+        }
+
+    def apply_settings(self, settings: dict) -> None:
+        """Set the steps' controls from :meth:`settings` (a step whose
+        controls changed since is skipped)."""
+        for title, values in settings.items():
+            step = self.steps.get(title)
+            controls = [] if step is None else _settings(step)
+            kinds = [type(c).__name__ for c in controls]
+            if kinds != [kind for kind, _ in values]:
+                continue
+            for control, (_, value) in zip(controls, values, strict=True):
+                _set_value(control, value)
 
     def save_session_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Save session to")
@@ -151,3 +178,56 @@ class ThinSectionsPanel(QTabWidget):
         if taken_out_of_dock(self, event):
             self.stop_jobs()
         return super().event(event)
+
+
+def _is_layer_choice(control) -> bool:
+    """A choice of layer (it follows the layers, not the session)."""
+    return isinstance(control, LayerCombo) or bool(
+        control.property(LAYER_CHOICE)
+    )
+
+
+def _settings(step) -> list:
+    """The controls of a step that hold settings, in creation order."""
+    out = [*step.findChildren(QAbstractSpinBox), *step.findChildren(QComboBox)]
+    out += [b for b in step.findChildren(QAbstractButton) if b.isCheckable()]
+    out += step.findChildren(QLineEdit)
+    return [
+        c
+        for c in out
+        if not _is_layer_choice(c)
+        and not any(isinstance(a, QTableWidget) for a in _ancestors(c, step))
+        and not (
+            isinstance(c, QLineEdit) and isinstance(c.parent(), QComboBox)
+        )
+    ]
+
+
+def _ancestors(widget, stop):
+    parent = widget.parentWidget()
+    while parent is not None and parent is not stop:
+        yield parent
+        parent = parent.parentWidget()
+
+
+def _value(control):
+    if isinstance(control, QComboBox):
+        return control.currentIndex()
+    if isinstance(control, QAbstractButton):
+        return control.isChecked()
+    if isinstance(control, QLineEdit):
+        return control.text()
+    return control.value()
+
+
+def _set_value(control, value) -> None:
+    if isinstance(control, QComboBox):
+        if 0 <= int(value) < control.count():
+            control.setCurrentIndex(int(value))
+    elif isinstance(control, QAbstractButton):
+        control.setChecked(bool(value))
+    elif isinstance(control, QLineEdit):
+        control.setText(str(value))
+        control.editingFinished.emit()
+    else:
+        control.setValue(value)
