@@ -35,6 +35,8 @@ from .model import checkpoints as ck
 from .model.backend import (
     PRECISIONS,
     dtype_policy,
+    replica_devices,
+    replica_scope,
     resolve_precision,
     tensorflow,
 )
@@ -75,6 +77,9 @@ class TrainSettings:
     (:mod:`.recipe`); ``keep_best`` and ``patience`` need validation pairs.
     ``minutes`` stops training at that budget of wall time (after the
     batch in progress; :func:`.recipe.propose` gives sizes that fit it).
+    ``devices``: None trains on every GPU when there are several (a
+    ``MirroredStrategy``: each batch split across them), 1 on one device,
+    N on N (GPUs, else logical CPUs); the batch size must split evenly.
     """
 
     input_height: int = 416
@@ -96,6 +101,7 @@ class TrainSettings:
     keep_best: bool = True
     patience: int | None = None
     minutes: float | None = None
+    devices: int | None = None
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "steps_per_epoch"):
@@ -287,61 +293,73 @@ def train(
     new_config.trained_on["precision"] = precision
     transfer = None
 
-    if model is None:
-        tensorflow()
-        import keras
-
-        # same seed, same initial weights and crops: reproducible runs
-        keras.utils.set_random_seed(settings.seed)
-        with dtype_policy(precision):
-            model = build(
-                new_config, None if base else settings.encoder_weights
+    replicas = replica_devices(settings.devices)
+    if replicas:
+        if settings.batch_size % len(replicas):
+            raise ThinsegError(
+                f"batch size {settings.batch_size} does not split over "
+                f"{len(replicas)} devices: use a multiple of {len(replicas)}"
             )
-        if base is not None:
-            transfer = transfer_weights(*base, model, scheme)
-            new_config.trained_on["transfer"] = {
-                "from_classes": config.n_classes,
-                "kept": {str(t): s for t, s in transfer.kept.items()},
-            }
-            if transfer.channels:
-                new_config.trained_on["transfer"]["from_channels"] = (
-                    transfer.channels[0]
+        new_config.trained_on["replicas"] = len(replicas)
+    # the network and its optimizer on every device (one: as it is)
+    with replica_scope(replicas):
+        if model is None:
+            tensorflow()
+            import keras
+
+            # same seed, same initial weights and crops: reproducible runs
+            keras.utils.set_random_seed(settings.seed)
+            with dtype_policy(precision):
+                model = build(
+                    new_config, None if base else settings.encoder_weights
                 )
-    elif compute_dtype(model) != precision or model.input_shape[1:3] != (
-        settings.input_height,
-        settings.input_width,
-    ):
-        # the same weights in a network of the crop size computing in
-        # ``precision`` (the VGG-UNet is fully convolutional)
-        model = rebuild(
-            model,
-            new_config,
-            new_config.input_height,
-            new_config.input_width,
-            precision,
+            if base is not None:
+                transfer = transfer_weights(*base, model, scheme)
+                new_config.trained_on["transfer"] = {
+                    "from_classes": config.n_classes,
+                    "kept": {str(t): s for t, s in transfer.kept.items()},
+                }
+                if transfer.channels:
+                    new_config.trained_on["transfer"]["from_channels"] = (
+                        transfer.channels[0]
+                    )
+        elif (
+            replicas
+            or compute_dtype(model) != precision
+            or model.input_shape[1:3]
+            != (settings.input_height, settings.input_width)
+        ):
+            # the same weights in a network of the crop size computing in
+            # ``precision`` (the VGG-UNet is fully convolutional)
+            model = rebuild(
+                model,
+                new_config,
+                new_config.input_height,
+                new_config.input_width,
+                precision,
+            )
+        if load_weights:
+            load_weights_into(model, load_weights)
+        if plan.resume_from is not None:
+            load_weights_into(model, plan.resume_from)
+        total = (settings.epochs - start_epoch) * settings.steps_per_epoch
+        weights = None
+        if settings.balance_classes:
+            weights = class_weights(
+                [p.labels for p in pairs], n_classes, settings.ignore_zero
+            )
+            new_config.trained_on["class_weights"] = [
+                round(float(w), 4) for w in weights
+            ]
+        model.compile(
+            optimizer=make_optimizer(
+                settings.optimizer,
+                settings.learning_rate,
+                settings.schedule,
+                total,
+            ),
+            loss=loss_function(settings.ignore_zero, weights),
         )
-    if load_weights:
-        load_weights_into(model, load_weights)
-    if plan.resume_from is not None:
-        load_weights_into(model, plan.resume_from)
-    total = (settings.epochs - start_epoch) * settings.steps_per_epoch
-    weights = None
-    if settings.balance_classes:
-        weights = class_weights(
-            [p.labels for p in pairs], n_classes, settings.ignore_zero
-        )
-        new_config.trained_on["class_weights"] = [
-            round(float(w), 4) for w in weights
-        ]
-    model.compile(
-        optimizer=make_optimizer(
-            settings.optimizer,
-            settings.learning_rate,
-            settings.schedule,
-            total,
-        ),
-        loss=loss_function(settings.ignore_zero, weights),
-    )
     if prefix is not None:
         if plan.replace:
             ck.remove_checkpoints(prefix)

@@ -292,9 +292,7 @@ def test_click_the_epoxy_finds_pale_dye(make_napari_viewer, qtbot, errors):
     pale_hue = int(0.55 * view.counts.shape[0])  # the dye's ~200 degrees
     assert view.counts[pale_hue - 3 : pale_hue + 3].sum() >= 16 * 22
     box = view._box
-    assert box.get_x() == pytest.approx(
-        widget.epoxy_spins["hue_min"].value()
-    )
+    assert box.get_x() == pytest.approx(widget.epoxy_spins["hue_min"].value())
     widget.epoxy_spins["hue_min"].setValue(0.3)
     assert view._box.get_x() == pytest.approx(0.3)
 

@@ -174,3 +174,33 @@ def dtype_policy(precision: str):
         yield
     finally:
         keras.config.set_dtype_policy(before)
+
+
+def replica_devices(devices: int | None = None) -> list[str]:
+    """The devices one training runs on, as ``tf.distribute`` names them:
+    every GPU when there are several (``devices`` None), else ``devices``
+    of them (GPUs, or logical CPUs where there are not enough GPUs, as in
+    tests); ``[]`` for one device."""
+    tf = tensorflow()
+    gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+    if devices is None:
+        return gpus if len(gpus) > 1 else []
+    if devices <= 1:
+        return []
+    cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+    pool = gpus if len(gpus) >= devices else cpus
+    if len(pool) < devices:
+        raise ThinsegError(
+            f"{devices} devices asked for, this machine has {len(gpus)} "
+            f"GPU(s) and {len(cpus)} logical CPU device(s)"
+        )
+    return pool[:devices]
+
+
+def replica_scope(devices: list[str]):
+    """Where to build and compile a network that trains on ``devices``: a
+    ``tf.distribute.MirroredStrategy`` scope (each batch split across
+    them, gradients summed) for two or more, else nothing."""
+    if len(devices) < 2:
+        return contextlib.nullcontext()
+    return tensorflow().distribute.MirroredStrategy(devices).scope()

@@ -1,0 +1,86 @@
+"""Training on several devices: a MirroredStrategy over 2 logical CPU
+devices gives what one device gives, within float tolerance (issue 13).
+
+TensorFlow's logical devices must be set before it starts, so the runs
+are in a fresh interpreter."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+SCRIPT = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+)
+from napari_thinseg.dataset import Pair
+from napari_thinseg.errors import ThinsegError
+from napari_thinseg.progress import run
+from napari_thinseg.schemes import SEED
+from napari_thinseg.synth import synthetic_sandstone, to_seed_labels
+from napari_thinseg.train import TrainSettings, train
+
+pairs = []
+for seed in (1, 2):
+    rgb, labels = synthetic_sandstone((64, 64), seed=seed)
+    pairs.append(Pair(str(seed), rgb, to_seed_labels(labels)))
+out = {}
+for devices in (1, 2):
+    settings = TrainSettings(
+        input_height=32, input_width=32, epochs=1, batch_size=4,
+        steps_per_epoch=3, optimizer="sgd", learning_rate=0.05,
+        precision="float32", devices=devices,
+    )
+    result = run(train(pairs, SEED, settings))
+    out[devices] = {
+        "weights": [w.tolist() for w in result.model.get_weights()[-2:]],
+        "replicas": result.config.trained_on.get("replicas"),
+    }
+    if devices == 1:  # the same network before any batch
+        start = run(train(pairs, SEED, settings, stop=lambda: True))
+        out["start"] = [w.tolist() for w in start.model.get_weights()[-2:]]
+try:
+    run(train(pairs, SEED, TrainSettings(
+        input_height=32, input_width=32, epochs=1, batch_size=3,
+        steps_per_epoch=1, devices=2)))
+except ThinsegError as exc:
+    out["odd"] = str(exc)
+try:
+    run(train(pairs, SEED, TrainSettings(
+        input_height=32, input_width=32, epochs=1, batch_size=4,
+        steps_per_epoch=1, devices=3)))
+except ThinsegError as exc:
+    out["three"] = str(exc)
+print("RESULT" + json.dumps(out))
+"""
+
+
+def test_two_devices_train_as_one():
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    out = json.loads(lines[-1][len("RESULT") :])
+    one, two = out["1"], out["2"]
+    assert one["replicas"] is None and two["replicas"] == 2
+    # plain SGD: a batch split wrongly (gradients summed, not averaged)
+    # would move the weights twice as far
+    for a, b, s in zip(
+        one["weights"], two["weights"], out["start"], strict=True
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+        moved = np.abs(np.subtract(a, s)).max()
+        assert moved > 1e-3, moved  # trained, not the start
+    assert "does not split over 2 devices" in out["odd"]
+    assert "3 devices asked for" in out["three"]
