@@ -58,6 +58,13 @@ try:
         steps_per_epoch=1, devices=3)))
 except ThinsegError as exc:
     out["three"] = str(exc)
+# every device gets its part of the batch, not the whole batch
+from napari_thinseg.model.backend import split_batch
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+x = np.arange(8 * 3, dtype=np.float32).reshape(8, 3)
+parts = strategy.experimental_local_results(split_batch(strategy, x)[0])
+out["parts"] = [np.asarray(p).tolist() for p in parts]
+out["one"] = split_batch(tf.distribute.get_strategy(), x)[0] is x
 print("RESULT" + json.dumps(out))
 """
 
@@ -82,5 +89,9 @@ def test_two_devices_train_as_one():
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
         moved = np.abs(np.subtract(a, s)).max()
         assert moved > 1e-3, moved  # trained, not the start
+    assert out["parts"] == [
+        x.tolist() for x in np.split(np.arange(24.0).reshape(8, 3), 2)
+    ]
+    assert out["one"]
     assert "does not split over 2 devices" in out["odd"]
     assert "3 devices asked for" in out["three"]

@@ -276,16 +276,22 @@ def predict_image(
     # before the network is built and traced (seconds): Stop can act
     yield Progress(0, n_tiles, f"{shape[0]}x{shape[1]} tiles in {precision}")
 
-    def forward_at(tile_shape):
-        network = inference_networks.get(model, config, tile_shape, precision)
-        return lambda tiles: _finite(network.probabilities(tiles).numpy())
-
-    forward = dihedral_mean(forward_at) if tta else forward_at(shape)
-
+    forward = margin_forward(model, config, shape, precision, tta)
     labels, conf = yield from predict_margin_tiles(
         forward, image, shape, margin, confidence, exclude_zero
     )
     return Prediction(labels, conf)
+
+
+def margin_forward(model, config, shape, precision: str, tta: bool = False):
+    """``forward`` for margin tiles of ``shape``: the cached network in
+    ``precision`` (resolved), averaged over flips and turns with ``tta``."""
+
+    def forward_at(tile_shape):
+        network = inference_networks.get(model, config, tile_shape, precision)
+        return lambda tiles: _finite(network.probabilities(tiles).numpy())
+
+    return dihedral_mean(forward_at) if tta else forward_at(shape)
 
 
 def _training_size_forward(model, config, batch_size, precision):

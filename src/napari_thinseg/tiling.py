@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 
 import numpy as np
 
 from .imaging.convert import data_range, views8
+from .imaging.lazy import read_region
 from .overlap import map_ahead
 from .progress import Progress
 
@@ -95,7 +97,8 @@ def blend_weight(height: int, width: int) -> np.ndarray:
 def tile_rgb(image, y, x, th, tw, value_range) -> np.ndarray:
     """uint8 RGB (or stacked views) of the (th, tw) tile at (y, x),
     reflect-padded where the image is smaller than the tile."""
-    rgb = views8(image[y : y + th, x : x + tw], value_range)
+    # one read of a lazy (zarr, dask) image's region
+    rgb = views8(read_region(image[y : y + th, x : x + tw]), value_range)
     pad_h, pad_w = th - rgb.shape[0], tw - rgb.shape[1]
     if pad_h or pad_w:
         mode = "reflect" if min(rgb.shape[:2]) > 1 else "edge"
@@ -229,6 +232,62 @@ def tile_pixels(height, width, tile_shape, margin: int) -> int:
     return len(rows) * len(cols) * th * tw
 
 
+@dataclass(frozen=True)
+class MarginTile:
+    """One margin tile: its origin ``(y, x)`` in the image, and the part of
+    it that goes into the class map, ``core = (top, bottom, left, right)``
+    in tile coordinates (the margin dropped where a neighbour takes
+    over, and whatever lies past the image's edge)."""
+
+    index: int
+    y: int
+    x: int
+    core: tuple[int, int, int, int]
+
+    @property
+    def region(self) -> tuple[int, int, int, int]:
+        """The core in image coordinates, ``(y0, y1, x0, x1)``."""
+        top, bottom, left, right = self.core
+        return self.y + top, self.y + bottom, self.x + left, self.x + right
+
+
+def margin_tiles(
+    height: int, width: int, tile_shape: tuple[int, int], margin: int
+) -> list[MarginTile]:
+    """The margin tiles of a ``height`` x ``width`` image, row by row;
+    their cores cover the image exactly once."""
+    th, tw = tile_shape
+    rows = margin_starts(height, th, margin)
+    cols = margin_starts(width, tw, margin)
+    out = []
+    for i, y in enumerate(rows):
+        top = margin if i else 0
+        bottom = min(th if i == len(rows) - 1 else th - margin, height - y)
+        for j, x in enumerate(cols):
+            left = margin if j else 0
+            right = min(tw if j == len(cols) - 1 else tw - margin, width - x)
+            out.append(MarginTile(len(out), y, x, (top, bottom, left, right)))
+    return out
+
+
+def margin_tile_classes(
+    forward: Forward,
+    image,
+    tile: MarginTile,
+    tile_shape: tuple[int, int],
+    value_range=None,
+    confidence: bool = False,
+    exclude_zero: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Class map (and confidence) of one margin tile's core; ``image`` is
+    any array that slices to numpy (numpy, zarr, dask)."""
+    rgb = tile_rgb(image, tile.y, tile.x, *tile_shape, value_range)
+    top, bottom, left, right = tile.core
+    probs = forward(rgb[None])[0][top:bottom, left:right]
+    labels = class_map(probs, exclude_zero)
+    return labels, confidence_map(probs) if confidence else None
+
+
 def predict_margin_tiles(
     forward: Callable[[np.ndarray], np.ndarray],
     image: np.ndarray,
@@ -241,41 +300,38 @@ def predict_margin_tiles(
 
     ``forward`` takes one uint8 RGB tile ``(1, th, tw, 3)`` and returns its
     class probabilities at the tile's resolution ``(1, th, tw, n)`` (it
-    runs in a worker thread, one tile ahead); each
-    tile's core (all but ``margin`` pixels at the edges another tile
-    covers) goes into the class map as it comes. Yields a
+    runs in a worker thread, one tile ahead); each tile's core
+    (:class:`MarginTile`) goes into the class map as it comes. Yields a
     :class:`Progress` per tile; returns ``(labels, confidence or None)``.
     """
     height, width = image.shape[:2]
-    th, tw = tile_shape
     value_range = None if image.dtype == np.uint8 else data_range(image)
-    rows = margin_starts(height, th, margin)
-    cols = margin_starts(width, tw, margin)
+    tiles = margin_tiles(height, width, tile_shape, margin)
     labels = np.zeros((height, width), np.uint8)
     conf = np.zeros((height, width), np.float32) if confidence else None
-    n_tiles = len(rows) * len(cols)
-    starts = [(y, x) for y in rows for x in cols]
 
-    def tile_probabilities(start):
-        tile = tile_rgb(image, *start, th, tw, value_range)
-        return forward(tile[None])[0]
+    def classes(tile):
+        return margin_tile_classes(
+            forward,
+            image,
+            tile,
+            tile_shape,
+            value_range,
+            confidence,
+            exclude_zero,
+        )
 
     # the network works on the next tile while this one's class map is
-    # taken and placed
-    outputs = map_ahead(tile_probabilities, starts)
+    # placed
+    outputs = map_ahead(classes, tiles)
     try:
-        for k, ((y, x), probs) in enumerate(zip(starts, outputs, strict=True)):
-            i, j = divmod(k, len(cols))
-            top = margin if i else 0
-            bottom = min(th if i == len(rows) - 1 else th - margin, height - y)
-            left = margin if j else 0
-            right = min(tw if j == len(cols) - 1 else tw - margin, width - x)
-            probs = probs[top:bottom, left:right]
-            where = np.s_[y + top : y + bottom, x + left : x + right]
-            labels[where] = class_map(probs, exclude_zero)
+        for tile, (part, part_conf) in zip(tiles, outputs, strict=True):
+            y0, y1, x0, x1 = tile.region
+            labels[y0:y1, x0:x1] = part
             if conf is not None:
-                conf[where] = confidence_map(probs)
-            yield Progress(k + 1, n_tiles, f"tile {k + 1} of {n_tiles}")
+                conf[y0:y1, x0:x1] = part_conf
+            k = tile.index + 1
+            yield Progress(k, len(tiles), f"tile {k} of {len(tiles)}")
     finally:
         outputs.close()
     return labels, conf

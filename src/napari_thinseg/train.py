@@ -38,6 +38,7 @@ from .model.backend import (
     replica_devices,
     replica_scope,
     resolve_precision,
+    split_batch,
     tensorflow,
 )
 from .model.config import ModelConfig
@@ -400,7 +401,7 @@ def train(
                 if stop is not None and stop():
                     result.stopped = True
                     return result
-                x, y = next(batches)
+                x, y = split_batch(model.distribute_strategy, *next(batches))
                 loss = float(np.asarray(model.train_on_batch(x, y)).ravel()[0])
                 if not np.isfinite(loss):
                     raise ThinsegError(

@@ -44,7 +44,7 @@ def test_manifest_python_names_resolve():
     root = Path(__file__).parents[2]
     manifest = yaml.safe_load((root / "napari.yaml").read_text())
     commands = manifest["contributions"]["commands"]
-    assert len(commands) == 13
+    assert len(commands) == 14
     for command in commands:
         module, _, name = command["python_name"].partition(":")
         assert callable(getattr(importlib.import_module(module), name))
@@ -61,6 +61,7 @@ def test_manifest_contributions():
         "Thin sections",
         "Point count",
         "Folders",
+        "Whole slide",
         "Auto-label",
         "Petrographic colours",
         "Export annotations",

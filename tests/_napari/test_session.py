@@ -156,3 +156,48 @@ def test_the_panel_keeps_the_steps_settings(make_napari_viewer, tmp_path):
     assert again.steps["Points"].n_points.value() == 500
     # the layer choices follow the opened layers
     assert auto2.image_layer is fresh.layers["ts"]
+
+
+def test_whole_slides_are_kept_by_their_files(make_napari_viewer, tmp_path):
+    import tifffile
+
+    from napari_thinseg._napari.layers import PREDICTION_KEY
+    from napari_thinseg.imaging.lazy import open_lazy
+    from napari_thinseg.imaging.pyramid import LabelsPyramid
+
+    rgb, labels = synthetic_sandstone((1200, 1100), seed=3)
+    scan = tmp_path / "scan.tif"
+    with tifffile.TiffWriter(scan) as tif:
+        tif.write(rgb, tile=(256, 256), photometric="rgb", subifds=1)
+        tif.write(
+            rgb[::2, ::2], tile=(256, 256), photometric="rgb", subfiletype=1
+        )
+    out = tmp_path / "scan_labels.ome.zarr"
+    pyramid = LabelsPyramid.create(out, labels.shape, SANDSTONE)
+    pyramid.write(0, 0, labels)  # a stopped run: only its .partial exists
+    viewer = make_napari_viewer()
+    viewer.add_image(
+        open_lazy(scan).levels,
+        name="scan",
+        multiscale=True,
+        metadata={"thinseg_slide": str(scan)},
+    )
+    kwargs = labels_kwargs(SANDSTONE)
+    kwargs["metadata"][PREDICTION_KEY] = {"output": str(out)}
+    viewer.add_labels(
+        pyramid.levels, name="scan prediction", multiscale=True, **kwargs
+    )
+    folder = tmp_path / "session"
+    save_session(viewer, folder)
+    assert not (folder / "images").exists()  # nothing copied
+    fresh = make_napari_viewer()
+    open_session(fresh, folder)
+    image, predicted = fresh.layers["scan"], fresh.layers["scan prediction"]
+    assert image.multiscale and predicted.multiscale
+    assert image.data.shapes[0][:2] == (1200, 1100)
+    np.testing.assert_array_equal(np.asarray(predicted.data[0]), labels)
+    assert scheme_of(predicted) == SANDSTONE
+    viewer.layers.clear()
+    viewer.add_image(open_lazy(scan).levels, name="lost", multiscale=True)
+    with pytest.raises(ThinsegError, match="saved by its file"):
+        save_session(viewer, tmp_path / "s2")

@@ -245,3 +245,42 @@ def test_interval_is_frozen():
     i = Interval(0.1, 0.2, "x")
     with pytest.raises(AttributeError):
         i.low = 0.0
+
+
+def test_a_lazy_label_image_measures_as_in_memory():
+    import dask.array as da
+
+    from napari_thinseg.measure.modal import measure_lazy
+
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 9, (1003, 777)).astype(np.uint8)
+    labels[:100] = 255  # a frame outside the scheme
+    whole = measure(labels, SANDSTONE, pixel_size_um=2.0, sizes=False)
+    for block_px in (None, 64):
+        lazy = measure_lazy(
+            da.from_array(labels, chunks=200),
+            SANDSTONE,
+            pixel_size_um=2.0,
+            block_px=block_px,
+        )
+        ref = (
+            whole
+            if block_px is None
+            else measure(
+                labels, SANDSTONE, pixel_size_um=2.0, sizes=False, block_px=64
+            )
+        )
+        assert lazy.counted_pixels == ref.counted_pixels
+        assert lazy.porosity == ref.porosity
+        assert [c.pixels for c in lazy.classes] == [
+            c.pixels for c in ref.classes
+        ]
+        assert lazy.porosity_bootstrap.low == pytest.approx(
+            ref.porosity_bootstrap.low, rel=1e-12
+        )
+        assert lazy.porosity_bootstrap.high == pytest.approx(
+            ref.porosity_bootstrap.high, rel=1e-12
+        )
+        assert lazy.grains is None
+    with pytest.raises(ThinsegError, match="no pixel"):
+        measure_lazy(da.zeros((50, 50), dtype=np.uint8), SANDSTONE)

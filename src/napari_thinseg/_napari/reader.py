@@ -1,9 +1,15 @@
-"""Reader contribution: open a keras-segmentation dataset folder.
+"""Reader contribution: open a keras-segmentation dataset folder, or an
+OME-Zarr folder (a whole slide or its labels).
 
-Each image comes in as an image layer named by its stem, its
+Each image of a dataset comes in as an image layer named by its stem, its
 crossed-polarised twin (where the dataset has them) as ``"<stem> XPL"``,
 hidden, and its annotation as a Labels layer ``"<stem> labels"`` in the
-dataset's class scheme.
+dataset's class scheme. An OME-Zarr comes in as one multiscale layer,
+read lazily: Labels when it holds labels (a class scheme written by
+:class:`~napari_thinseg.imaging.pyramid.LabelsPyramid`, or NGFF
+``image-label`` metadata), with the scheme's colours, else an Image;
+scaled by its pixel size in micrometres. (napari takes no Labels pyramid
+of a single level: such labels come in as a plain layer.)
 """
 
 from __future__ import annotations
@@ -30,15 +36,18 @@ def dataset_folder(path) -> Path | None:
 
 
 def napari_get_reader(path):
-    """Return a reader for dataset folders (or their ``classes.json``) and
-    session folders (:mod:`.session`), ``None`` for anything else. The
-    manifest offers this reader for folders and ``classes.json`` only,
-    never for a plain image."""
+    """Return a reader for dataset folders (or their ``classes.json``),
+    session folders (:mod:`.session`) and OME-Zarr folders, ``None`` for
+    anything else. The manifest offers this reader for folders and
+    ``classes.json`` only, never for a plain image."""
+    from ..imaging.lazy import is_zarr
     from .session import is_session, session_layers
 
     one = path[0] if isinstance(path, list) and len(path) == 1 else path
     if isinstance(one, str | Path) and is_session(one):
         return lambda p: session_layers(p[0] if isinstance(p, list) else p)
+    if isinstance(one, str | Path) and is_zarr(one):
+        return read_zarr_layers
     return read_dataset_layers if dataset_folder(path) is not None else None
 
 
@@ -60,3 +69,45 @@ def read_dataset_layers(path):
             labels = read_annotation(s.annotation_path)
             layers.append(labels_layer_data(labels, scheme, f"{name} labels"))
     return layers
+
+
+def _label_colormap(image_label: dict) -> dict | None:
+    """``{label: RGBA floats}`` of NGFF ``image-label`` colours, or None."""
+    colors = {None: (0.5, 0.5, 0.5, 1.0), 0: (0.0, 0.0, 0.0, 0.0)}
+    for entry in image_label.get("colors") or []:
+        try:
+            rgba = [float(v) / 255 for v in entry["rgba"]]
+            colors[int(entry["label-value"])] = tuple(rgba)
+        except (KeyError, TypeError, ValueError):
+            continue
+    return colors if len(colors) > 2 else None
+
+
+def read_zarr_layers(path):
+    """The layer data tuple of an OME-Zarr folder (see the module
+    docstring)."""
+    from ..imaging.lazy import ngff_attrs, open_lazy
+    from ..imaging.pyramid import thinseg_attrs
+    from ..schemes import ClassScheme
+
+    folder = Path(path[0] if isinstance(path, list) else path)
+    image = open_lazy(folder)
+    name = folder.name.removesuffix(".zarr").removesuffix(".ome")
+    kwargs = {"name": name, "multiscale": True}
+    if image.pixel_size_um:
+        um = image.pixel_size_um
+        kwargs["scale"] = (um, um)
+    attrs = ngff_attrs(folder)
+    scheme = thinseg_attrs(folder).get("class_scheme")
+    if scheme is None and "image-label" not in attrs:
+        return [(image.levels, kwargs, "image")]
+    data = image.levels
+    if len(data) == 1:  # napari takes no Labels pyramid of one level
+        data, kwargs["multiscale"] = data[0], False
+    if scheme is not None:
+        scheme = ClassScheme.from_dict(scheme)
+        return [labels_layer_data(data, scheme, **kwargs)]
+    colormap = _label_colormap(attrs["image-label"])
+    if colormap is not None:
+        kwargs["colormap"] = colormap
+    return [(data, kwargs, "labels")]

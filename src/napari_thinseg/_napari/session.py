@@ -8,7 +8,9 @@ metadata), ``images/<n>.tif`` (the data as it was, any dtype),
 confirmations), ``model/`` with the model trained last in this session
 (a keras-segmentation checkpoint), so that "model just trained" survives
 a restart, and the settings of the panel's widgets. Saving never replaces
-a session unless asked; every file is written atomically. The reader
+a session unless asked; every file is written atomically. Whole slides
+(multiscale layers) are kept by the path of their file, read lazily when
+the session opens, never copied. The reader
 opens a session folder dropped on napari; :func:`open_session` also
 brings the model back.
 """
@@ -53,6 +55,54 @@ def _json_safe(metadata: dict) -> dict:
     return out
 
 
+SLIDE_KEYS = ("thinseg_slide",)
+"""Layer metadata naming the file a whole-slide image was opened from."""
+
+
+def _slide_entry(layer) -> dict:
+    """What a session keeps of a multiscale layer: the file it shows
+    (a slide, or a labels pyramid: the ``.partial`` store of a stopped
+    prediction too)."""
+    from ..imaging.pyramid import partial_path
+    from .layers import PREDICTION_KEY
+
+    meta = layer.metadata
+    source = next((meta[k] for k in SLIDE_KEYS if k in meta), None)
+    predicted = meta.get(PREDICTION_KEY)
+    if isinstance(predicted, dict) and predicted.get("output"):
+        source = predicted["output"]
+        if not Path(source).exists():
+            source = str(partial_path(source))
+    source = source or layer.source.path
+    if not source or not Path(source).exists():
+        raise ThinsegError(
+            f"layer {layer.name!r}: a whole-slide layer is saved by its "
+            "file, and it has none on disk"
+        )
+    entry = {"kind": "slide", "file": str(Path(source).resolve())}
+    if isinstance(layer, Labels):
+        entry.update(kind="slide labels", scheme=scheme_of(layer).to_dict())
+    return entry
+
+
+def _slide_layer(entry: dict, kwargs: dict) -> tuple:
+    """The layer data tuple of a saved whole-slide layer, read lazily."""
+    from ..imaging.lazy import open_lazy
+
+    try:
+        levels = open_lazy(entry["file"]).levels
+    except ThinsegError as exc:
+        raise ThinsegError(f"layer {entry['name']!r}: {exc}") from None
+    if entry["kind"] == "slide":
+        return levels, {**kwargs, "multiscale": True}, "image"
+    extra = labels_kwargs(ClassScheme.from_dict(entry["scheme"]))
+    meta = {**kwargs["metadata"], **extra.pop("metadata")}
+    kwargs = {**kwargs, **extra, "metadata": meta, "multiscale": True}
+    if len(levels) == 1:  # napari takes no Labels pyramid of one level
+        levels, kwargs["multiscale"] = levels[0], False
+    return levels, kwargs, "labels"
+
+
 def _common(layer) -> dict:
     return {
         "name": layer.name,
@@ -91,6 +141,11 @@ def save_session(
     entries = []
     for k, layer in enumerate(layers):
         entry = _common(layer)
+        if getattr(layer, "multiscale", False):
+            # a whole slide is saved by its file, never loaded whole
+            entry.update(_slide_entry(layer))
+            entries.append(entry)
+            continue
         data = np.asarray(layer.data)
         if isinstance(layer, Labels):
             entry["kind"] = "labels"
@@ -159,14 +214,16 @@ def session_layers(folder) -> list[tuple]:
     folder = Path(folder)
     out = []
     for entry in _read(folder)["layers"]:
-        path = folder / entry["file"]
+        path = folder / entry["file"]  # or the absolute file of a slide
         kwargs = {
             key: entry[key]
             for key in ("name", "scale", "translate", "visible", "opacity")
         }
         kwargs["metadata"] = entry.get("metadata", {})
         kind = entry["kind"]
-        if kind == "labels":
+        if kind in ("slide", "slide labels"):
+            out.append(_slide_layer(entry, kwargs))
+        elif kind == "labels":
             data = (
                 read_annotation(path)
                 if path.suffix == ".png"

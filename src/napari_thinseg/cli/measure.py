@@ -10,33 +10,60 @@ from pathlib import Path
 
 from ..errors import ThinsegError
 from ._common import count, drive, positive_float
+from .slide import add_cluster_args, client_for
+
+
+def _measure_slide(path: Path, scheme, options):
+    """The modal analysis of a labels pyramid, read a block at a time
+    (its class scheme and pixel size from its metadata)."""
+    from ..imaging.lazy import open_lazy
+    from ..imaging.pyramid import thinseg_attrs
+    from ..measure.modal import measure_lazy
+    from ..schemes import ClassScheme
+
+    labels = open_lazy(path)
+    options = dict(options)
+    options["pixel_size_um"] = options["pixel_size_um"] or labels.pixel_size_um
+    recorded = thinseg_attrs(path).get("class_scheme")
+    if scheme is None and recorded is not None:
+        scheme = ClassScheme.from_dict(recorded)
+    return measure_lazy(labels.data, scheme, name=path.name, **options)
 
 
 def cmd_stats(args) -> int:
     from ..imaging.atomic import refuse_existing
     from ..imaging.files import list_images
+    from ..imaging.lazy import is_zarr
     from ..measure import format_measurement, measure_files, write_csv
 
-    labels = list_images(args.labels)
+    slides = [Path(p) for p in args.labels if is_zarr(p)]
+    others = [p for p in args.labels if not is_zarr(p)]
+    labels = list_images(others) if others else []
     csv = Path(args.csv) if args.csv else None
     if csv is not None:
         # refuse before measuring, not after minutes of work
         refuse_existing([csv], args.overwrite)
         if csv.resolve() in {p.resolve() for p in labels}:
             raise ThinsegError(f"{csv}: is one of the label images")
-    results = drive(
-        measure_files(
-            labels,
-            scheme=args.scheme,
-            pixel_size_um=args.pixel_size_um,
-            points=args.points,
-            n_boot=args.resamples,
-            block_px=args.block_px,
-            sizes=not args.no_sizes,
-            seed=args.seed,
-        ),
-        "stats",
-    )
+    options = {
+        "pixel_size_um": args.pixel_size_um,
+        "points": args.points,
+        "n_boot": args.resamples,
+        "block_px": args.block_px,
+        "seed": args.seed,
+    }
+    results = [_measure_slide(p, args.scheme, options) for p in slides]
+    with client_for(args) as client:
+        results += drive(
+            measure_files(
+                labels,
+                scheme=args.scheme,
+                sizes=not args.no_sizes,
+                client=client,
+                **options,
+            ),
+            "stats",
+        )
     print("\n\n".join(format_measurement(m) for m in results))
     if csv is not None:
         write_csv(results, csv, overwrite=args.overwrite)
@@ -60,7 +87,8 @@ def add_commands(sub) -> None:
         "labels",
         nargs="+",
         metavar="LABELS_OR_DIR",
-        help="label images or folders of them",
+        help="label images or folders of them, or whole-slide labels "
+        "pyramids (.zarr: measured a block at a time, without sizes)",
     )
     p.add_argument(
         "--pixel_size_um",
@@ -106,6 +134,7 @@ def add_commands(sub) -> None:
         help="seed, sandstone or a classes.json "
         "(default: classes.json near the labels, else seed)",
     )
+    add_cluster_args(p)
     p.add_argument(
         "--overwrite", action="store_true", help="replace an existing CSV"
     )

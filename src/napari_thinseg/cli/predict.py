@@ -106,16 +106,33 @@ def cmd_predict(args) -> int:
         write_png,
         write_tiff,
     )
+    from ..imaging.lazy import is_lazy_readable, is_zarr
     from ..imaging.pixel_size import file_pixel_size_um
     from ..overlap import map_ahead
     from ..predict import check_tile, predict_image
     from ..progress import Progress
     from ._common import ScalingNotes, drive, output_paths
+    from .slide import client_for, is_slide_output, predict_slide_file
 
     check_tile(args.tile)
     _check_model_args(args)
     source = Path(args.input_path)
-    single = source.is_file()
+    single = source.is_file() or is_lazy_readable(source)
+    if single and (
+        is_slide_output(args.output_path)
+        or is_zarr(source)
+        or args.workers
+        or args.scheduler
+    ):
+        model, config, weights = _load(args)
+        check_views_given(config, False, "--xpl_input_path")
+        with client_for(args) as client:
+            return predict_slide_file(args, model, config, weights, client)
+    if is_slide_output(args.output_path):
+        raise ThinsegError(
+            f"{args.output_path}: a whole-slide output (OME-Zarr, BigTIFF) "
+            "takes one image; give a folder for a folder of photos"
+        )
     inputs = list_images([source])
     if single:
         out = Path(args.output_path)
@@ -198,8 +215,23 @@ def cmd_predict(args) -> int:
             if writing is not None:
                 writing.result()
 
+    def run_on(client):
+        from .slide import predicted_on_cluster
+
+        results = predicted_on_cluster(
+            client, model, config, inputs, twins, args
+        )
+        for done, (k, labels) in enumerate(results, start=1):
+            src, dst = inputs[k], outputs[k]
+            if args.colored:
+                labels = colorize(labels, scheme)
+            write(dst, labels, False, file_pixel_size_um(src))
+            written.append(dst)
+            yield Progress(done, len(inputs), src.name)
+
     notes = ScalingNotes()
-    drive(run_all(), "predict")
+    with client_for(args) as client:
+        drive(run_all() if client is None else run_on(client), "predict")
     print(
         f"predicted {len(inputs)} image(s) with {weights} into "
         f"{written[0] if single else args.output_path}"
@@ -306,11 +338,15 @@ def _add_tile(p) -> None:
 
 def add_commands(sub) -> None:
     """Register predict, evaluate_model and verify_dataset."""
+    from .slide import add_cluster_args
+
     p = sub.add_parser(
         "predict",
-        help="predict class maps (label PNGs)",
+        help="predict class maps (label PNGs, or pyramids of whole slides)",
         description="Write a label PNG (uint8 class ids, the image's "
-        "size) per image; --colored writes the petrographic picture.",
+        "size) per image; --colored writes the petrographic picture. A "
+        "whole slide (TIFF / OME-TIFF / BigTIFF / OME-Zarr, read lazily) "
+        "goes tile by tile into an OME-Zarr or BigTIFF labels pyramid.",
     )
     p.add_argument(
         "--checkpoints_path",
@@ -325,7 +361,12 @@ def add_commands(sub) -> None:
         help="the crossed-polarised image (or folder of them, named as "
         "the images) for a plane + crossed polars model",
     )
-    p.add_argument("--output_path", required=True, help="file or folder")
+    p.add_argument(
+        "--output_path",
+        required=True,
+        help="file or folder; a .zarr (OME-Zarr) or .tif (BigTIFF) output "
+        "is a tiled labels pyramid, written tile by tile",
+    )
     p.add_argument("--colored", action="store_true")
     p.add_argument(
         "--mode",
@@ -337,6 +378,7 @@ def add_commands(sub) -> None:
     _add_tile(p)
     add_precision(p)
     _add_tta(p)
+    add_cluster_args(p)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_predict)
 

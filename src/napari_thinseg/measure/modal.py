@@ -170,17 +170,22 @@ def default_block_px(shape) -> int:
     return max(1, min(shape[:2]) // 8)
 
 
-def _bootstrap(col, k, block, n_boot, seed, pore_cols):
-    """Percentile intervals of every class fraction and the porosity from
-    resampled blocks; None where fewer than two blocks have counted
-    pixels."""
+def _block_counts(col, k, block) -> np.ndarray:
+    """Counted pixels of every class in every bootstrap block, blocks row
+    by row, ``(blocks, k)``."""
     h, w = col.shape
     nbx = -(-w // block)
     bid = (np.arange(h) // block)[:, None] * nbx + (np.arange(w) // block)
     flat = (bid * (k + 1) + col).ravel()
     nb = (-(-h // block)) * nbx
     counts = np.bincount(flat, minlength=nb * (k + 1)).reshape(nb, k + 1)
-    counts = counts[:, :k]
+    return counts[:, :k]
+
+
+def _bootstrap(counts, block, n_boot, seed, pore_cols):
+    """Percentile intervals of every class fraction and the porosity from
+    resampled blocks (their class ``counts``); None where fewer than two
+    blocks have counted pixels."""
     counts = counts[counts.sum(axis=1) > 0]
     nb = len(counts)
     if nb < 2 or n_boot == 0:
@@ -257,23 +262,101 @@ def measure(
         Bad arguments, or no pixel of the image is counted.
     """
     scheme = get_scheme(scheme)
-    where = name or "labels"
     pixel_size_um, points, n_boot = _check_args(
         pixel_size_um, points, n_boot, block_px
     )
-    col, k = _columns(labels, scheme, mask, where)
-    counts = np.bincount(col.ravel(), minlength=k + 1)[:k]
+    col, k = _columns(labels, scheme, mask, name or "labels")
+    block = int(block_px) if block_px else default_block_px(col.shape)
+    block_counts = _block_counts(col, k, block)
+    grains = pores = border = None
+    if sizes and block_counts.any():  # else refused below, not after it
+        grains, pores, border = grain_and_pore_sizes(
+            col, scheme, pixel_size_um
+        )
+    return _measurement(
+        block_counts,
+        block,
+        scheme,
+        (grains, pores, border),
+        pixel_size_um,
+        points,
+        n_boot,
+        seed,
+        name,
+        mask is not None,
+    )
+
+
+def measure_lazy(
+    labels,
+    scheme=None,
+    pixel_size_um: float | None = None,
+    points: int = 300,
+    n_boot: int = 200,
+    block_px: int | None = None,
+    seed: int = 0,
+    name: str = "",
+) -> Measurement:
+    """:func:`measure` of a label image too large to load (a zarr or dask
+    array, a whole slide's pyramid level), one bootstrap block at a time:
+    the same fractions and intervals; no grain or pore sizes."""
+    from ..imaging.lazy import read_region
+
+    scheme = get_scheme(scheme)
+    pixel_size_um, points, n_boot = _check_args(
+        pixel_size_um, points, n_boot, block_px
+    )
+    if len(labels.shape) != 2:
+        raise ThinsegError(
+            f"{name or 'labels'}: a 2D label image is needed, got shape "
+            f"{tuple(labels.shape)}"
+        )
+    h, w = labels.shape
+    block = int(block_px) if block_px else default_block_px((h, w))
+    k = len(scheme)
+    counts = []
+    for y in range(0, h, block):
+        for x in range(0, w, block):
+            part = read_region(labels[y : y + block, x : x + block])
+            col, _ = _columns(part, scheme, None, name or "labels")
+            counts.append(np.bincount(col.ravel(), minlength=k + 1)[:k])
+    return _measurement(
+        np.array(counts),
+        block,
+        scheme,
+        (None, None, None),
+        pixel_size_um,
+        points,
+        n_boot,
+        seed,
+        name,
+        False,
+    )
+
+
+def _measurement(
+    block_counts,
+    block,
+    scheme,
+    sizes,
+    pixel_size_um,
+    points,
+    n_boot,
+    seed,
+    name,
+    masked,
+) -> Measurement:
+    where = name or "labels"
+    counts = block_counts.sum(axis=0)
     counted = int(counts.sum())
     if counted == 0:
         raise ThinsegError(
             f"{where}: no pixel carries a class of scheme "
-            f"{scheme.name!r}" + ("" if mask is None else " inside the mask")
+            f"{scheme.name!r}" + (" inside the mask" if masked else "")
         )
     fractions = counts / counted
     pore_cols = [scheme.ids.index(i) for i in scheme.pore_ids]
-
-    block = int(block_px) if block_px else default_block_px(col.shape)
-    boot = _bootstrap(col, k, block, n_boot, seed, pore_cols)
+    boot = _bootstrap(block_counts, block, n_boot, seed, pore_cols)
     binom = f"binomial (Wilson, {points} points)"
 
     def binomial(p):
@@ -293,12 +376,7 @@ def measure(
     ]
     # no pore class in the scheme: porosity is unknown, not zero
     porosity = float(fractions[pore_cols].sum()) if pore_cols else math.nan
-
-    grains = pores = border = None
-    if sizes:
-        grains, pores, border = grain_and_pore_sizes(
-            col, scheme, pixel_size_um
-        )
+    grains, pores, border = sizes
 
     return Measurement(
         name=name,
@@ -324,6 +402,7 @@ def measure_files(
     block_px: int | None = None,
     sizes: bool = True,
     seed: int = 0,
+    client=None,
 ) -> Generator[Progress, None, list[Measurement]]:
     """Measure label image files (folders give their images), one
     :class:`Progress` per file; returns the measurements.
@@ -332,7 +411,9 @@ def measure_files(
     ``pixel_size_um`` None takes the pixel size each file records
     (:func:`~..imaging.pixel_size.file_pixel_size_um`: predict and
     auto-label copy their input's). Arguments are checked before the
-    first file is read.
+    first file is read. With a ``distributed.Client``, every file is a
+    task on its cluster (:mod:`..distributed`); the order stays the
+    files'.
     """
     from ..imaging.files import list_images, read_annotation
     from ..imaging.pixel_size import file_pixel_size_um
@@ -340,6 +421,24 @@ def measure_files(
     _check_args(pixel_size_um, points, n_boot, block_px)
     files = list_images(paths)
     chosen = None if scheme is None else get_scheme(scheme)
+    if client is not None:
+        from ..distributed import map_files
+
+        options = {
+            "pixel_size_um": pixel_size_um,
+            "points": points,
+            "n_boot": n_boot,
+            "block_px": block_px,
+            "sizes": sizes,
+            "seed": seed,
+        }
+        found: list = [None] * len(files)
+        items = [(str(f),) for f in files]
+        tasks = map_files(client, measure_file, items, chosen, options)
+        for done, (k, m) in enumerate(tasks, start=1):
+            found[k] = m
+            yield Progress(done, len(files), files[k].name)
+        return found
     out = []
     for k, path in enumerate(files):
         labels = read_annotation(path)
@@ -362,3 +461,26 @@ def measure_files(
         out.append(m)
         yield Progress(k + 1, len(files), path.name)
     return out
+
+
+def measure_file(path: str, scheme, options: dict) -> Measurement:
+    """:func:`measure` of one label image file (``scheme`` None: the one
+    near it; ``options``: keywords of :func:`measure`, a None pixel size
+    the file's own): a task of :func:`measure_files` on a cluster."""
+    from ..imaging.files import read_annotation
+    from ..imaging.pixel_size import file_pixel_size_um
+
+    options = dict(options)
+    options["pixel_size_um"] = options.get(
+        "pixel_size_um"
+    ) or file_pixel_size_um(path)
+    try:
+        return measure(
+            read_annotation(path),
+            scheme_near(Path(path), scheme),
+            name=Path(path).name,
+            **options,
+        )
+    except ThinsegError as exc:
+        text = str(exc).removeprefix(f"{Path(path).name}: ")
+        raise ThinsegError(f"{path}: {text}") from None

@@ -204,3 +204,25 @@ def replica_scope(devices: list[str]):
     if len(devices) < 2:
         return contextlib.nullcontext()
     return tensorflow().distribute.MirroredStrategy(devices).scope()
+
+
+def split_batch(strategy, *arrays):
+    """``arrays`` (a batch each) cut into one equal part per replica of
+    ``strategy`` (``model.distribute_strategy``), as the per-replica
+    values ``train_on_batch`` hands each device; as they are for one
+    replica. Without the cut every device would train on the whole
+    batch: the same gradients, no work shared."""
+    n = strategy.num_replicas_in_sync
+    if n < 2:
+        return arrays
+
+    def parts(array):
+        size = len(array) // n
+
+        def part(context):
+            k = context.replica_id_in_sync_group
+            return array[k * size : (k + 1) * size]
+
+        return strategy.experimental_distribute_values_from_function(part)
+
+    return tuple(parts(a) for a in arrays)

@@ -1,12 +1,12 @@
 """The "Thin sections" panel: every step of the plugin in one dock.
 
 The six docks side by side were taller than any screen (the Measure dock
-alone wanted 980 px). The panel holds them, the folders and the point
-count, one tab each, in the order of the work (auto-label, colours,
-export, train, predict, folders, measure, point count); each tab scrolls
-vertically when the window is short, so every control is reachable on a
-1080p screen, and never sideways. Each widget also stays a dock of its
-own (the manifest lists them all).
+alone wanted 980 px). The panel holds them, the folders, the whole slides
+and the point count, one tab each, in the order of the work (auto-label,
+colours, export, train, predict, folders, whole slide, measure, point
+count); each tab scrolls vertically when the window is short, so every
+control is reachable on a 1080p screen, and never sideways. Each widget
+also stays a dock of its own (the manifest lists them all).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from .export import ExportWidget
 from .measure import MeasureWidget
 from .point_count import PointCountWidget
 from .predict import PredictWidget
+from .slide import SlideWidget
 from .train import TrainWidget
 
 STEPS = (
@@ -47,14 +48,15 @@ STEPS = (
     ("Train", TrainWidget),
     ("Predict", PredictWidget),
     ("Folders", BatchWidget),
+    ("Whole slide", SlideWidget),
     ("Measure", MeasureWidget),
     ("Points", PointCountWidget),
 )
 """The tabs, in the order of the work."""
 
 PANEL_WIDTH = 540
-"""The panel's preferred width in pixels (its minimum is the widest
-step's)."""
+"""The panel's preferred width in pixels, at least (wider when its tabs
+need it; its minimum is the widest step's)."""
 
 
 class ThinSectionsPanel(QTabWidget):
@@ -157,7 +159,10 @@ class ThinSectionsPanel(QTabWidget):
             self.open_session(folder)
 
     def sizeHint(self) -> QSize:
-        width = max(PANEL_WIDTH, self.minimumWidth())
+        # wide enough for every tab beside the Session button, unscrolled
+        tabs = self.tabBar().sizeHint().width()
+        corner = self.cornerWidget().sizeHint().width()
+        width = max(PANEL_WIDTH, self.minimumWidth(), tabs + corner + 4)
         return QSize(width, super().sizeHint().height())
 
     def show_step(self, title: str):

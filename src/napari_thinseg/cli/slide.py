@@ -1,0 +1,153 @@
+"""Whole slides and clusters for ``thinseg predict`` and ``thinseg stats``:
+``--workers N`` / ``--scheduler ADDRESS``, and label outputs that are
+OME-Zarr pyramids (``.zarr``) or pyramidal BigTIFFs (``.tif``).
+
+A thin shell over :mod:`..predict_slide`, :mod:`..imaging.pyramid` and
+:mod:`..distributed`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from ..errors import ThinsegError
+
+SLIDE_SUFFIXES = (".zarr", ".tif", ".tiff", ".btf")
+"""Label outputs written as a tiled pyramid, tile by tile."""
+
+
+def add_cluster_args(p) -> None:
+    """``--workers`` and ``--scheduler`` (one or the other)."""
+    from ._common import count
+
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--workers",
+        type=count(1),
+        default=None,
+        metavar="N",
+        help="run on a dask LocalCluster of N worker processes (the "
+        "cores shared out); photos, or a whole slide's tiles, as tasks",
+    )
+    group.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run on a running dask cluster, e.g. tcp://10.0.0.5:8786 "
+        "(its workers need napari-thinseg and the files' paths)",
+    )
+
+
+def client_for(args):
+    """A context giving the cluster's client, or None without one."""
+    if args.workers is None and args.scheduler is None:
+        return contextlib.nullcontext()
+    from ..distributed import cluster
+
+    return cluster(args.workers, args.scheduler)
+
+
+def is_slide_output(path: str) -> bool:
+    return Path(path.rstrip("/")).suffix.lower() in SLIDE_SUFFIXES
+
+
+def predict_slide_file(args, model, config, weights, client) -> int:
+    """``thinseg predict`` of one image into a labels pyramid (or, on a
+    cluster, into a PNG), tile by tile."""
+    import numpy as np
+
+    from ..imaging.atomic import refuse_existing
+    from ..imaging.files import write_annotation
+    from ..imaging.lazy import open_lazy
+    from ..imaging.pyramid import LabelsPyramid, write_bigtiff
+    from ..predict_slide import predict_slide
+    from ._common import drive
+
+    if args.xpl_input_path:
+        raise ThinsegError(
+            "whole slides are predicted from the plane-polarised scan "
+            "alone; give a PNG output for plane + crossed polars photos"
+        )
+    if args.mode != "tile":
+        raise ThinsegError("whole slides are predicted in tile mode")
+    out = Path(args.output_path.rstrip("/"))
+    pyramid = is_slide_output(args.output_path)
+    if args.colored and pyramid:
+        raise ThinsegError(
+            "--colored writes PNGs; a whole-slide output holds class ids "
+            "(its colours are in the OME-Zarr / TIFF metadata)"
+        )
+    refuse_existing([out], args.overwrite)
+    image = open_lazy(args.input_path)
+    shape = image.shape[:2]
+    scheme = config.class_scheme
+    if not pyramid:
+        labels = np.zeros(shape, np.uint8)
+    else:
+        zarr_out = out if out.suffix.lower() == ".zarr" else None
+        labels = LabelsPyramid.create(
+            zarr_out or out.with_name(out.name + ".zarr"),
+            shape,
+            scheme,
+            image.pixel_size_um,
+            overwrite=args.overwrite,
+            source=str(image.path),
+        )
+    result = drive(
+        predict_slide(
+            model,
+            config,
+            image,
+            labels,
+            tile=args.tile,
+            precision=args.precision,
+            tta=args.tta,
+            client=client,
+        ),
+        "predict",
+        unit="tile",
+    )
+    if not pyramid:
+        if args.colored:
+            from ..colorize import colorize
+            from ..imaging.files import write_png
+
+            write_png(
+                out,
+                colorize(labels, scheme),
+                args.overwrite,
+                image.pixel_size_um,
+            )
+        else:
+            write_annotation(out, labels, args.overwrite, image.pixel_size_um)
+    elif zarr_out is not None:
+        labels.finish()
+    else:
+        write_bigtiff(out, labels.levels, image.pixel_size_um, args.overwrite)
+        import shutil
+
+        shutil.rmtree(labels.store_path)
+    where = f" on {result.workers} workers" if client is not None else ""
+    print(
+        f"predicted {image.path} ({shape[0]} x {shape[1]}, {result.tiles} "
+        f"tiles{where}) with {weights} into {out}"
+    )
+    return 0
+
+
+def predicted_on_cluster(client, model, config, inputs, twins, args):
+    """``(index, labels)`` of every photo as the cluster finishes them."""
+    from ..distributed import ModelPayload, map_files, predict_file_task
+
+    settings = {
+        "mode": args.mode,
+        "tile": args.tile,
+        "precision": args.precision,
+        "tta": args.tta,
+    }
+    items = [
+        (str(src), str(twins[src]) if src in twins else None) for src in inputs
+    ]
+    payload = ModelPayload.from_model(model, config)
+    return map_files(client, predict_file_task, items, payload, settings)

@@ -1,0 +1,226 @@
+"""Predictions and measurements as tasks on a dask.distributed cluster.
+
+``thinseg predict ... --workers N`` starts a ``LocalCluster`` of N worker
+processes on this machine; ``--scheduler tcp://HOST:PORT`` uses a running
+cluster (``dask scheduler`` / ``dask worker``, dask-jobqueue on SLURM,
+dask-kubernetes). Work is cut into tasks that dask schedules:
+
+* a folder: one task per photo (read, predict, write the label PNG);
+* a whole slide: one task per margin tile (:mod:`.predict_slide`); the
+  workers read their tiles from the slide's file, the client writes the
+  labels pyramid as tiles come back;
+* ``thinseg stats``: one task per label image.
+
+The model travels as its checkpoint's bytes (config JSON and HDF5
+weights, :class:`ModelPayload`), sent once to every worker, never as a
+pickled Keras object; each worker process builds it once and keeps it
+(:func:`worker_model`). Files are named by path: on a cluster of several
+machines they must lie on a file system every worker sees.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ThinsegError
+
+
+def _distributed():
+    try:
+        import distributed
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise ThinsegError(
+            "dask.distributed is not installed (pip install distributed)"
+        ) from None
+    return distributed
+
+
+@contextlib.contextmanager
+def cluster(
+    workers: int | None = None,
+    scheduler: str | None = None,
+    timeout: float = 20.0,
+):
+    """A ``distributed.Client``: on a new ``LocalCluster`` of ``workers``
+    processes (the machine's cores shared out), or on the cluster at
+    ``scheduler`` (given up after ``timeout`` seconds); closed (the local
+    cluster shut down) on the way out."""
+    distributed = _distributed()
+    if (workers is None) == (scheduler is None):
+        raise ThinsegError("give a number of workers or a scheduler address")
+    if scheduler is not None:
+        try:
+            client = distributed.Client(scheduler, timeout=f"{timeout}s")
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ThinsegError(
+                f"cannot reach the dask scheduler at {scheduler} ({exc})"
+            ) from None
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    if workers < 1:
+        raise ThinsegError(f"workers must be >= 1, got {workers}")
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with (
+        distributed.LocalCluster(
+            n_workers=workers,
+            threads_per_worker=threads,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as local,
+        distributed.Client(local) as client,
+    ):
+        yield client
+
+
+def n_workers(client) -> int:
+    """Workers the cluster has now."""
+    return len(client.scheduler_info(n_workers=-1)["workers"])
+
+
+# -- the model, as bytes -----------------------------------------------------
+@dataclass(frozen=True)
+class ModelPayload:
+    """A model as its checkpoint files' bytes: config JSON and HDF5
+    weights (what a worker builds the model from)."""
+
+    config_json: str
+    weights: bytes = field(repr=False)
+    digest: str = ""
+
+    @classmethod
+    def from_model(cls, model, config) -> ModelPayload:
+        """The payload of a built model (the weights it has now)."""
+        import json
+
+        from .model.weights import encode_hdf5_weights
+
+        text = json.dumps(config.to_json_dict())
+        weights = encode_hdf5_weights(model)
+        digest = hashlib.sha256(text.encode() + weights).hexdigest()[:16]
+        return cls(text, weights, digest)
+
+
+_models: dict[str, tuple] = {}
+_models_lock = threading.Lock()
+
+
+def worker_model(payload: ModelPayload):
+    """``(model, config)`` of ``payload``, built once per process."""
+    with _models_lock:
+        if payload.digest not in _models:
+            _limit_threads()
+            _models.clear()  # one model a worker at a time
+            _models[payload.digest] = _build(payload)
+        return _models[payload.digest]
+
+
+def _build(payload: ModelPayload):
+    from .model.checkpoints import load_model
+
+    with tempfile.TemporaryDirectory(prefix="thinseg-model-") as folder:
+        prefix = Path(folder) / "model"
+        Path(f"{prefix}_config.json").write_text(payload.config_json)
+        Path(f"{prefix}.1").write_bytes(payload.weights)
+        model, config, _ = load_model(prefix)
+    return model, config
+
+
+def _limit_threads() -> None:
+    """TensorFlow on a worker uses the worker's threads, not every core
+    (two workers on two cores would otherwise fight)."""
+    try:
+        threads = _distributed().get_worker().state.nthreads
+    except ValueError:  # not on a worker (tests calling tasks directly)
+        return
+    from .model.backend import tensorflow
+
+    tf = tensorflow()
+    with contextlib.suppress(RuntimeError):  # already running: as it is
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+# -- tasks ------------------------------------------------------------------
+def submit_in_turn(
+    client, fn, args: tuple, items, in_flight: int, key: str
+) -> Iterator:
+    """``(item, fn(*args, item))`` as the cluster finishes them, at most
+    ``in_flight`` submitted at a time (what bounds the client's memory);
+    closing it cancels the rest. ``args`` may hold futures (scattered
+    data)."""
+    distributed = _distributed()
+    queue = iter(enumerate(items))
+    futures = {}
+    finished = distributed.as_completed()
+
+    def submit():
+        found = next(queue, None)
+        if found is not None:
+            k, item = found
+            future = client.submit(
+                fn, *args, item, key=f"{key}-{k}", pure=False
+            )
+            futures[future.key] = (future, item)
+            finished.add(future)
+
+    try:
+        for _ in range(max(1, in_flight)):
+            submit()
+        for future in finished:
+            _, item = futures.pop(future.key)
+            value = result(future)
+            submit()
+            yield item, value
+    finally:
+        client.cancel([f for f, _ in futures.values()])
+
+
+def result(future):
+    try:
+        return future.result()
+    except ThinsegError:
+        raise
+    except Exception as exc:  # a worker's failure, in one line
+        raise ThinsegError(
+            f"a cluster task failed: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def predict_file_task(source: str, xpl: str | None, payload, settings):
+    """A task: the labels of one photo (read, predicted in tile mode;
+    ``settings``: keywords of :func:`~.predict.predict_image`)."""
+    from .dataset import read_views
+    from .predict import predict_image
+    from .progress import run
+
+    model, config = worker_model(payload)
+    image = read_views(Path(source), Path(xpl) if xpl else None)
+    return run(predict_image(model, config, image, **settings)).labels
+
+
+def map_files(client, fn, items, *args) -> Iterator:
+    """``(index, fn(item, *args))`` for every item, as the cluster
+    finishes them; closing it cancels the rest."""
+    distributed = _distributed()
+    shared = [client.scatter(a, broadcast=True) for a in args]
+    futures = {
+        client.submit(fn, *item, *shared, pure=False): k
+        for k, item in enumerate(items)
+    }
+    try:
+        for future in distributed.as_completed(list(futures)):
+            yield futures.pop(future), result(future)
+    finally:
+        client.cancel(list(futures))

@@ -1,0 +1,271 @@
+"""Label maps of whole slides written tile by tile: OME-Zarr pyramids and
+pyramidal BigTIFFs, never held whole in memory.
+
+:class:`LabelsPyramid` is an OME-Zarr (NGFF 0.4, zarr v2 format: what
+QuPath, Fiji / MoBIE, napari-ome-zarr and ome-zarr-py read) with the
+labels at full resolution and coarser levels, each half the size of the
+one above, down to about :data:`MIN_LEVEL_SIDE` pixels. A region written
+at full resolution goes into every level at once: level ``k`` holds every
+``2**k``-th pixel (nearest neighbour, as labels must be), so any tile can
+be written in any order and the pyramid is always consistent. The group
+carries NGFF ``image-label`` metadata (class colours and names) and the
+class scheme.
+
+The pyramid is written under ``<name>.partial`` and renamed to its name
+when :meth:`LabelsPyramid.finish` is called, so a stopped or crashed run
+never leaves a half-written result under the real name.
+:func:`write_bigtiff` streams the levels of a pyramid into a tiled,
+compressed BigTIFF with its levels as SubIFDs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ThinsegError
+from .atomic import ensure_dir, refuse_existing
+
+CHUNK_SIDE = 1024
+"""Chunk side of every level (1 MB of uint8 labels a chunk)."""
+
+MIN_LEVEL_SIDE = 512
+"""The coarsest level's shorter side is below twice this."""
+
+COMPRESSION = "zstd"
+
+
+def level_shapes(shape, min_side: int = MIN_LEVEL_SIDE) -> list[tuple]:
+    """Shapes of the pyramid levels of a ``shape`` image: full size, then
+    halved (rounding up) while the shorter side stays >= ``min_side``."""
+    shapes = [tuple(int(s) for s in shape[:2])]
+    while min(shapes[-1]) // 2 >= min_side:
+        h, w = shapes[-1]
+        shapes.append((-(-h // 2), -(-w // 2)))
+    return shapes
+
+
+def partial_path(path: str | Path) -> Path:
+    """Where the pyramid for ``path`` is written until it is finished."""
+    path = Path(path)
+    return path.with_name(path.name + ".partial")
+
+
+def _compressor():
+    import numcodecs
+
+    return numcodecs.Zstd(level=3)
+
+
+class LabelsPyramid:
+    """Labels of a whole slide, written region by region into an OME-Zarr
+    pyramid (see the module docstring).
+
+    Use :meth:`create`; :meth:`write` a region; :meth:`finish` when done.
+    """
+
+    def __init__(self, path: Path, store_path: Path, levels: list):
+        self.path = path
+        self.store_path = store_path
+        self.levels = levels
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.levels[0].shape)
+
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        shape,
+        scheme=None,
+        pixel_size_um: float | None = None,
+        overwrite: bool = False,
+        source: str | None = None,
+        chunk: int = CHUNK_SIDE,
+    ) -> LabelsPyramid:
+        """An empty (all 0: unlabelled) pyramid for labels of ``shape``,
+        at ``path`` (refused if it exists, unless ``overwrite``)."""
+        import zarr
+
+        path = Path(path)
+        refuse_existing([path], overwrite)
+        ensure_dir(path.parent)
+        store_path = partial_path(path)
+        if store_path.exists():
+            # what a stopped run left: ours to replace
+            shutil.rmtree(store_path)
+        root = zarr.open_group(str(store_path), mode="w", zarr_format=2)
+        shapes = level_shapes(shape)
+        levels = [
+            root.create_array(
+                str(k),
+                shape=s,
+                chunks=(min(chunk, s[0]), min(chunk, s[1])),
+                dtype=np.uint8,
+                fill_value=0,
+                compressors=_compressor(),
+                chunk_key_encoding={"name": "v2", "separator": "/"},
+            )
+            for k, s in enumerate(shapes)
+        ]
+        root.attrs.update(
+            _ngff_attrs(len(shapes), pixel_size_um, scheme, source)
+        )
+        return cls(path, store_path, levels)
+
+    def write(self, y: int, x: int, labels: np.ndarray) -> None:
+        """Put ``labels`` (full resolution) at ``(y, x)``, and every
+        ``2**k``-th of its pixels into level ``k``."""
+        labels = np.asarray(labels, np.uint8)
+        h, w = labels.shape
+        self.levels[0][y : y + h, x : x + w] = labels
+        for k, level in enumerate(self.levels[1:], start=1):
+            step = 2**k
+            y0, x0 = -(-y // step), -(-x // step)
+            y1, x1 = -(-(y + h) // step), -(-(x + w) // step)
+            if y1 > y0 and x1 > x0:
+                part = labels[y0 * step - y :: step, x0 * step - x :: step]
+                level[y0:y1, x0:x1] = part[: y1 - y0, : x1 - x0]
+
+    def dask_levels(self) -> list:
+        """The levels as dask arrays (what napari shows as multiscale)."""
+        import dask.array as da
+
+        return [da.from_zarr(level) for level in self.levels]
+
+    def finish(self) -> Path:
+        """Move the finished pyramid to its name (replacing what is there
+        only if ``create`` was told to overwrite) and return that path."""
+        if self.path.exists():
+            _remove(self.path)
+        self.store_path.rename(self.path)
+        self.store_path = self.path
+        self.levels = open_levels(self.path)
+        return self.path
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def _ngff_attrs(n_levels, pixel_size_um, scheme, source) -> dict:
+    unit = {"unit": "micrometer"} if pixel_size_um else {}
+    um = float(pixel_size_um or 1.0)
+    datasets = [
+        {
+            "path": str(k),
+            "coordinateTransformations": [
+                {"type": "scale", "scale": [um * 2**k, um * 2**k]}
+            ],
+        }
+        for k in range(n_levels)
+    ]
+    attrs = {
+        "multiscales": [
+            {
+                "version": "0.4",
+                "name": "labels",
+                "axes": [
+                    {"name": "y", "type": "space", **unit},
+                    {"name": "x", "type": "space", **unit},
+                ],
+                "datasets": datasets,
+                "type": "nearest",
+            }
+        ],
+        "image-label": {"version": "0.4", "colors": []},
+    }
+    if source:
+        attrs["image-label"]["source"] = {"image": source}
+    if scheme is not None:
+        attrs["image-label"]["colors"] = [
+            {"label-value": c.id, "rgba": [*c.rgb, 255]} for c in scheme
+        ]
+        attrs["image-label"]["properties"] = [
+            {"label-value": c.id, "class": c.name} for c in scheme
+        ]
+        attrs["thinseg"] = {"class_scheme": scheme.to_dict()}
+    return attrs
+
+
+def open_levels(path: str | Path) -> list:
+    """The zarr arrays of a labels pyramid's levels, full size first."""
+    import zarr
+
+    from .lazy import multiscales_of
+
+    root = zarr.open_group(str(path), mode="r")
+    found = multiscales_of(path)
+    if found is None:
+        raise ThinsegError(f"{path}: not an OME-Zarr pyramid")
+    return [root[d["path"]] for d in found["datasets"]]
+
+
+def thinseg_attrs(path: str | Path) -> dict:
+    """What :class:`LabelsPyramid` recorded of its own (the class scheme
+    as ``class_scheme``), empty for other zarr folders."""
+    try:
+        attrs = json.loads((Path(path) / ".zattrs").read_text())
+        return dict(attrs.get("thinseg", {}))
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def write_bigtiff(
+    path: str | Path,
+    levels: Sequence,
+    pixel_size_um: float | None = None,
+    overwrite: bool = False,
+    tile: int = 512,
+) -> Path:
+    """Write ``levels`` (full size first; zarr, dask or numpy arrays) as a
+    tiled, zlib-compressed BigTIFF, the coarser levels as SubIFDs, tile by
+    tile; atomically (a temporary file renamed when complete)."""
+    import tifffile
+
+    path = Path(path)
+    refuse_existing([path], overwrite)
+    ensure_dir(path.parent)
+    temp = partial_path(path)
+
+    def tiles(level):
+        h, w = level.shape[:2]
+        for y in range(0, h, tile):
+            for x in range(0, w, tile):
+                part = np.asarray(level[y : y + tile, x : x + tile])
+                out = np.zeros((tile, tile), part.dtype)
+                out[: part.shape[0], : part.shape[1]] = part
+                yield out
+
+    resolution = {}
+    if pixel_size_um:
+        # pixels per centimetre, as microscope software writes it
+        per_cm = 1e4 / float(pixel_size_um)
+        resolution = {"resolution": (per_cm, per_cm), "resolutionunit": 3}
+    try:
+        with tifffile.TiffWriter(temp, bigtiff=True) as tif:
+            for k, level in enumerate(levels):
+                tif.write(
+                    tiles(level),
+                    shape=tuple(level.shape[:2]),
+                    dtype=np.uint8,
+                    tile=(tile, tile),
+                    compression="zlib",
+                    photometric="minisblack",
+                    subifds=len(levels) - 1 if k == 0 else None,
+                    subfiletype=1 if k else 0,
+                    **(resolution if k == 0 else {}),
+                )
+        temp.replace(path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,136 @@
+"""``thinseg predict`` / ``stats`` for whole slides and on clusters."""
+
+import numpy as np
+import pytest
+import tifffile
+from _slides import slide_file
+from test_cli import assert_bad_input, thinseg
+
+from napari_thinseg.imaging.files import read_annotation
+from napari_thinseg.imaging.lazy import open_lazy, read_region
+from napari_thinseg.imaging.pyramid import open_levels, thinseg_attrs
+
+
+@pytest.fixture
+def slide(tmp_path):
+    path, image = slide_file(tmp_path)
+    # the scan records its pixel size: the labels keep it
+    tifffile.imwrite(
+        path,
+        image,
+        tile=(128, 128),
+        photometric="rgb",
+        resolution=(1e4 / 1.6, 1e4 / 1.6),
+        resolutionunit="CENTIMETER",
+    )
+    return path
+
+
+def test_a_slide_goes_into_an_ome_zarr_and_a_bigtiff_alike(slide, tmp_path):
+    png = tmp_path / "labels.png"
+    zarr_out = tmp_path / "labels.ome.zarr"
+    tif_out = tmp_path / "labels.tif"
+    for out in (png, zarr_out, tif_out):
+        proc = thinseg(
+            "predict",
+            "--input_path",
+            slide,
+            "--output_path",
+            out,
+            "--tile",
+            "256",
+        )
+        assert proc.returncode == 0, proc.stderr
+    flat = read_annotation(png)
+    assert "into" in proc.stdout and "tiles" in proc.stdout
+    levels = open_levels(zarr_out)
+    np.testing.assert_array_equal(levels[0][:], flat)
+    assert thinseg_attrs(zarr_out)["class_scheme"]["name"] == "seed"
+    tiff = open_lazy(tif_out)
+    np.testing.assert_array_equal(read_region(tiff.data), flat)
+    assert tiff.pixel_size_um == pytest.approx(1.6)
+    assert open_lazy(zarr_out).pixel_size_um == pytest.approx(1.6)
+    assert not list(tmp_path.glob("*.partial"))
+    # stats reads the pyramid a block at a time, with its pixel size
+    proc = thinseg(
+        "stats", zarr_out, png, "--no_sizes", "--csv", tmp_path / "s.csv"
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = (tmp_path / "s.csv").read_text().splitlines()
+    assert rows[1].split(",")[2:6] == rows[2].split(",")[2:6]
+    assert rows[1].split(",")[3] == "1.6"
+
+
+def test_a_folder_on_two_workers_writes_the_same_labels(tmp_path):
+    from napari_thinseg.imaging.files import write_png
+    from napari_thinseg.synth import synthetic_sandstone
+
+    photos = tmp_path / "photos"
+    for k in range(3):
+        image, _ = synthetic_sandstone((200, 260), seed=k)
+        write_png(photos / f"p{k}.png", image)
+    here, there = tmp_path / "here", tmp_path / "there"
+    proc = thinseg("predict", "--input_path", photos, "--output_path", here)
+    assert proc.returncode == 0, proc.stderr
+    proc = thinseg(
+        "predict",
+        "--input_path",
+        photos,
+        "--output_path",
+        there,
+        "--workers",
+        "2",
+    )
+    assert proc.returncode == 0, proc.stderr
+    for k in range(3):
+        np.testing.assert_array_equal(
+            read_annotation(there / f"p{k}.png"),
+            read_annotation(here / f"p{k}.png"),
+        )
+    proc = thinseg(
+        "stats",
+        there,
+        "--no_sizes",
+        "--workers",
+        "2",
+        "--csv",
+        tmp_path / "a.csv",
+    )
+    assert proc.returncode == 0, proc.stderr
+    proc = thinseg("stats", there, "--no_sizes", "--csv", tmp_path / "b.csv")
+    assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+
+
+def test_slide_refusals_are_one_line(slide, tmp_path):
+    out = tmp_path / "labels.ome.zarr"
+    assert_bad_input(
+        thinseg(
+            "predict", "--input_path", slide, "--output_path", out, "--colored"
+        ),
+        "--colored writes PNGs",
+    )
+    assert_bad_input(
+        thinseg("predict", "--input_path", tmp_path, "--output_path", out),
+        "takes one image",
+    )
+    assert_bad_input(
+        thinseg(
+            "predict",
+            "--input_path",
+            slide,
+            "--output_path",
+            out,
+            "--workers",
+            "2",
+            "--scheduler",
+            "tcp://x:1",
+        ),
+        "not allowed with",
+    )
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert_bad_input(
+        thinseg("predict", "--input_path", slide, "--output_path", out),
+        "already exists",
+    )
+    assert (out / "keep.txt").read_text() == "mine"
