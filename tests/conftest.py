@@ -70,7 +70,7 @@ def no_default_model(monkeypatch):
         )
 
     monkeypatch.setattr(checkpoints, "default_model_prefix", missing)
-    for module in ("predict", "train_form"):
+    for module in ("model_choice", "train_form"):
         monkeypatch.setattr(
             f"napari_thinseg._napari.widgets.{module}.default_model_prefix",
             missing,

@@ -35,6 +35,7 @@ from .model import checkpoints as ck
 from .model.backend import (
     PRECISIONS,
     dtype_policy,
+    outer_strategy,
     replica_devices,
     replica_scope,
     resolve_precision,
@@ -294,14 +295,17 @@ def train(
     new_config.trained_on["precision"] = precision
     transfer = None
 
-    replicas = replica_devices(settings.devices)
-    if replicas:
-        if settings.batch_size % len(replicas):
+    # a strategy the caller opened (several machines) rules; else ours
+    outer = outer_strategy()
+    replicas = [] if outer else replica_devices(settings.devices)
+    n_replicas = outer.num_replicas_in_sync if outer else len(replicas)
+    if n_replicas > 1:
+        if settings.batch_size % n_replicas:
             raise ThinsegError(
                 f"batch size {settings.batch_size} does not split over "
-                f"{len(replicas)} devices: use a multiple of {len(replicas)}"
+                f"{n_replicas} devices: use a multiple of {n_replicas}"
             )
-        new_config.trained_on["replicas"] = len(replicas)
+        new_config.trained_on["replicas"] = n_replicas
     # the network and its optimizer on every device (one: as it is)
     with replica_scope(replicas):
         if model is None:
@@ -325,7 +329,7 @@ def train(
                         transfer.channels[0]
                     )
         elif (
-            replicas
+            n_replicas > 1
             or compute_dtype(model) != precision
             or model.input_shape[1:3]
             != (settings.input_height, settings.input_width)
@@ -401,7 +405,12 @@ def train(
                 if stop is not None and stop():
                     result.stopped = True
                     return result
-                x, y = split_batch(model.distribute_strategy, *next(batches))
+                x, y = next(batches)
+                if done:
+                    # the first batch builds the step from plain arrays
+                    # (Keras cannot trace it from per-device parts); it
+                    # runs whole on every device, which sums the same
+                    x, y = split_batch(model.distribute_strategy, x, y)
                 loss = float(np.asarray(model.train_on_batch(x, y)).ravel()[0])
                 if not np.isfinite(loss):
                     raise ThinsegError(

@@ -87,6 +87,22 @@ def test_a_folder_on_two_workers_writes_the_same_labels(tmp_path):
             read_annotation(there / f"p{k}.png"),
             read_annotation(here / f"p{k}.png"),
         )
+    # one photo on the cluster: its tiles as tasks
+    one = tmp_path / "one.png"
+    proc = thinseg(
+        "predict",
+        "--input_path",
+        photos / "p1.png",
+        "--output_path",
+        one,
+        "--workers",
+        "2",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "on 2 workers" in proc.stdout
+    np.testing.assert_array_equal(
+        read_annotation(one), read_annotation(here / "p1.png")
+    )
     proc = thinseg(
         "stats",
         there,

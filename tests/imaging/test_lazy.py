@@ -148,10 +148,21 @@ def test_a_zarr_group_without_multiscales_is_refused(tmp_path):
         open_lazy(path)
     with pytest.raises(ThinsegError, match="no such"):
         open_lazy(tmp_path / "missing.tif")
-    other = tmp_path / "photo.png"
-    other.write_bytes(b"")
+    other = tmp_path / "notes.txt"
+    other.write_text("")
     with pytest.raises(ThinsegError, match="TIFF"):
         open_lazy(other)
+
+
+def test_a_png_photo_is_served_whole_as_the_same_kind_of_array(tmp_path):
+    from napari_thinseg.imaging.files import write_png
+
+    image = _rgb(50, 70)
+    path = write_png(tmp_path / "photo.png", image, pixel_size_um=2.0)
+    photo = open_lazy(path)
+    assert isinstance(photo.data, da.Array) and len(photo.levels) == 1
+    np.testing.assert_array_equal(read_region(photo.data), image)
+    assert photo.pixel_size_um == pytest.approx(2.0, rel=1e-3)
 
 
 def test_twelve_bit_range_is_found_block_by_block():

@@ -1,5 +1,6 @@
 """Whole-slide images opened lazily: TIFF / OME-TIFF / BigTIFF (tiled,
-striped or pyramidal) and OME-Zarr, as dask arrays read tile by tile.
+striped or pyramidal) and OME-Zarr, as dask arrays read tile by tile
+(PNG, JPEG and BMP photos, which have no tiles, are read whole).
 
 A scan of 30,000 x 30,000 pixels is 2.7 GB of RGB; nothing here reads
 more of it than the region asked for. TIFFs go through tifffile's zarr
@@ -94,12 +95,34 @@ def open_lazy(path: str | Path) -> LazyImage:
         return _open_zarr(path)
     if not path.exists():
         raise ThinsegError(f"{path}: no such file or folder")
-    if path.suffix.lower() not in TIFF_SUFFIXES:
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        return _open_tiff(path)
+    from .files import IMAGE_SUFFIXES
+
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise ThinsegError(
             f"{path}: whole-slide images are read from TIFF / OME-TIFF / "
             "BigTIFF files or OME-Zarr folders"
         )
-    return _open_tiff(path)
+    return _open_whole(path)
+
+
+def _open_whole(path: Path) -> LazyImage:
+    """A PNG / JPEG / BMP photo, which has no tiles to read one by one:
+    read whole (these formats stay far below slide sizes), served as
+    the same kind of array."""
+    import dask.array as da
+
+    from .files import read_image
+    from .pixel_size import file_pixel_size_um
+
+    image = read_image(path)
+    if image.ndim == 3 and image.shape[-1] not in (3, 4):
+        raise ThinsegError(
+            f"{path}: a 2D image is needed, got shape {image.shape}"
+        )
+    array = da.from_array(image, chunks=_chunks(image))
+    return LazyImage(path, [array], file_pixel_size_um(path))
 
 
 # -- TIFF ----------------------------------------------------------------

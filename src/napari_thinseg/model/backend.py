@@ -197,6 +197,16 @@ def replica_devices(devices: int | None = None) -> list[str]:
     return pool[:devices]
 
 
+def outer_strategy():
+    """The ``tf.distribute`` strategy whose scope the caller has opened
+    around training (a ``MultiWorkerMirroredStrategy`` over several
+    machines, say), or None."""
+    tf = tensorflow()
+    return (
+        tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
+    )
+
+
 def replica_scope(devices: list[str]):
     """Where to build and compile a network that trains on ``devices``: a
     ``tf.distribute.MirroredStrategy`` scope (each batch split across

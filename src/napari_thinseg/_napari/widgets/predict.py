@@ -25,29 +25,19 @@ network is unsure, where to correct next) is always updated in place.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from napari.layers import Image, Labels
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
-    QLineEdit,
     QVBoxLayout,
     QWidget,
 )
 
 from ...errors import ThinsegError
 from ...imaging.files import check_image
-from ...model.cache import (
-    checkpoint_prefix,
-    trained_models,
-)
-from ...model.checkpoints import default_model_prefix, shipped_model_prefix
 from ...predict import MODES, Prediction
 from ...progress import TimeLeft, time_left_text
 from .. import workers
@@ -75,6 +65,13 @@ from ._common import (
     sync_progress,
     taken_out_of_dock,
 )
+from .model_choice import (
+    MODEL_CHECKPOINT,
+    MODEL_DEFAULT,
+    MODEL_SANDSTONE,
+    MODEL_TRAINED,
+    ModelChoice,
+)
 from .model_output import write_confidence, write_labels
 from .pair_table import (
     chosen_twin,
@@ -87,9 +84,7 @@ from .predict_job import (
     Done,
     ModelSource,
     Tick,
-    file_source,
     predict_job,
-    trained_source,
 )
 
 __all__ = [
@@ -104,18 +99,6 @@ __all__ = [
     "predict_job",
 ]
 
-MODEL_DEFAULT, MODEL_SANDSTONE, MODEL_TRAINED, MODEL_CHECKPOINT = (
-    "default",
-    "sandstone",
-    "trained",
-    "checkpoint",
-)
-MODEL_TEXT = {
-    MODEL_DEFAULT: "default model (gray-level classes)",
-    MODEL_SANDSTONE: "sandstone model (minerals)",
-    MODEL_TRAINED: "model just trained",
-    MODEL_CHECKPOINT: "checkpoint…",
-}
 MODE_TEXT = {
     "tile": "tile (native resolution)",
     "resize": "resize (keras-segmentation)",
@@ -129,7 +112,7 @@ OUT_OF_MEMORY_PREDICT = (
 UNITS = 1000
 
 
-class PredictWidget(QWidget):
+class PredictWidget(ModelChoice, QWidget):
     """Predict the classes of image layers with a VGG-UNet.
 
     Parameters
@@ -164,16 +147,7 @@ class PredictWidget(QWidget):
         self.image_combo = LayerCombo(napari_viewer, Image)
         self.xpl_combo = crossed_polars_combo(napari_viewer)
         self.all_images = QCheckBox("all open images")
-        self.model_choice = QComboBox()
-        for key, text in MODEL_TEXT.items():
-            self.model_choice.addItem(text, key)
-        self.checkpoint = QLineEdit()
-        self.checkpoint.setPlaceholderText("P_config.json or prefix P")
-        self.browse_button = button(
-            "Browse…", self.browse, "Choose a checkpoint config"
-        )
-        self.model_label = QLabel()
-        self.model_label.setWordWrap(True)
+        self._build_model_choice()
         self.mode = QComboBox()
         for key in MODES:
             self.mode.addItem(MODE_TEXT.get(key, key), key)
@@ -240,39 +214,13 @@ class PredictWidget(QWidget):
         )
         self._twin_watcher = LayerWatcher(napari_viewer, self._match_twin)
         self._match_twin()
-        self.model_choice.currentIndexChanged.connect(self._on_model_changed)
         # test-time augmentation is for tile mode only
         self.mode.currentIndexChanged.connect(
             lambda *_: self.tta.setEnabled(self.mode.currentData() == "tile")
         )
-        self.checkpoint.editingFinished.connect(self._on_model_changed)
-        trained_models.connect(self._on_trained)
-        self.model_choice.setCurrentIndex(
-            self.model_choice.findData(self._initial_choice())
-        )
-        self._on_model_changed()
+        self._follow_model_choice()
 
-    # -- the model -----------------------------------------------------------
-    @staticmethod
-    def _initial_choice() -> str:
-        try:
-            default_model_prefix()
-        except ThinsegError:
-            return MODEL_TRAINED if len(trained_models) else MODEL_CHECKPOINT
-        return MODEL_DEFAULT
-
-    def model_kind(self) -> str:
-        """``"default"``, ``"sandstone"``, ``"trained"`` or
-        ``"checkpoint"``."""
-        return self.model_choice.currentData()
-
-    def set_model(self, kind: str, path: str | Path = "") -> None:
-        """Choose the model (``path`` for a checkpoint)."""
-        if path:
-            self.checkpoint.setText(str(path))
-        self.model_choice.setCurrentIndex(self.model_choice.findData(kind))
-        self._on_model_changed()
-
+    # -- settings ----------------------------------------------------------
     def set_mode(self, mode: str) -> None:
         """Choose ``"tile"`` or ``"resize"``."""
         self.mode.setCurrentIndex(self.mode.findData(mode))
@@ -280,72 +228,6 @@ class PredictWidget(QWidget):
     def set_precision(self, precision: str) -> None:
         """Choose ``"auto"``, ``"float32"`` or ``"bfloat16"``."""
         self.precision.setCurrentIndex(self.precision.findData(precision))
-
-    def _prefix(self) -> Path:
-        kind = self.model_kind()
-        if kind in (MODEL_DEFAULT, MODEL_SANDSTONE):
-            try:
-                if kind == MODEL_DEFAULT:
-                    return default_model_prefix()
-                return shipped_model_prefix(kind)
-            except ThinsegError:
-                raise ThinsegError(
-                    f"the {kind} model is not installed: choose a "
-                    "checkpoint, or train a model in the Train widget"
-                ) from None
-        text = self.checkpoint.text().strip()
-        if not text:
-            raise ThinsegError("choose a checkpoint (P_config.json) first")
-        return checkpoint_prefix(text)
-
-    def model_source(self) -> ModelSource:
-        """The chosen model, loaded (trained, cached) or to load.
-
-        Raises
-        ------
-        ThinsegError
-            No such model: default not installed, nothing trained yet, a
-            checkpoint that does not exist.
-        """
-        if self.model_kind() == MODEL_TRAINED:
-            return trained_source()
-        return file_source(self._prefix())
-
-    def _on_model_changed(self, *_) -> None:
-        kind = self.model_kind()
-        self.checkpoint.setEnabled(kind == MODEL_CHECKPOINT)
-        self.browse_button.setEnabled(kind == MODEL_CHECKPOINT)
-        if kind == MODEL_CHECKPOINT and not self.checkpoint.text().strip():
-            self.model_label.setText("choose a checkpoint config")
-            return
-        try:
-            source = self.model_source()
-        except ThinsegError as exc:
-            self.model_label.setText(one_line(exc))
-            return
-        config = source.config
-        self.model_label.setText(
-            f"{source.name}: {config.n_classes} classes "
-            f"('{config.class_scheme.name}'), input "
-            f"{config.input_height}×{config.input_width}"
-        )
-
-    def _on_trained(self) -> None:
-        if self.model_kind() == MODEL_TRAINED:
-            self._on_model_changed()
-
-    @reports_errors
-    def browse(self) -> None:
-        """Choose a checkpoint with a file dialog."""
-        path, _ = QFileDialog.getOpenFileName(
-            self,
-            "Predict with checkpoint",
-            self.checkpoint.text(),
-            "Checkpoint configs (*_config.json);;Keras models (*.keras);;"
-            "All files (*)",
-        )
-        if path:
-            self.set_model(MODEL_CHECKPOINT, path)
 
     # -- running -------------------------------------------------------------
     def targets(self) -> list[Image]:

@@ -46,7 +46,7 @@ from ...imaging.lazy import TIFF_SUFFIXES, ZARR_SUFFIXES, open_lazy
 from ...imaging.pyramid import MIN_LEVEL_SIDE, LabelsPyramid
 from ...measure.modal import measure_lazy
 from ...measure.report import format_measurement
-from ...model.cache import loaded_models, trained_models
+from ...model.cache import loaded_models
 from ...model.config import MAX_INPUT_SIDE
 from ...predict import check_model_input, check_tile
 from ...predict_slide import TileProgress, predict_slide
@@ -75,7 +75,7 @@ from ._common import (
     time_left_status,
 )
 from .measure_region import scale_pixel_size
-from .predict import MODEL_TEXT, PredictWidget
+from .model_choice import ModelChoice
 from .predict_job import PRECISION_TEXT, ModelSource
 
 SLIDE_KEY = "thinseg_slide"
@@ -160,7 +160,7 @@ def slide_job(source: ModelSource, slide, out, tile, precision, tta):
     )
 
 
-class SlideWidget(QWidget):
+class SlideWidget(ModelChoice, QWidget):
     """Open, predict and measure whole slides, tile by tile.
 
     Parameters
@@ -186,15 +186,6 @@ class SlideWidget(QWidget):
     measured = Signal(object)
     failed = Signal(str)
 
-    # the model choice works as the Predict widget's, on the same controls
-    model_kind = PredictWidget.model_kind
-    set_model = PredictWidget.set_model
-    model_source = PredictWidget.model_source
-    browse = PredictWidget.browse
-    _prefix = PredictWidget._prefix
-    _on_model_changed = PredictWidget._on_model_changed
-    _on_trained = PredictWidget._on_trained
-
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
@@ -212,13 +203,7 @@ class SlideWidget(QWidget):
             "Open…", self.browse_slide, "Open a whole-slide scan lazily"
         )
         self.slide_label = status_label()
-        self.model_choice = choice(MODEL_TEXT)
-        self.checkpoint = QLineEdit()
-        self.checkpoint.setPlaceholderText("P_config.json or prefix P")
-        self.browse_button = button(
-            "Browse…", self.browse, "Choose a checkpoint config"
-        )
-        self.model_label = status_label()
+        self._build_model_choice()
         self.precision = choice(PRECISION_TEXT)
         self.tta = QCheckBox("test-time augmentation (8x slower)")
         self.tile = QSpinBox()
@@ -252,13 +237,7 @@ class SlideWidget(QWidget):
         self.report.setMinimumHeight(140)
 
         self._layout()
-        self.model_choice.currentIndexChanged.connect(self._on_model_changed)
-        self.checkpoint.editingFinished.connect(self._on_model_changed)
-        trained_models.connect(self._on_trained)
-        self.model_choice.setCurrentIndex(
-            self.model_choice.findData(PredictWidget._initial_choice())
-        )
-        self._on_model_changed()
+        self._follow_model_choice()
 
     def _layout(self) -> None:
         def row(*widgets) -> QHBoxLayout:
