@@ -116,16 +116,20 @@ def test_train_from_manifest_then_resume_and_stop(
         "TimeLeft",
         lambda: TimeLeft(clock=lambda: float(next(ticks))),
     )
-    statuses = []
+    seen = []
     result, failed = run_training(
-        qtbot, widget, lambda _: statuses.append(widget.status_label.text())
+        qtbot,
+        widget,
+        lambda ev: seen.append((ev.step, widget.status_label.text())),
     )
     assert failed is None and notes["error"] == []
     assert result is widget.last_result and not result.stopped
+    statuses = dict(seen)  # the status each batch left (the last one's)
+    assert sorted(statuses) == [1, 2, 3], seen
     # from the second batch on, the status says how long is left
-    assert "left)" not in statuses[0]
-    assert statuses[1].endswith("(about 10 s left)")
-    assert "left)" not in statuses[-1]  # done
+    assert "left)" not in statuses[1], seen
+    assert statuses[2].endswith("(about 10 s left)"), seen
+    assert "left)" not in seen[-1][1]  # done
     assert (tmp_path / "P_config.json").is_file()
     assert (tmp_path / "P.0").is_file()
     assert result.checkpoint == str(tmp_path / "P.0")

@@ -1,4 +1,5 @@
-"""``thinseg predict`` / ``stats`` for whole slides and on clusters."""
+"""``thinseg predict`` / ``stats`` for whole slides and on clusters (the
+labels compared with the default model's, predicted in this process)."""
 
 import numpy as np
 import pytest
@@ -6,9 +7,11 @@ import tifffile
 from _slides import slide_file
 from test_cli import assert_bad_input, thinseg
 
-from napari_thinseg.imaging.files import read_annotation
+from napari_thinseg.imaging.files import read_annotation, write_annotation
 from napari_thinseg.imaging.lazy import open_lazy, read_region
 from napari_thinseg.imaging.pyramid import open_levels, thinseg_attrs
+from napari_thinseg.predict import predict_image
+from napari_thinseg.progress import run
 
 
 @pytest.fixture
@@ -23,35 +26,40 @@ def slide(tmp_path):
         resolution=(1e4 / 1.6, 1e4 / 1.6),
         resolutionunit="CENTIMETER",
     )
-    return path
+    return path, image
 
 
-def test_a_slide_goes_into_an_ome_zarr_and_a_bigtiff_alike(slide, tmp_path):
-    png = tmp_path / "labels.png"
+def test_a_slide_goes_into_an_ome_zarr_and_a_bigtiff(
+    slide, tmp_path, default_model
+):
+    path, image = slide
+    model, config = default_model
+    flat = run(predict_image(model, config, image, tile=256)).labels
     zarr_out = tmp_path / "labels.ome.zarr"
     tif_out = tmp_path / "labels.tif"
-    for out in (png, zarr_out, tif_out):
+    for out in (zarr_out, tif_out):
         proc = thinseg(
             "predict",
             "--input_path",
-            slide,
+            path,
             "--output_path",
             out,
             "--tile",
             "256",
         )
         assert proc.returncode == 0, proc.stderr
-    flat = read_annotation(png)
-    assert "into" in proc.stdout and "tiles" in proc.stdout
-    levels = open_levels(zarr_out)
-    np.testing.assert_array_equal(levels[0][:], flat)
+        assert "tiles" in proc.stdout and str(out) in proc.stdout
+    np.testing.assert_array_equal(open_levels(zarr_out)[0][:], flat)
     assert thinseg_attrs(zarr_out)["class_scheme"]["name"] == "seed"
     tiff = open_lazy(tif_out)
     np.testing.assert_array_equal(read_region(tiff.data), flat)
+    assert len(tiff.levels) == len(open_levels(zarr_out))
     assert tiff.pixel_size_um == pytest.approx(1.6)
     assert open_lazy(zarr_out).pixel_size_um == pytest.approx(1.6)
     assert not list(tmp_path.glob("*.partial"))
-    # stats reads the pyramid a block at a time, with its pixel size
+    # stats reads the pyramid a block at a time, with its pixel size, as
+    # it reads the same labels from a PNG
+    png = write_annotation(tmp_path / "labels.png", flat, pixel_size_um=1.6)
     proc = thinseg(
         "stats", zarr_out, png, "--no_sizes", "--csv", tmp_path / "s.csv"
     )
@@ -61,17 +69,18 @@ def test_a_slide_goes_into_an_ome_zarr_and_a_bigtiff_alike(slide, tmp_path):
     assert rows[1].split(",")[3] == "1.6"
 
 
-def test_a_folder_on_two_workers_writes_the_same_labels(tmp_path):
-    from napari_thinseg.imaging.files import write_png
+def test_photos_on_two_workers_get_the_labels_of_one_process(
+    tmp_path, default_model
+):
+    from napari_thinseg.imaging.files import read_image, write_png
     from napari_thinseg.synth import synthetic_sandstone
 
+    model, config = default_model
     photos = tmp_path / "photos"
     for k in range(3):
         image, _ = synthetic_sandstone((200, 260), seed=k)
         write_png(photos / f"p{k}.png", image)
-    here, there = tmp_path / "here", tmp_path / "there"
-    proc = thinseg("predict", "--input_path", photos, "--output_path", here)
-    assert proc.returncode == 0, proc.stderr
+    there = tmp_path / "there"
     proc = thinseg(
         "predict",
         "--input_path",
@@ -83,9 +92,10 @@ def test_a_folder_on_two_workers_writes_the_same_labels(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     for k in range(3):
+        image = read_image(photos / f"p{k}.png")
         np.testing.assert_array_equal(
             read_annotation(there / f"p{k}.png"),
-            read_annotation(here / f"p{k}.png"),
+            run(predict_image(model, config, image)).labels,
         )
     # one photo on the cluster: its tiles as tasks
     one = tmp_path / "one.png"
@@ -101,27 +111,29 @@ def test_a_folder_on_two_workers_writes_the_same_labels(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "on 2 workers" in proc.stdout
     np.testing.assert_array_equal(
-        read_annotation(one), read_annotation(here / "p1.png")
+        read_annotation(one), read_annotation(there / "p1.png")
     )
-    proc = thinseg(
-        "stats",
-        there,
-        "--no_sizes",
-        "--workers",
-        "2",
-        "--csv",
-        tmp_path / "a.csv",
-    )
-    assert proc.returncode == 0, proc.stderr
-    proc = thinseg("stats", there, "--no_sizes", "--csv", tmp_path / "b.csv")
-    assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+    csv = {}
+    for name, extra in (("a", ("--workers", "2")), ("b", ())):
+        csv[name] = tmp_path / f"{name}.csv"
+        proc = thinseg(
+            "stats", there, "--no_sizes", "--csv", csv[name], *extra
+        )
+        assert proc.returncode == 0, proc.stderr
+    assert csv["a"].read_text() == csv["b"].read_text()
 
 
 def test_slide_refusals_are_one_line(slide, tmp_path):
+    path, _ = slide
     out = tmp_path / "labels.ome.zarr"
     assert_bad_input(
         thinseg(
-            "predict", "--input_path", slide, "--output_path", out, "--colored"
+            "predict",
+            "--input_path",
+            path,
+            "--output_path",
+            out,
+            "--colored",
         ),
         "--colored writes PNGs",
     )
@@ -133,7 +145,7 @@ def test_slide_refusals_are_one_line(slide, tmp_path):
         thinseg(
             "predict",
             "--input_path",
-            slide,
+            path,
             "--output_path",
             out,
             "--workers",
@@ -146,7 +158,7 @@ def test_slide_refusals_are_one_line(slide, tmp_path):
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     assert_bad_input(
-        thinseg("predict", "--input_path", slide, "--output_path", out),
+        thinseg("predict", "--input_path", path, "--output_path", out),
         "already exists",
     )
     assert (out / "keep.txt").read_text() == "mine"

@@ -21,6 +21,8 @@ PREDICTION_KEY = "thinseg_prediction"
 """Metadata key of the Labels layers the Predict widget writes."""
 PREVIEW_KEY = "thinseg_preview"
 """Metadata key of the Labels layers the Train widget's preview writes."""
+SLIDE_KEY = "thinseg_slide"
+"""Metadata key of a whole slide's Image layer: the file it shows."""
 
 
 def is_model_output(layer) -> bool:

@@ -55,19 +55,15 @@ def _json_safe(metadata: dict) -> dict:
     return out
 
 
-SLIDE_KEYS = ("thinseg_slide",)
-"""Layer metadata naming the file a whole-slide image was opened from."""
-
-
 def _slide_entry(layer) -> dict:
     """What a session keeps of a multiscale layer: the file it shows
     (a slide, or a labels pyramid: the ``.partial`` store of a stopped
     prediction too)."""
     from ..imaging.pyramid import partial_path
-    from .layers import PREDICTION_KEY
+    from .layers import PREDICTION_KEY, SLIDE_KEY
 
     meta = layer.metadata
-    source = next((meta[k] for k in SLIDE_KEYS if k in meta), None)
+    source = meta.get(SLIDE_KEY)
     predicted = meta.get(PREDICTION_KEY)
     if isinstance(predicted, dict) and predicted.get("output"):
         source = predicted["output"]

@@ -112,7 +112,12 @@ def cmd_predict(args) -> int:
     from ..predict import check_tile, predict_image
     from ..progress import Progress
     from ._common import ScalingNotes, drive, output_paths
-    from .slide import client_for, is_slide_output, predict_slide_file
+    from .slide import (
+        check_slide_args,
+        client_for,
+        is_slide_output,
+        predict_slide_file,
+    )
 
     check_tile(args.tile)
     _check_model_args(args)
@@ -124,6 +129,7 @@ def cmd_predict(args) -> int:
         or args.workers
         or args.scheduler
     ):
+        check_slide_args(args)
         model, config, weights = _load(args)
         check_views_given(config, False, "--xpl_input_path")
         with client_for(args) as client:

@@ -52,17 +52,10 @@ def is_slide_output(path: str) -> bool:
     return Path(path.rstrip("/")).suffix.lower() in SLIDE_SUFFIXES
 
 
-def predict_slide_file(args, model, config, weights, client) -> int:
-    """``thinseg predict`` of one image into a labels pyramid (or, on a
-    cluster, into a PNG), tile by tile."""
-    import numpy as np
-
+def check_slide_args(args) -> None:
+    """Refuse, before any model is loaded, what a whole slide cannot
+    take."""
     from ..imaging.atomic import refuse_existing
-    from ..imaging.files import write_annotation
-    from ..imaging.lazy import open_lazy
-    from ..imaging.pyramid import LabelsPyramid, write_bigtiff
-    from ..predict_slide import predict_slide
-    from ._common import drive
 
     if args.xpl_input_path:
         raise ThinsegError(
@@ -71,14 +64,27 @@ def predict_slide_file(args, model, config, weights, client) -> int:
         )
     if args.mode != "tile":
         raise ThinsegError("whole slides are predicted in tile mode")
-    out = Path(args.output_path.rstrip("/"))
-    pyramid = is_slide_output(args.output_path)
-    if args.colored and pyramid:
+    if args.colored and is_slide_output(args.output_path):
         raise ThinsegError(
             "--colored writes PNGs; a whole-slide output holds class ids "
             "(its colours are in the OME-Zarr / TIFF metadata)"
         )
-    refuse_existing([out], args.overwrite)
+    refuse_existing([Path(args.output_path.rstrip("/"))], args.overwrite)
+
+
+def predict_slide_file(args, model, config, weights, client) -> int:
+    """``thinseg predict`` of one image into a labels pyramid (or, on a
+    cluster, into a PNG), tile by tile."""
+    import numpy as np
+
+    from ..imaging.files import write_annotation
+    from ..imaging.lazy import open_lazy
+    from ..imaging.pyramid import LabelsPyramid, write_bigtiff
+    from ..predict_slide import predict_slide
+    from ._common import drive
+
+    out = Path(args.output_path.rstrip("/"))
+    pyramid = is_slide_output(args.output_path)
     image = open_lazy(args.input_path)
     shape = image.shape[:2]
     scheme = config.class_scheme

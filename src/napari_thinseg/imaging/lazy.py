@@ -21,6 +21,8 @@ import numpy as np
 from ..errors import ThinsegError
 
 ZARR_SUFFIXES = (".zarr",)
+ZARR_METADATA = ("zarr.json", ".zgroup", ".zarray", ".zattrs")
+"""The files that make a folder a zarr store (v3, then v2)."""
 TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8")
 BLOCK_SIDE = 4096
 """Side of the blocks whole-image statistics are gathered in (48 MB of
@@ -68,8 +70,7 @@ def is_zarr(path: str | Path) -> bool:
     """Whether ``path`` is a zarr folder (v2 or v3 metadata)."""
     path = Path(path)
     return path.is_dir() and any(
-        (path / name).is_file()
-        for name in ("zarr.json", ".zgroup", ".zarray", ".zattrs")
+        (path / name).is_file() for name in ZARR_METADATA
     )
 
 

@@ -42,7 +42,12 @@ from qtpy.QtWidgets import (
 )
 
 from ...errors import ThinsegError
-from ...imaging.lazy import TIFF_SUFFIXES, ZARR_SUFFIXES, open_lazy
+from ...imaging.lazy import (
+    TIFF_SUFFIXES,
+    ZARR_METADATA,
+    ZARR_SUFFIXES,
+    open_lazy,
+)
 from ...imaging.pyramid import MIN_LEVEL_SIDE, LabelsPyramid
 from ...measure.modal import measure_lazy
 from ...measure.report import format_measurement
@@ -53,7 +58,7 @@ from ...predict_slide import TileProgress, predict_slide
 from ...progress import Progress
 from ...tiling import GRID
 from .. import workers
-from ..layers import PREDICTION_KEY, labels_kwargs, scheme_of
+from ..layers import PREDICTION_KEY, SLIDE_KEY, labels_kwargs, scheme_of
 from ..notify import (
     notify_error,
     notify_info,
@@ -78,10 +83,6 @@ from .measure_region import scale_pixel_size
 from .model_choice import ModelChoice
 from .predict_job import PRECISION_TEXT, ModelSource
 
-SLIDE_KEY = "thinseg_slide"
-"""Metadata key of the Image layers opened here: the slide's path."""
-
-ZARR_METADATA = (".zattrs", ".zgroup", ".zarray", "zarr.json")
 OUT_OF_MEMORY_SLIDE = "out of memory: choose a smaller tile"
 
 
