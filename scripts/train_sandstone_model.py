@@ -178,6 +178,11 @@ def main():
     ap.add_argument("--learning_rate", type=float, default=5e-4)
     ap.add_argument("--work", default="/tmp/thinseg-sandstone")
     ap.add_argument("--out", default=str(ROOT / "weights"))
+    ap.add_argument(
+        "--folds_only",
+        action="store_true",
+        help="measure the k folds only: no final model, weights/ untouched",
+    )
     args = ap.parse_args()
     work = Path(args.work)
     if work.exists():
@@ -211,6 +216,12 @@ def main():
     main_ious = [f["mean_iou_main"] for f in report["folds"]]
     report["k_fold_mean_iou_main"] = float(np.mean(main_ious))
     print(f"k-fold mean IoU (main classes): {np.mean(main_ious):.3f}")
+    if args.folds_only:
+        (work / "sandstone_folds.json").write_text(
+            json.dumps(report, indent=1) + "\n"
+        )
+        print(f"wrote {work / 'sandstone_folds.json'}")
+        return
 
     print("final model on all six photos")
     args.minutes, args.epochs = args.final_minutes, args.final_epochs

@@ -198,29 +198,49 @@ def result(future):
         ) from None
 
 
-def predict_file_task(source: str, xpl: str | None, payload, settings):
-    """A task: the labels of one photo (read, predicted in tile mode;
+def in_flight(client) -> int:
+    """Tasks to keep submitted: twice the cluster's threads, so that no
+    worker waits while the client holds few results at a time."""
+    return 2 * max(1, sum(client.nthreads().values()))
+
+
+def predict_file_task(payload, settings, files: tuple[str, str | None]):
+    """A task: the labels of one photo, ``files`` its path and its
+    crossed-polarised twin's or None (read, predicted in tile mode;
     ``settings``: keywords of :func:`~.predict.predict_image`)."""
     from .dataset import read_views
     from .predict import predict_image
     from .progress import run
 
+    source, xpl = files
     model, config = worker_model(payload)
     image = read_views(Path(source), Path(xpl) if xpl else None)
     return run(predict_image(model, config, image, **settings)).labels
 
 
 def map_files(client, fn, items, *args) -> Iterator:
-    """``(index, fn(item, *args))`` for every item, as the cluster
-    finishes them; closing it cancels the rest."""
-    distributed = _distributed()
-    shared = [client.scatter(a, broadcast=True) for a in args]
-    futures = {
-        client.submit(fn, *item, *shared, pure=False): k
-        for k, item in enumerate(items)
-    }
+    """``(index, fn(*args, item))`` for every item, as the cluster
+    finishes them (:func:`submit_in_turn`; ``args`` sent once to every
+    worker); closing it cancels the rest."""
+    import uuid
+
+    shared = tuple(client.scatter(a, broadcast=True) for a in args)
+    tasks = submit_in_turn(
+        client,
+        _indexed,
+        (fn, *shared),
+        list(enumerate(items)),
+        in_flight(client),
+        f"thinseg-{fn.__name__}-{uuid.uuid4().hex[:8]}",
+    )
     try:
-        for future in distributed.as_completed(list(futures)):
-            yield futures.pop(future), result(future)
+        for (k, _), value in tasks:
+            yield k, value
     finally:
-        client.cancel(list(futures))
+        tasks.close()
+
+
+def _indexed(fn, *args):
+    """``fn(*args[:-1], item)`` of the last argument ``(index, item)``."""
+    *shared, (_, item) = args
+    return fn(*shared, item)

@@ -12,6 +12,7 @@ chunks they touch, never the image (:mod:`.imaging.lazy`).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Generator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -98,13 +99,18 @@ def plan_slide(
     return plan, margin_tiles(height, width, shape, margin)
 
 
-def tile_classes(model, config, image, tile: MarginTile, plan: SlidePlan):
-    """The class map of one tile's core (what a cluster task returns)."""
+def slide_forward(model, config, plan: SlidePlan):
+    """The network ``forward`` of the plan's tiles (built once a run, or
+    once a worker)."""
     from .predict import margin_forward
 
-    forward = margin_forward(
+    return margin_forward(
         model, config, plan.tile_shape, plan.precision, plan.tta
     )
+
+
+def tile_classes(forward, image, tile: MarginTile, plan: SlidePlan):
+    """The class map of one tile's core (what a cluster task returns)."""
     labels, _ = margin_tile_classes(
         forward,
         image,
@@ -202,9 +208,8 @@ def _here(model, config, data, tiles, plan):
     in a worker thread (the next tile is read while the network runs)."""
     from .overlap import map_ahead
 
-    outputs = map_ahead(
-        lambda t: tile_classes(model, config, data, t, plan), tiles
-    )
+    forward = slide_forward(model, config, plan)
+    outputs = map_ahead(lambda t: tile_classes(forward, data, t, plan), tiles)
     try:
         yield from zip(tiles, outputs, strict=True)
     finally:
@@ -216,17 +221,16 @@ def _on_cluster(client, model, config, image, tiles, plan):
     worker builds the model once from its checkpoint bytes, opens the
     slide's file itself and returns the class map of a tile's core; twice
     the cluster's threads are submitted at a time."""
-    from .distributed import ModelPayload, submit_in_turn
+    from .distributed import ModelPayload, in_flight, submit_in_turn
 
     payload = ModelPayload.from_model(model, config)
     shared = client.scatter(payload, broadcast=True)
-    in_flight = 2 * max(1, sum(client.nthreads().values()))
     return submit_in_turn(
         client,
         tile_task,
         (shared, str(image.path), plan),
         tiles,
-        in_flight,
+        in_flight(client),
         f"thinseg-tile-{payload.digest}",
     )
 
@@ -239,7 +243,24 @@ def _open(path: str) -> LazyImage:
 def tile_task(payload, image_path: str, plan: SlidePlan, tile: MarginTile):
     """A cluster task: the class map of one margin tile's core of the
     slide at ``image_path`` (model and file kept per worker process)."""
+    return tile_classes(
+        _worker_forward(payload, plan), _open(image_path).data, tile, plan
+    )
+
+
+_forwards: dict = {}
+_forwards_lock = threading.Lock()
+
+
+def _worker_forward(payload, plan: SlidePlan):
+    """:func:`slide_forward` of the payload's model, once per worker
+    process and plan (the worker's task threads share it)."""
     from .distributed import worker_model
 
-    model, config = worker_model(payload)
-    return tile_classes(model, config, _open(image_path).data, tile, plan)
+    key = (payload.digest, plan)
+    with _forwards_lock:
+        if key not in _forwards:
+            _forwards.clear()  # one model a worker at a time
+            model, config = worker_model(payload)
+            _forwards[key] = slide_forward(model, config, plan)
+        return _forwards[key]

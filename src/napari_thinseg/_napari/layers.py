@@ -43,6 +43,15 @@ def labels_kwargs(scheme: ClassScheme) -> dict:
     }
 
 
+def layer_levels(levels) -> dict:
+    """``data`` and ``multiscale`` of a layer showing pyramid ``levels``:
+    napari takes no Labels pyramid of one level (it unwraps the list, then
+    fails), so one level is shown as a plain layer."""
+    levels = list(levels)
+    one = len(levels) == 1
+    return {"data": levels[0] if one else levels, "multiscale": not one}
+
+
 def labels_layer_data(labels, scheme: ClassScheme, name: str, **extra):
     """A ``(data, kwargs, "labels")`` layer data tuple."""
     return (labels, {"name": name, **labels_kwargs(scheme), **extra}, "labels")

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..dataset import is_dataset, read_dataset
 from ..imaging.files import read_annotation, read_image
 from ..schemes import SCHEME_FILENAME
-from .layers import labels_layer_data
+from .layers import labels_layer_data, layer_levels
 
 
 def dataset_folder(path) -> Path | None:
@@ -101,9 +101,8 @@ def read_zarr_layers(path):
     scheme = thinseg_attrs(folder).get("class_scheme")
     if scheme is None and "image-label" not in attrs:
         return [(image.levels, kwargs, "image")]
-    data = image.levels
-    if len(data) == 1:  # napari takes no Labels pyramid of one level
-        data, kwargs["multiscale"] = data[0], False
+    levels = layer_levels(image.levels)
+    data, kwargs["multiscale"] = levels["data"], levels["multiscale"]
     if scheme is not None:
         scheme = ClassScheme.from_dict(scheme)
         return [labels_layer_data(data, scheme, **kwargs)]

@@ -32,7 +32,7 @@ from ..imaging.files import (
     write_tiff,
 )
 from ..schemes import ClassScheme
-from .layers import labels_kwargs, scheme_of
+from .layers import labels_kwargs, layer_levels, scheme_of
 
 SESSION_FILE = "session.json"
 VERSION = 1
@@ -93,10 +93,10 @@ def _slide_layer(entry: dict, kwargs: dict) -> tuple:
         return levels, {**kwargs, "multiscale": True}, "image"
     extra = labels_kwargs(ClassScheme.from_dict(entry["scheme"]))
     meta = {**kwargs["metadata"], **extra.pop("metadata")}
-    kwargs = {**kwargs, **extra, "metadata": meta, "multiscale": True}
-    if len(levels) == 1:  # napari takes no Labels pyramid of one level
-        levels, kwargs["multiscale"] = levels[0], False
-    return levels, kwargs, "labels"
+    shown = layer_levels(levels)
+    kwargs = {**kwargs, **extra, "metadata": meta}
+    kwargs["multiscale"] = shown["multiscale"]
+    return shown["data"], kwargs, "labels"
 
 
 def _common(layer) -> dict:

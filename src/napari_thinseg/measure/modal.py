@@ -433,7 +433,7 @@ def measure_files(
             "seed": seed,
         }
         found: list = [None] * len(files)
-        items = [(str(f),) for f in files]
+        items = [str(f) for f in files]
         tasks = map_files(client, measure_file, items, chosen, options)
         for done, (k, m) in enumerate(tasks, start=1):
             found[k] = m
@@ -463,7 +463,7 @@ def measure_files(
     return out
 
 
-def measure_file(path: str, scheme, options: dict) -> Measurement:
+def measure_file(scheme, options: dict, path: str) -> Measurement:
     """:func:`measure` of one label image file (``scheme`` None: the one
     near it; ``options``: keywords of :func:`measure`, a None pixel size
     the file's own): a task of :func:`measure_files` on a cluster."""

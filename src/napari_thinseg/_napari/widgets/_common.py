@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (
 
 from ...errors import ThinsegError
 from ...progress import Progress, TimeLeft, time_left_text
+from ..notify import notify_info
 
 logger = logging.getLogger(__name__)
 
@@ -284,6 +285,29 @@ def taken_out_of_dock(widget, event) -> bool:
     nothing else tells it; a running job must stop then, not run on
     unseen."""
     return event.type() == QEvent.Type.ParentChange and widget.parent() is None
+
+
+class StopsWithDock:
+    """Stop for a widget that runs one worker at a time (``worker``,
+    ``stop_button``, ``_set_status``): ``stop()`` quits the worker at its
+    next step; closing the widget's dock stops it too and tells the user
+    ``closed_message``. Put it before ``QWidget`` in the bases."""
+
+    closed_message = ""
+
+    def stop(self) -> None:
+        """Stop at the job's next step (what it finished is kept)."""
+        if self.worker is not None:
+            self.worker.quit()
+            self.stop_button.setEnabled(False)
+            self._set_status("stopping…")
+
+    def event(self, event) -> bool:
+        if taken_out_of_dock(self, event) and self.worker is not None:
+            self.stop()
+            if self.closed_message:
+                notify_info(self.closed_message)
+        return super().event(event)
 
 
 def end_run(widget, start_button, succeeded: bool) -> None:

@@ -42,13 +42,13 @@ from ..notify import (
 )
 from ..pixel_scale import follow_file_pixel_sizes
 from ._common import (
+    StopsWithDock,
     button,
     end_run,
     idle_progress_bar,
     results_table,
     status_label,
     sync_progress,
-    taken_out_of_dock,
 )
 from .batch_job import FileDone, batch_job, plan_outputs
 from .predict_job import ModelSource, file_source, trained_source
@@ -65,7 +65,7 @@ HEADERS = ("image", "porosity %", "grains", "labels")
 UNITS = 1000
 
 
-class BatchWidget(QWidget):
+class BatchWidget(StopsWithDock, QWidget):
     """Auto-label or predict every image of a folder.
 
     Attributes
@@ -187,18 +187,6 @@ class BatchWidget(QWidget):
             **kwargs,
         )
         return self.worker
-
-    def stop(self) -> None:
-        """Stop after the current image (the files written are kept)."""
-        if self.worker is not None:
-            self.worker.quit()
-            self.stop_button.setEnabled(False)
-            self._set_status("stopping…")
-
-    def event(self, event) -> bool:
-        if taken_out_of_dock(self, event) and self.worker is not None:
-            self.stop()
-        return super().event(event)
 
     def _on_yielded(self, item) -> None:
         if isinstance(item, FileDone):

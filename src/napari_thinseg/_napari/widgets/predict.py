@@ -56,6 +56,7 @@ from ._common import (
     CONFIDENCE_KEY,
     LayerCombo,
     LayerWatcher,
+    StopsWithDock,
     button,
     end_run,
     idle_progress_bar,
@@ -63,7 +64,6 @@ from ._common import (
     plane_shape,
     status_label,
     sync_progress,
-    taken_out_of_dock,
 )
 from .model_choice import (
     MODEL_CHECKPOINT,
@@ -112,7 +112,7 @@ OUT_OF_MEMORY_PREDICT = (
 UNITS = 1000
 
 
-class PredictWidget(ModelChoice, QWidget):
+class PredictWidget(ModelChoice, StopsWithDock, QWidget):
     """Predict the classes of image layers with a VGG-UNet.
 
     Parameters
@@ -131,6 +131,8 @@ class PredictWidget(ModelChoice, QWidget):
     worker : GeneratorWorker or None
         The running prediction, if any.
     """
+
+    closed_message = "Predict closed: the prediction stops"
 
     predicted = Signal(object)
     failed = Signal(str)
@@ -314,19 +316,6 @@ class PredictWidget(ModelChoice, QWidget):
             finished=self._on_finished,
         )
         return self.worker
-
-    def event(self, event) -> bool:
-        if taken_out_of_dock(self, event) and self.worker is not None:
-            self.stop()
-            notify_info("Predict closed: the prediction stops")
-        return super().event(event)
-
-    def stop(self) -> None:
-        """Stop after the current batch of tiles."""
-        if self.worker is not None:
-            self.worker.quit()
-            self.stop_button.setEnabled(False)
-            self._set_status("stopping…")
 
     def _on_yielded(self, item) -> None:
         if isinstance(item, Done):

@@ -58,7 +58,13 @@ from ...predict_slide import TileProgress, predict_slide
 from ...progress import Progress
 from ...tiling import GRID
 from .. import workers
-from ..layers import PREDICTION_KEY, SLIDE_KEY, labels_kwargs, scheme_of
+from ..layers import (
+    PREDICTION_KEY,
+    SLIDE_KEY,
+    labels_kwargs,
+    layer_levels,
+    scheme_of,
+)
 from ..notify import (
     notify_error,
     notify_info,
@@ -70,13 +76,13 @@ from ..notify import (
 from ..pixel_scale import PIXEL_SIZE_KEY, follow_file_pixel_sizes
 from ._common import (
     LayerCombo,
+    StopsWithDock,
     button,
     end_run,
     idle_progress_bar,
     import_tensorflow,
     status_label,
     sync_progress,
-    taken_out_of_dock,
     time_left_status,
 )
 from .measure_region import scale_pixel_size
@@ -127,15 +133,6 @@ def chosen_slide(chosen) -> Path:
     return path.parent if path.name in ZARR_METADATA else path
 
 
-def layer_levels(levels) -> dict:
-    """``data`` and ``multiscale`` of a layer showing ``levels``: napari
-    takes no Labels pyramid of one level (it unwraps the list, then
-    fails), so one level is shown as a plain layer."""
-    levels = list(levels)
-    one = len(levels) == 1
-    return {"data": levels[0] if one else levels, "multiscale": not one}
-
-
 def choice(items: dict) -> QComboBox:
     """A combo box of ``{key: text}`` (the key as each item's data)."""
     combo = QComboBox()
@@ -161,7 +158,7 @@ def slide_job(source: ModelSource, slide, out, tile, precision, tta):
     )
 
 
-class SlideWidget(ModelChoice, QWidget):
+class SlideWidget(ModelChoice, StopsWithDock, QWidget):
     """Open, predict and measure whole slides, tile by tile.
 
     Parameters
@@ -181,6 +178,8 @@ class SlideWidget(ModelChoice, QWidget):
     slide : LazyImage or None
         The slide opened last.
     """
+
+    closed_message = "Whole slide closed: the prediction stops"
 
     opened = Signal(object)
     predicted = Signal(object)
@@ -420,19 +419,6 @@ class SlideWidget(ModelChoice, QWidget):
         kwargs.update(self._over_slide())
         kwargs["name"] += " prediction"
         return self.viewer.add_labels(**layer_levels(pyramid.levels), **kwargs)
-
-    def stop(self) -> None:
-        """Stop after the current tile (the tiles done are kept)."""
-        if self.worker is not None:
-            self.worker.quit()
-            self.stop_button.setEnabled(False)
-            self._set_status("stopping…")
-
-    def event(self, event) -> bool:
-        if taken_out_of_dock(self, event) and self.worker is not None:
-            self.stop()
-            notify_info("Whole slide closed: the prediction stops")
-        return super().event(event)
 
     def _on_yielded(self, event) -> None:
         run = self._run

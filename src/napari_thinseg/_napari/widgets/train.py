@@ -53,13 +53,13 @@ from ..notify import (
 )
 from ..pixel_scale import follow_file_pixel_sizes
 from ._common import (
+    StopsWithDock,
     button,
     end_run,
     idle_progress_bar,
     import_tensorflow,
     status_label,
     sync_progress,
-    taken_out_of_dock,
 )
 from .model_output import write_labels
 from .train_form import (
@@ -159,7 +159,7 @@ def train_job(plan: TrainPlan, stop):
     )
 
 
-class TrainWidget(QWidget):
+class TrainWidget(StopsWithDock, QWidget):
     """Train the VGG-UNet on ticked (image, labels) layer pairs.
 
     Parameters
@@ -195,6 +195,11 @@ class TrainWidget(QWidget):
     plots : TrainingPlots
         The loss and IoU view.
     """
+
+    closed_message = (
+        "Train closed: training stops after this batch (the checkpoints "
+        "of finished epochs are kept)"
+    )
 
     trained = Signal(object)
     failed = Signal(str)
@@ -251,15 +256,6 @@ class TrainWidget(QWidget):
         # the event, not the widget)
         event = self._stop_event
         self.destroyed.connect(lambda *_: event.set())
-
-    def event(self, event) -> bool:
-        if taken_out_of_dock(self, event) and self.worker is not None:
-            self.stop()
-            notify_info(
-                "Train closed: training stops after this batch (the "
-                "checkpoints of finished epochs are kept)"
-            )
-        return super().event(event)
 
     # -- running -------------------------------------------------------------
     @reports_errors
