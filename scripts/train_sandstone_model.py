@@ -18,8 +18,11 @@ has a budget of process CPU time.
    0.8 and 1.25).
 2. The shipped model: the same recipe on all six photos.
 
-    python scripts/train_sandstone_model.py --fold_minutes 24 \\
-        --final_minutes 30 --work /tmp/sandstone
+    python scripts/train_sandstone_model.py --work /tmp/sandstone
+    # or the folds alone, then the final model with their figures
+    python scripts/train_sandstone_model.py --folds_only ... --work /tmp/f
+    python scripts/train_sandstone_model.py ... --work /tmp/final \\
+        --folds_from /tmp/f/sandstone_folds.json
 
 Writes weights/thinseg_sandstone_config.json, weights/thinseg_sandstone.<epoch>
 (float16) and weights/sandstone_metrics.json (the model card in
@@ -165,17 +168,45 @@ def fit(pairs, validation, args, prefix: Path, seed: int):
     return result
 
 
+FOLD_RECIPE = (
+    *("size", "batch", "steps", "epochs", "learning_rate", "synthetic"),
+    *("folds", "fold_minutes"),
+)
+"""What an earlier k-fold run must share with this one to stand for it."""
+
+
+def earlier_folds(args) -> dict:
+    """The report of an earlier ``--folds_only`` run, if its recipe is
+    this run's (fold budget and epochs included)."""
+    report = json.loads(Path(args.folds_from).read_text())
+    earlier = report["recipe"]
+    differ = [k for k in FOLD_RECIPE if earlier.get(k) != getattr(args, k)]
+    if differ:
+        raise SystemExit(
+            f"{args.folds_from}: another recipe ({', '.join(differ)} "
+            "differ); rerun the folds"
+        )
+    return report
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--fold_minutes", type=float, default=24)
+    ap.add_argument("--fold_minutes", type=float, default=30)
     ap.add_argument("--final_minutes", type=float, default=30)
     ap.add_argument("--folds", type=int, default=3)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--steps", type=int, default=40)
-    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--final_epochs", type=int, default=15)
     ap.add_argument("--learning_rate", type=float, default=5e-4)
+    ap.add_argument(
+        "--synthetic",
+        type=int,
+        default=2,
+        help="synthetic sandstones trained beside the photos (crops are "
+        "drawn by labelled pixels, so 12 beside 4 photos are 3 in 4 crops)",
+    )
     ap.add_argument("--work", default="/tmp/thinseg-sandstone")
     ap.add_argument("--out", default=str(ROOT / "weights"))
     ap.add_argument(
@@ -183,17 +214,31 @@ def main():
         action="store_true",
         help="measure the k folds only: no final model, weights/ untouched",
     )
+    ap.add_argument(
+        "--folds_from",
+        help="the sandstone_folds.json of an earlier --folds_only run of "
+        "the same recipe: its k-fold figures go into the model card, and "
+        "only the final model is trained",
+    )
     args = ap.parse_args()
+    earlier = earlier_folds(args) if args.folds_from else None
     work = Path(args.work)
+    if earlier and work.resolve() in Path(args.folds_from).resolve().parents:
+        raise SystemExit(
+            f"{args.folds_from} lies in --work {work}, which "
+            "this run empties: give another --work"
+        )
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
 
     photos = mineral_pairs()
-    synthetic = synthetic_pairs(range(200, 212))
+    synthetic = synthetic_pairs(range(200, 200 + args.synthetic))
     validation = synthetic_pairs(range(950, 952))
     folds = [photos[k :: args.folds] for k in range(args.folds)]
     report = {"folds": [], "recipe": vars(args)}
+    if earlier:
+        report, folds = earlier, []
     for k, held in enumerate(folds):
         names = {p.name for p in held}
         rest = [p for p in photos if p.name not in names]
@@ -216,6 +261,7 @@ def main():
     main_ious = [f["mean_iou_main"] for f in report["folds"]]
     report["k_fold_mean_iou_main"] = float(np.mean(main_ious))
     print(f"k-fold mean IoU (main classes): {np.mean(main_ious):.3f}")
+    report["recipe"] = vars(args)
     if args.folds_only:
         (work / "sandstone_folds.json").write_text(
             json.dumps(report, indent=1) + "\n"
