@@ -21,7 +21,9 @@ Methods, each one curve per dataset, input and labels:
   ``--base_minerals``, default ``default``: the shipped ``sandstone``
   model was trained on all six sandstone-minerals photos, so transferring
   it there would measure photos it has seen); train() moves the weights to
-  the new classes itself;
+  the new classes itself; ``--inits frozen`` is the transfer with the
+  encoder's first ``--frozen_blocks`` (4) VGG blocks kept fixed
+  (``TrainSettings.frozen_blocks``);
 - input PPL, or PPL + XPL stacked (``np.concatenate([ppl, xpl], -1)``, 6
   channels; where this checkout cannot train or predict 6-channel input the
   bench says so and leaves those curves out);
@@ -71,6 +73,7 @@ grid at 30 CPU-minutes a curve takes many CPU-hours; a reduced one:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -135,6 +138,7 @@ class Curve:
     @property
     def label(self) -> str:
         what = "CNN " + self.init if self.method == "cnn" else "RF"
+        what = what.replace("frozen", "transfer, frozen encoder")
         inputs = "PPL + XPL" if self.inputs == "ppl+xpl" else "PPL"
         return f"{what}, {inputs}, {self.labels}"
 
@@ -251,7 +255,7 @@ class Clock:
             self.off += time.process_time() - c0
 
 
-def settings_for(args, seed: int):
+def settings_for(args, seed: int, frozen_blocks: int = 0):
     from napari_thinseg.train import TrainSettings
 
     return TrainSettings(
@@ -268,6 +272,7 @@ def settings_for(args, seed: int):
         balance_classes=True,
         schedule="constant",
         seed=seed,
+        frozen_blocks=frozen_blocks,
     )
 
 
@@ -290,9 +295,10 @@ def cnn_fold(curve, task, args, budgets, k, train_f, test_f) -> list[dict]:
         )
         for f in train_f
     ]
-    settings = settings_for(args, seed=args.seed + k)
+    frozen = args.frozen_blocks if curve.init == "frozen" else 0
+    settings = settings_for(args, seed=args.seed + k, frozen_blocks=frozen)
     base = base_config = None
-    if curve.init == "transfer":
+    if curve.init in ("transfer", "frozen"):
         # loaded afresh for every curve: a base of the same classes and
         # precision would be trained in place
         base, base_config, _ = ck.load_model(
@@ -544,13 +550,13 @@ def checks(curves: list[Curve], task_names, six_problem) -> list[str]:
     """The issue's targets, with the measured values."""
     lines = []
     # 1. strokes: transfer beats the forest at equal CPU from 2 minutes on
-    for ds in task_names:
+    for ds, init in itertools.product(task_names, ("transfer", "frozen")):
         for inputs in ("ppl", "ppl+xpl"):
             cnn = find(
                 curves,
                 dataset=ds,
                 method="cnn",
-                init="transfer",
+                init=init,
                 inputs=inputs,
                 labels="strokes",
             )
@@ -564,7 +570,7 @@ def checks(curves: list[Curve], task_names, six_problem) -> list[str]:
             if cnn is None or rf is None:
                 continue
             late = [p for p in cnn.points if p["cpu_s"] >= 120]
-            what = f"{ds}, {inputs.upper()}"
+            what = f"{ds}, {inputs.upper()}, {cnn.label.rsplit(', ', 2)[0]}"
             if not late:
                 lines.append(
                     f"[not measured] strokes, transfer > RF from 2 CPU-min "
@@ -584,7 +590,7 @@ def checks(curves: list[Curve], task_names, six_problem) -> list[str]:
                 f"equal CPU from 2 CPU-min ({what}): {detail}"
             )
     # 2. dense minerals: mIoU (main classes) >= 0.65 within 30 CPU-minutes
-    for init in ("transfer", "random"):
+    for init in ("transfer", "frozen", "random"):
         c = find(
             curves,
             dataset="minerals",
@@ -619,7 +625,7 @@ def checks(curves: list[Curve], task_names, six_problem) -> list[str]:
                 f"({six_problem})"
             )
         compared = False
-        for init in ("transfer", "random"):
+        for init in ("transfer", "frozen", "random"):
             for labels in ("dense", "strokes"):
                 kw = dict(
                     dataset="polarised", method="cnn", init=init, labels=labels
@@ -692,7 +698,12 @@ def plot(curves: list[Curve], task_list: list[Task], path: Path) -> None:
         figsize=(5.5 * len(labels), 4 * len(task_list)),
         squeeze=False,
     )
-    style = {"random": "tab:orange", "transfer": "tab:blue", "": "black"}
+    style = {
+        "random": "tab:orange",
+        "transfer": "tab:blue",
+        "frozen": "tab:green",
+        "": "black",
+    }
     for row, task in zip(axes, task_list, strict=True):
         for ax, kind in zip(row, labels, strict=True):
             for c in curves:
@@ -814,6 +825,12 @@ def parse(argv=None):
         default=None,
         help="run only the first N folds (default all)",
     )
+    p.add_argument(
+        "--frozen_blocks",
+        type=int,
+        default=4,
+        help="encoder blocks kept fixed by the 'frozen' init (default 4)",
+    )
     p.add_argument("--base_polarised", default="sandstone")
     p.add_argument("--base_minerals", default="default")
     p.add_argument("--size", type=int, default=224)
@@ -832,7 +849,7 @@ def parse(argv=None):
         (name, v)
         for name, values, allowed in (
             ("--datasets", args.datasets, ("polarised", "minerals")),
-            ("--inits", args.inits, ("random", "transfer")),
+            ("--inits", args.inits, ("random", "transfer", "frozen")),
             ("--inputs", args.inputs, ("ppl", "ppl+xpl")),
             ("--labels", args.labels, ("dense", "strokes")),
         )

@@ -15,11 +15,13 @@ A variant of ours is a precision (float32, bfloat16, float16) with
 optional ``+xla`` (XLA: ``jit_compile=True`` for both the train step and
 the inference function) and ``+no-onednn`` (``TF_ENABLE_ONEDNN_OPTS=0``:
 TensorFlow's own kernels instead of oneDNN's): the trials of which
-settings to ship. A forward pass is 187.8 GFLOP at
-416 x 608 (the convolutions, counted from the model and scaling with the
-area); a train step is taken as 3 forward passes per image. Every timing
-is warmed up at its exact batch shape first (Keras retraces on a new
-shape). Not run by CI.
+settings to ship; ``+frozen2`` trains with the encoder's first 2 VGG
+blocks frozen (``TrainSettings.frozen_blocks``; its train GFLOP/s still
+counts 3 forward passes, so read its speed-up). A forward pass is 187.8
+GFLOP at 416 x 608 (the convolutions, counted from the model and scaling
+with the area); a train step is taken as 3 forward passes per image.
+Every timing is warmed up at its exact batch shape first (Keras retraces
+on a new shape). Not run by CI.
 
     .venv/bin/python bench/bench_model.py [--height 416] [--width 608]
         [--batch 2] [--repeat 3] [--classes 6]
@@ -119,13 +121,20 @@ def build_kseg(n_classes, height, width):
     return model, tf.__version__, f"tf-keras {tf_keras.__version__}"
 
 
-def parse_variant(text: str) -> tuple[str, bool, bool]:
-    """``precision[+xla][+no-onednn]`` -> (precision, xla, onednn)."""
+FROZEN = tuple(f"frozen{n}" for n in range(1, 5))
+
+
+def parse_variant(text: str) -> tuple[str, bool, bool, int]:
+    """``precision[+xla][+no-onednn][+frozenN]`` -> (precision, xla,
+    onednn, frozen encoder blocks)."""
     precision, *options = text.split("+")
-    unknown = set(options) - {"xla", "no-onednn"}
+    unknown = set(options) - {"xla", "no-onednn", *FROZEN}
     if precision not in ("float32", "bfloat16", "float16") or unknown:
         raise argparse.ArgumentTypeError(f"unknown variant {text!r}")
-    return precision, "xla" in options, "no-onednn" not in options
+    frozen = max(
+        (FROZEN.index(o) + 1 for o in options if o in FROZEN), default=0
+    )
+    return precision, "xla" in options, "no-onednn" not in options, frozen
 
 
 def build_ours(n_classes, height, width, variant):
@@ -133,11 +142,16 @@ def build_ours(n_classes, height, width, variant):
     import tensorflow as tf
 
     from napari_thinseg.model.backend import dtype_policy
-    from napari_thinseg.model.vgg_unet import inference_function, vgg_unet
+    from napari_thinseg.model.vgg_unet import (
+        freeze_encoder,
+        inference_function,
+        vgg_unet,
+    )
 
-    precision, xla, _ = parse_variant(variant)
+    precision, xla, _, frozen = parse_variant(variant)
     with dtype_policy(precision):
         model = vgg_unet(n_classes, height, width)
+    freeze_encoder(model, frozen)
     model.compile(
         loss="sparse_categorical_crossentropy",
         optimizer="adadelta",

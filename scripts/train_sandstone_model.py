@@ -135,6 +135,7 @@ def fit(pairs, validation, args, prefix: Path, seed: int):
         balance_classes=True,
         schedule="cosine",
         seed=seed,
+        frozen_blocks=args.frozen_blocks,
     )
     budget = time.process_time() + args.minutes * 60
     started = time.time(), time.process_time()
@@ -170,9 +171,11 @@ def fit(pairs, validation, args, prefix: Path, seed: int):
 
 FOLD_RECIPE = (
     *("size", "batch", "steps", "epochs", "learning_rate", "synthetic"),
-    *("folds", "fold_minutes"),
+    *("folds", "fold_minutes", "frozen_blocks"),
 )
 """What an earlier k-fold run must share with this one to stand for it."""
+RECIPE_ADDED = {"frozen_blocks": 0}
+"""Keys added since, with the value the runs before them had."""
 
 
 def earlier_folds(args) -> dict:
@@ -180,7 +183,11 @@ def earlier_folds(args) -> dict:
     this run's (fold budget and epochs included)."""
     report = json.loads(Path(args.folds_from).read_text())
     earlier = report["recipe"]
-    differ = [k for k in FOLD_RECIPE if earlier.get(k) != getattr(args, k)]
+    differ = [
+        k
+        for k in FOLD_RECIPE
+        if earlier.get(k, RECIPE_ADDED.get(k)) != getattr(args, k)
+    ]
     if differ:
         raise SystemExit(
             f"{args.folds_from}: another recipe ({', '.join(differ)} "
@@ -200,6 +207,13 @@ def main():
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--final_epochs", type=int, default=15)
     ap.add_argument("--learning_rate", type=float, default=5e-4)
+    ap.add_argument(
+        "--frozen_blocks",
+        type=int,
+        default=0,
+        help="the encoder's first N VGG blocks keep the default model's "
+        "weights",
+    )
     ap.add_argument(
         "--synthetic",
         type=int,

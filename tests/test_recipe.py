@@ -181,6 +181,24 @@ def test_proposal_fits_the_budget():
         propose([(480, 512)], 0, "float32", 100.0)
 
 
+def test_frozen_blocks_shorten_the_estimated_step():
+    """Frozen blocks are passed forward but not back: the whole encoder
+    frozen (3/4 of the forward pass) leaves 1 + 2 x 1/4 of 3 passes."""
+    from napari_thinseg.recipe import propose, seconds_per_step
+
+    full = seconds_per_step(224, 224, 4, "bfloat16", 100.0) - 0.05
+    frozen = [
+        seconds_per_step(224, 224, 4, "bfloat16", 100.0, n) - 0.05
+        for n in range(5)
+    ]
+    assert frozen[0] == pytest.approx(full)
+    assert frozen[4] == pytest.approx(full * 1.5 / 3)
+    assert frozen == sorted(frozen, reverse=True)
+    p = propose([(480, 512)], 5, "bfloat16", 100.0, frozen_blocks=4)
+    q = propose([(480, 512)], 5, "bfloat16", 100.0)
+    assert p.steps_per_epoch * p.epochs > 1.8 * q.steps_per_epoch * q.epochs
+
+
 def test_time_budget_stops_training(monkeypatch):
     """``minutes`` stops after the batch in progress once spent."""
     from types import SimpleNamespace

@@ -190,6 +190,55 @@ def test_fine_tune_from_other_classes_transfers():
     assert result.transfer.new == (1, 2, 3, 4, 5)
 
 
+def test_frozen_blocks_keep_the_weights_training_starts_from():
+    from napari_thinseg.model.config import ModelConfig
+    from napari_thinseg.model.vgg_unet import build
+
+    config = ModelConfig(6, 32, 32)
+    base = build(config)
+    before = {ly.name: ly.get_weights() for ly in base.layers if ly.weights}
+    settings = TrainSettings(
+        epochs=1,
+        steps_per_epoch=2,
+        optimizer="adam",
+        learning_rate=1e-2,
+        precision="float32",
+        frozen_blocks=2,
+        **TINY,
+    )
+    result = run(
+        train(sandstones(1, 48), SEED, settings, model=base, config=config)
+    )
+    assert result.model is base  # trained in place
+    assert result.config.trained_on["frozen_blocks"] == 2
+    unchanged = {
+        name
+        for name, was in before.items()
+        if all(
+            np.array_equal(a, b)
+            for a, b in zip(
+                was, result.model.get_layer(name).get_weights(), strict=True
+            )
+        )
+    }
+    assert unchanged == {f"block{b}_conv{k}" for b in (1, 2) for k in (1, 2)}
+    # a later training of the same (shared) model without frozen blocks
+    # trains every layer again
+    settings = TrainSettings(
+        epochs=1, steps_per_epoch=1, precision="float32", **TINY
+    )
+    run(train(sandstones(1, 48), SEED, settings, model=base, config=config))
+    assert all(ly.trainable for ly in base.layers)
+
+
+def test_frozen_blocks_need_weights_to_keep():
+    with pytest.raises(ThinsegError, match="frozen blocks must be 0 to 4"):
+        TrainSettings(frozen_blocks=5)
+    settings = TrainSettings(frozen_blocks=1, **TINY)
+    with pytest.raises(ThinsegError, match="frozen encoder blocks keep"):
+        run(train(sandstones(1, 48), SEED, settings))
+
+
 @pytest.mark.parametrize(
     "labels, message",
     [

@@ -195,6 +195,11 @@ TRAIN_FLOP_PER_PIXEL = 3 * 742e3
 """Work of one training step per crop pixel: the forward pass's 0.742
 MFLOP a pixel (187.8 GFLOP at 416 x 608), about three times over with the
 backward pass."""
+ENCODER_FORWARD_SHARE = (0.0, 0.104, 0.253, 0.502, 0.750)
+"""Share of the forward pass's work in the encoder's first 0-4 VGG blocks
+(multiply-adds a pixel: 38.6k, 55.3k, 92.2k and 92.2k of 371k); frozen
+blocks have no backward pass (their measured step times: 0.85, 0.77,
+0.66 and 0.49 of the full step at 224 x 224, batch 4, bfloat16)."""
 EFFICIENCY = {"float32": 0.9, "bfloat16": 1.75, "float16": 1.75}
 """Training GFLOP/s as a share of the CPU's float32 SGEMM (measured by
 ``bench/bench_model.py``: 0.96 and 1.77 on a 2-core EPYC)."""
@@ -218,12 +223,20 @@ def sgemm_gflops(n: int = 1024, repeat: int = 5) -> float:
 
 
 def seconds_per_step(
-    height: int, width: int, batch: int, precision: str, gflops: float
+    height: int,
+    width: int,
+    batch: int,
+    precision: str,
+    gflops: float,
+    frozen_blocks: int = 0,
 ) -> float:
     """Estimated seconds of one training step on this machine (``gflops``:
-    :func:`sgemm_gflops`; ``precision`` resolved)."""
+    :func:`sgemm_gflops`; ``precision`` resolved; ``frozen_blocks`` of the
+    encoder not trained)."""
     rate = gflops * EFFICIENCY.get(precision, 0.9) * 1e9
-    return TRAIN_FLOP_PER_PIXEL * height * width * batch / rate + (
+    # forward everywhere, backward (twice the forward) where trained
+    work = 1 - 2 / 3 * ENCODER_FORWARD_SHARE[frozen_blocks]
+    return work * TRAIN_FLOP_PER_PIXEL * height * width * batch / rate + (
         STEP_OVERHEAD_S
     )
 
@@ -253,6 +266,7 @@ def propose(
     minutes: float,
     precision: str,
     gflops: float,
+    frozen_blocks: int = 0,
 ) -> Proposal:
     """Crop size, batch and steps for ``minutes`` of training on images
     of ``image_shapes``: 224-pixel crops (smaller for smaller images, a
@@ -264,7 +278,9 @@ def propose(
         raise ThinsegError(f"the time budget must be positive, got {minutes}")
     smallest = min(min(h, w) for h, w in image_shapes)
     side = max(64, min(PROPOSED_SIDE, smallest // 32 * 32))
-    step = seconds_per_step(side, side, PROPOSED_BATCH, precision, gflops)
+    step = seconds_per_step(
+        side, side, PROPOSED_BATCH, precision, gflops, frozen_blocks
+    )
     total = max(1, int(minutes * 60 / step))
     per_epoch = min(PROPOSED_STEPS, total)
     epochs = max(1, total // per_epoch)

@@ -49,7 +49,14 @@ from .model.transfer import (
     is_identity,
     transfer_weights,
 )
-from .model.vgg_unet import build, compute_dtype, preprocess, rebuild
+from .model.vgg_unet import (
+    ENCODER_BLOCKS,
+    build,
+    compute_dtype,
+    freeze_encoder,
+    preprocess,
+    rebuild,
+)
 from .model.weights import load_weights as load_weights_into
 from .overlap import map_ahead
 from .progress import Progress
@@ -77,6 +84,8 @@ class TrainSettings:
     other microscopes (:func:`.augment.colour_cast`). ``balance_classes``,
     ``schedule``, ``keep_best`` and ``patience`` are the recipe's options
     (:mod:`.recipe`); ``keep_best`` and ``patience`` need validation pairs.
+    ``frozen_blocks``: the encoder's first N VGG blocks (of 4) keep the
+    weights training starts from (fewer weights to fit from few images).
     ``minutes`` stops training at that budget of wall time (after the
     batch in progress; :func:`.recipe.propose` gives sizes that fit it).
     ``devices``: None trains on every GPU when there are several (a
@@ -104,6 +113,7 @@ class TrainSettings:
     patience: int | None = None
     minutes: float | None = None
     devices: int | None = None
+    frozen_blocks: int = 0
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "steps_per_epoch"):
@@ -131,6 +141,11 @@ class TrainSettings:
         ):
             raise ThinsegError(
                 f"patience must be a positive integer, got {self.patience}"
+            )
+        if self.frozen_blocks not in range(ENCODER_BLOCKS + 1):
+            raise ThinsegError(
+                f"frozen blocks must be 0 to {ENCODER_BLOCKS} (the "
+                f"encoder's VGG blocks), got {self.frozen_blocks}"
             )
         if self.precision not in PRECISIONS:
             resolve_precision(self.precision)  # its one-line refusal
@@ -289,6 +304,17 @@ def train(
     plan = ck.plan_checkpoints(
         checkpoints_path, new_config, auto_resume, overwrite
     )
+    if settings.frozen_blocks:
+        started = model is not None or base is not None
+        started = started or settings.encoder_weights is not None
+        if not (started or load_weights or plan.resume_from is not None):
+            # random weights kept fixed would only slow learning
+            raise ThinsegError(
+                "frozen encoder blocks keep the weights training starts "
+                "from: start from a model (--base), --load_weights or "
+                "--init imagenet"
+            )
+        new_config.trained_on["frozen_blocks"] = settings.frozen_blocks
     start_epoch, prefix = plan.start_epoch, plan.prefix
     # after the checks: "auto" asks TensorFlow whether there is a GPU
     precision = resolve_precision(settings.precision)
@@ -348,6 +374,7 @@ def train(
         if plan.resume_from is not None:
             load_weights_into(model, plan.resume_from)
         total = (settings.epochs - start_epoch) * settings.steps_per_epoch
+        freeze_encoder(model, settings.frozen_blocks)
         weights = None
         if settings.balance_classes:
             weights = class_weights(

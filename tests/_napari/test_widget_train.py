@@ -368,7 +368,7 @@ def test_precision_choice_reaches_training(make_napari_viewer, qtbot, notes):
 
 
 def test_start_from_the_sandstone_model(sandstone_model, make_napari_viewer):
-    from napari_thinseg._napari.widgets.train_form import START_SANDSTONE
+    from napari_thinseg._napari.widgets.train_choices import START_SANDSTONE
 
     viewer = make_napari_viewer()
     _, widget = viewer.window.add_plugin_dock_widget("napari-thinseg", "Train")
@@ -407,6 +407,28 @@ def test_time_budget_fits_the_settings_and_shows_the_estimate(
     assert "stops at 5 min" in form.budget.estimate.text()
     form.budget.minutes.setValue(0)
     assert form.settings().minutes is None
+
+
+def test_frozen_encoder_blocks(sandstone_model, make_napari_viewer):
+    """The box keeps the start model's first blocks; a new model has none
+    to keep (disabled, 0); the estimate counts the shorter steps."""
+    from napari_thinseg._napari.widgets.train_choices import (
+        START_NEW,
+        START_SANDSTONE,
+    )
+
+    viewer = make_napari_viewer()
+    add_pair(viewer, "a", 0)
+    form = open_widget(viewer).form
+    form.set_start(START_SANDSTONE)
+    assert form.frozen_blocks.isEnabled()
+    before = form.budget.seconds()
+    form.frozen_blocks.setValue(4)
+    assert form.settings().frozen_blocks == 4
+    assert form.budget.seconds() < 0.6 * before
+    form.set_start(START_NEW)
+    assert not form.frozen_blocks.isEnabled()
+    assert form.settings().frozen_blocks == 0
 
 
 def test_quick_preview_comes_first_and_names_its_model(

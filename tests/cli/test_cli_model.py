@@ -447,6 +447,7 @@ def test_recipe_and_transfer_options(trained, tmp_path):
         *data,
         f"--base={prefix}",
         "--n_classes=8",
+        "--freeze_blocks=2",
     )
     assert proc.returncode == 0, proc.stderr
     assert "started from" in proc.stdout
@@ -454,6 +455,20 @@ def test_recipe_and_transfer_options(trained, tmp_path):
     config = json.loads((tmp_path / "more_config.json").read_text())
     assert config["n_classes"] == 8
     assert config["trained_on"]["transfer"]["from_classes"] == 6
+    assert config["trained_on"]["frozen_blocks"] == 2
+    # frozen random weights, or more blocks than the encoder has
+    fresh = f"--checkpoints_path={tmp_path / 'frozen'}"
+    assert_bad_input(
+        thinseg("train", fresh, *data, "--freeze_blocks=2"),
+        "frozen encoder blocks keep the weights",
+    )
+    assert_bad_input(
+        thinseg(
+            "train", fresh, *data, f"--base={prefix}", "--freeze_blocks=5"
+        ),
+        "frozen blocks must be 0 to 4",
+    )
+    assert not list(tmp_path.glob("frozen*"))
 
 
 def test_model_option_selects_a_shipped_model(tmp_path, sandstone_model):

@@ -28,10 +28,15 @@ def _proposal(args, pairs):
     precision = resolve_precision(args.precision)
     gflops = sgemm_gflops()
 
-    def estimate(height, width, batch):
-        return seconds_per_step(height, width, batch, precision, gflops)
+    frozen = args.freeze_blocks
 
-    return propose(shapes, args.minutes, precision, gflops), estimate
+    def estimate(height, width, batch):
+        return seconds_per_step(
+            height, width, batch, precision, gflops, frozen
+        )
+
+    proposal = propose(shapes, args.minutes, precision, gflops, frozen)
+    return proposal, estimate
 
 
 def cmd_train(args) -> int:
@@ -99,6 +104,7 @@ def cmd_train(args) -> int:
         schedule=args.schedule,
         keep_best=not args.keep_every_epoch,
         patience=args.patience,
+        frozen_blocks=args.freeze_blocks,
     )
 
     def report(ev, bar):
@@ -255,6 +261,15 @@ def add_commands(sub) -> None:
         "checkpoints path; for other classes its weights are transferred "
         "(classes of the same name keep their output weights, new ones "
         "start afresh)",
+    )
+    p.add_argument(
+        "--freeze_blocks",
+        type=count(0),
+        default=0,
+        metavar="N",
+        help="with --base or --load_weights: the encoder's first N VGG "
+        "blocks (of 4) keep their weights; fewer weights to fit from few "
+        "images",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(

@@ -196,8 +196,28 @@ def inference_function(model, batch: int, jit_compile: bool = False):
     return probabilities
 
 
-def encoder_layers(model) -> list:
-    return [ly for ly in model.layers if ly.name.startswith("block")]
+ENCODER_BLOCKS = 4
+
+
+def encoder_layers(model, blocks: int = ENCODER_BLOCKS) -> list:
+    """The layers of the encoder's first ``blocks`` VGG blocks."""
+    return [
+        ly
+        for ly in model.layers
+        if ly.name.startswith("block") and int(ly.name[5]) <= blocks
+    ]
+
+
+def freeze_encoder(model, blocks: int) -> None:
+    """Keep the first ``blocks`` VGG blocks as they are in training.
+
+    Every other layer is made trainable, so a model trained before with
+    other frozen blocks (a shared, cached one) is set as asked. The model
+    must be compiled afterwards for it to count.
+    """
+    frozen = {id(ly) for ly in encoder_layers(model, blocks)}
+    for layer in model.layers:
+        layer.trainable = id(layer) not in frozen
 
 
 def load_imagenet_encoder(model) -> None:

@@ -62,7 +62,7 @@ from ._common import (
     sync_progress,
 )
 from .model_output import write_labels
-from .train_form import (
+from .train_choices import (
     IF_EXISTS_OVERWRITE,
     IF_EXISTS_REFUSE,
     IF_EXISTS_RESUME,
@@ -72,9 +72,8 @@ from .train_form import (
     VAL_HOLD_OUT,
     VAL_NONE,
     VAL_TRAINING,
-    TrainForm,
-    TrainPlan,
 )
+from .train_form import TrainForm, TrainPlan
 from .train_plots import TrainingPlots
 
 __all__ = [

@@ -36,7 +36,7 @@ class BudgetRow(QWidget):
         The ticked training images' ``(height, width)``.
     sizes : callable
         The form's ``(height, width, batch, steps per epoch, epochs,
-        precision)``.
+        precision, frozen encoder blocks)``.
     apply : callable
         Puts a :class:`~napari_thinseg.recipe.Proposal` into the form.
     """
@@ -44,7 +44,7 @@ class BudgetRow(QWidget):
     def __init__(
         self,
         shapes: Callable[[], list[tuple[int, int]]],
-        sizes: Callable[[], tuple[int, int, int, int, int, str]],
+        sizes: Callable[[], tuple[int, int, int, int, int, str, int]],
         apply: Callable[[Proposal], None],
     ):
         super().__init__()
@@ -88,17 +88,24 @@ class BudgetRow(QWidget):
         if minutes is None or not shapes:
             self.update_estimate()
             return None
-        precision = cpu_precision(self._sizes()[-1])
-        proposal = propose(shapes, minutes, precision, self.gflops())
+        *_, precision, frozen = self._sizes()
+        proposal = propose(
+            shapes, minutes, cpu_precision(precision), self.gflops(), frozen
+        )
         self._apply(proposal)
         self.update_estimate()
         return proposal
 
     def seconds(self) -> float:
         """Estimated seconds of the form's settings on this machine."""
-        height, width, batch, steps, epochs, precision = self._sizes()
+        height, width, batch, steps, epochs, precision, frozen = self._sizes()
         step = seconds_per_step(
-            height, width, batch, cpu_precision(precision), self.gflops()
+            height,
+            width,
+            batch,
+            cpu_precision(precision),
+            self.gflops(),
+            frozen,
         )
         return step * steps * epochs
 

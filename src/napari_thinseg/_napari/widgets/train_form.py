@@ -17,7 +17,6 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -26,7 +25,8 @@ from ...dataset import Pair, hold_out
 from ...errors import ThinsegError
 from ...model.cache import checkpoint_prefix, describe
 from ...model.checkpoints import default_model_prefix, shipped_model_prefix
-from ...model.config import MAX_INPUT_SIDE, check_input_size
+from ...model.config import check_input_size
+from ...model.vgg_unet import ENCODER_BLOCKS
 from ...schemes import ClassScheme
 from ...train import TrainSettings
 from ..notify import one_line, reports_errors
@@ -34,42 +34,24 @@ from ._common import CONFIDENCE_KEY, button, layer_array
 from .export import PairTable, dataset_scheme, layer_pairs
 from .predict_job import PRECISION_TEXT
 from .train_budget import BudgetRow
-
-START_NEW, START_DEFAULT, START_SANDSTONE, START_CHECKPOINT = (
-    "new",
-    "default",
-    "sandstone",
-    "checkpoint",
+from .train_choices import (
+    DEFAULT_NAME,
+    IF_EXISTS_OVERWRITE,
+    IF_EXISTS_RESUME,
+    IF_EXISTS_TEXT,
+    OPTIMIZER_CHOICES,
+    SCHEDULE_TEXT,
+    START_CHECKPOINT,
+    START_DEFAULT,
+    START_NEW,
+    START_SANDSTONE,
+    START_TEXT,
+    VAL_HOLD_OUT,
+    VAL_TEXT,
+    VAL_TRAINING,
+    int_spin,
+    size_spin,
 )
-START_TEXT = {
-    START_NEW: "new random model",
-    START_DEFAULT: "default model (gray-level classes)",
-    START_SANDSTONE: "sandstone model (minerals)",
-    START_CHECKPOINT: "checkpoint…",
-}
-VAL_NONE, VAL_HOLD_OUT, VAL_TRAINING = "none", "hold out", "training"
-VAL_TEXT = {
-    VAL_NONE: "none",
-    VAL_HOLD_OUT: "hold out a share of the ticked pairs",
-    VAL_TRAINING: "the training pairs (fit check)",
-}
-IF_EXISTS_REFUSE, IF_EXISTS_RESUME, IF_EXISTS_OVERWRITE = (
-    "refuse",
-    "resume",
-    "overwrite",
-)
-IF_EXISTS_TEXT = {
-    IF_EXISTS_REFUSE: "stop with a message",
-    IF_EXISTS_RESUME: "resume from the latest epoch",
-    IF_EXISTS_OVERWRITE: "overwrite",
-}
-OPTIMIZER_CHOICES = ("adadelta", "adam")
-SCHEDULE_TEXT = {
-    "constant": "constant",
-    "cosine": "warm-up, then cosine decay",
-}
-SIZE_STEP = 32
-DEFAULT_NAME = "thinseg"
 
 
 @dataclass
@@ -85,31 +67,6 @@ class TrainPlan:
     auto_resume: bool = False
     overwrite: bool = False
     preview: bool = False
-
-
-def _size_spin(value: int, tip: str) -> QSpinBox:
-    spin = QSpinBox()
-    spin.setRange(SIZE_STEP, MAX_INPUT_SIDE)
-    spin.setSingleStep(SIZE_STEP)
-    spin.setValue(value)
-    spin.setToolTip(tip)
-
-    def snap():
-        v = spin.value()
-        snapped = max(SIZE_STEP, round(v / SIZE_STEP) * SIZE_STEP)
-        if snapped != v:
-            spin.setValue(snapped)
-
-    spin.editingFinished.connect(snap)
-    return spin
-
-
-def _int_spin(lo: int, hi: int, value: int, tip: str) -> QSpinBox:
-    spin = QSpinBox()
-    spin.setRange(lo, hi)
-    spin.setValue(value)
-    spin.setToolTip(tip)
-    return spin
 
 
 class TrainForm(QWidget):
@@ -165,12 +122,21 @@ class TrainForm(QWidget):
             "features (the sandstone model's for a new model) learns the "
             "labels and predicts the images as '<image> preview' layers"
         )
-        self.input_height = _size_spin(
+        self.input_height = size_spin(
             416, "Crop height the network sees (multiple of 32)"
         )
-        self.input_width = _size_spin(
+        self.input_width = size_spin(
             608, "Crop width the network sees (multiple of 32)"
         )
+        self.frozen_blocks = int_spin(
+            0,
+            ENCODER_BLOCKS,
+            0,
+            "The encoder's first VGG blocks (from the image on) that keep "
+            "the start model's weights: fewer weights to fit from a few "
+            "images, and faster batches",
+        )
+        self.frozen_blocks.setSpecialValueText("none (train all)")
         size_row = QHBoxLayout()
         size_row.addWidget(self.input_height)
         size_row.addWidget(QLabel("×"))
@@ -181,22 +147,21 @@ class TrainForm(QWidget):
         model_form.addRow("checkpoint", start_row)
         model_form.addRow(self.model_label)
         model_form.addRow(self.preview)
+        model_form.addRow("frozen encoder blocks", self.frozen_blocks)
         model_form.addRow("input size", size_row)
 
         # training
-        self.epochs = _int_spin(
+        self.epochs = int_spin(
             1,
             100_000,
             5,
             "Train until this many epochs (a resumed run counts the "
             "finished ones)",
         )
-        self.batch_size = _int_spin(
+        self.batch_size = int_spin(
             1, 256, 2, "Crops per batch (lower it when memory runs out)"
         )
-        self.steps_per_epoch = _int_spin(
-            1, 1_000_000, 512, "Batches per epoch"
-        )
+        self.steps_per_epoch = int_spin(1, 1_000_000, 512, "Batches per epoch")
         self.optimizer = QComboBox()
         self.optimizer.addItems(OPTIMIZER_CHOICES)
         self.learning_rate = QDoubleSpinBox()
@@ -230,7 +195,7 @@ class TrainForm(QWidget):
             "Learning rate over the run: constant, or a short warm-up "
             "then a cosine decay to 1 %"
         )
-        self.seed = _int_spin(0, 2**31 - 1, 0, "Seed of crops and splits")
+        self.seed = int_spin(0, 2**31 - 1, 0, "Seed of crops and splits")
         self.precision = QComboBox()
         for key, text in PRECISION_TEXT.items():
             self.precision.addItem(text, key)
@@ -306,6 +271,7 @@ class TrainForm(QWidget):
             self.batch_size,
             self.steps_per_epoch,
             self.epochs,
+            self.frozen_blocks,
         ):
             spin.valueChanged.connect(self.budget.update_estimate)
         self.precision.currentIndexChanged.connect(self.budget.update_estimate)
@@ -386,7 +352,14 @@ class TrainForm(QWidget):
             balance_classes=self.balance.isChecked(),
             schedule=self.schedule.currentData(),
             minutes=self.budget.budget(),
+            frozen_blocks=self._frozen_blocks(),
         )
+
+    def _frozen_blocks(self) -> int:
+        # a new model has no weights to keep (the box is disabled)
+        if self.start_kind() == START_NEW:
+            return 0
+        return self.frozen_blocks.value()
 
     # -- the time budget ---------------------------------------------------
     def _training_shapes(self) -> list[tuple[int, int]]:
@@ -396,7 +369,7 @@ class TrainForm(QWidget):
             if ok and labels is not None
         ]
 
-    def _sizes(self) -> tuple[int, int, int, int, int, str]:
+    def _sizes(self) -> tuple[int, int, int, int, int, str, int]:
         return (
             self.input_height.value(),
             self.input_width.value(),
@@ -404,6 +377,7 @@ class TrainForm(QWidget):
             self.steps_per_epoch.value(),
             self.epochs.value(),
             self.precision.currentData(),
+            self._frozen_blocks(),
         )
 
     def apply_proposal(self, proposal) -> None:
@@ -507,6 +481,8 @@ class TrainForm(QWidget):
         kind = self.start_kind()
         self.start_path.setEnabled(kind == START_CHECKPOINT)
         self.start_browse.setEnabled(kind == START_CHECKPOINT)
+        # random weights are not worth keeping
+        self.frozen_blocks.setEnabled(kind != START_NEW)
         try:
             prefix = None
             if kind in (START_DEFAULT, START_SANDSTONE) or (
