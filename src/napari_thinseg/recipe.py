@@ -198,8 +198,9 @@ backward pass."""
 ENCODER_FORWARD_SHARE = (0.0, 0.104, 0.253, 0.502, 0.750)
 """Share of the forward pass's work in the encoder's first 0-4 VGG blocks
 (multiply-adds a pixel: 38.6k, 55.3k, 92.2k and 92.2k of 371k); frozen
-blocks have no backward pass (their measured step times: 0.85, 0.77,
-0.66 and 0.49 of the full step at 224 x 224, batch 4, bfloat16)."""
+blocks have no backward pass (the step times ``bench/bench_model.py``
+measured: 0.89, 0.80, 0.65 and 0.49 of the full step at 224 x 224, batch
+4, bfloat16)."""
 EFFICIENCY = {"float32": 0.9, "bfloat16": 1.75, "float16": 1.75}
 """Training GFLOP/s as a share of the CPU's float32 SGEMM (measured by
 ``bench/bench_model.py``: 0.96 and 1.77 on a 2-core EPYC)."""

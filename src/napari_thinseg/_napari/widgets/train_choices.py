@@ -45,6 +45,7 @@ DEFAULT_NAME = "thinseg"
 
 
 def size_spin(value: int, tip: str) -> QSpinBox:
+    """A crop side: multiples of 32 (an edited value is snapped)."""
     spin = QSpinBox()
     spin.setRange(SIZE_STEP, MAX_INPUT_SIDE)
     spin.setSingleStep(SIZE_STEP)
@@ -62,6 +63,7 @@ def size_spin(value: int, tip: str) -> QSpinBox:
 
 
 def int_spin(lo: int, hi: int, value: int, tip: str) -> QSpinBox:
+    """An integer from ``lo`` to ``hi``, starting at ``value``."""
     spin = QSpinBox()
     spin.setRange(lo, hi)
     spin.setValue(value)
