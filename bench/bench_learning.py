@@ -23,7 +23,9 @@ Methods, each one curve per dataset, input and labels:
   it there would measure photos it has seen); train() moves the weights to
   the new classes itself; ``--inits frozen`` is the transfer with the
   encoder's first ``--frozen_blocks`` (4) VGG blocks kept fixed
-  (``TrainSettings.frozen_blocks``);
+  (``TrainSettings.frozen_blocks``); ``--average_weights 0.99`` scores
+  the moving average of the weights instead of the last step's
+  (``TrainSettings.average_weights``);
 - input PPL, or PPL + XPL stacked (``np.concatenate([ppl, xpl], -1)``, 6
   channels; where this checkout cannot train or predict 6-channel input the
   bench says so and leaves those curves out);
@@ -273,6 +275,7 @@ def settings_for(args, seed: int, frozen_blocks: int = 0):
         schedule="constant",
         seed=seed,
         frozen_blocks=frozen_blocks,
+        average_weights=args.average_weights,
     )
 
 
@@ -284,6 +287,7 @@ def cnn_fold(curve, task, args, budgets, k, train_f, test_f) -> list[dict]:
     from napari_thinseg.model.cache import inference_networks
     from napari_thinseg.predict import predict_image
     from napari_thinseg.progress import run
+    from napari_thinseg.recipe import averaged_weights
     from napari_thinseg.train import train
 
     n = task.scheme.n_classes
@@ -331,7 +335,8 @@ def cnn_fold(curve, task, args, budgets, k, train_f, test_f) -> list[dict]:
             passed = pending.pop(0)
         if passed is None:
             return
-        with clock.excluded():
+        # with --average_weights, the averages: what stopping here gives
+        with clock.excluded(), averaged_weights(model):
             cm = np.zeros((n, n), np.int64)
             for f in test_f:
                 image = image_of(f, curve.inputs)
@@ -837,6 +842,12 @@ def parse(argv=None):
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument(
+        "--average_weights",
+        type=float,
+        default=0.0,
+        help="the recipe's weight averaging momentum (0.99, say; 0: off)",
+    )
+    p.add_argument(
         "--colour_augment", action=argparse.BooleanOptionalAction, default=True
     )
     p.add_argument("--rf_trees", type=int, default=100)
@@ -881,7 +892,13 @@ def main(argv=None) -> None:
     task_list = tasks(args)
     print(
         f"{os.cpu_count()} CPU cores; CPU time is this process's; budgets "
-        f"(CPU-min): {', '.join(f'{t:g}' for t in grid)}",
+        f"(CPU-min): {', '.join(f'{t:g}' for t in grid)}"
+        + (
+            f"; the networks' weights averaged (momentum "
+            f"{args.average_weights:g})"
+            if args.average_weights
+            else ""
+        ),
         flush=True,
     )
     six_problem = None

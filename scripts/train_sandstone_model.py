@@ -136,6 +136,7 @@ def fit(pairs, validation, args, prefix: Path, seed: int):
         schedule="cosine",
         seed=seed,
         frozen_blocks=args.frozen_blocks,
+        average_weights=args.average_weights,
     )
     budget = time.process_time() + args.minutes * 60
     started = time.time(), time.process_time()
@@ -171,10 +172,10 @@ def fit(pairs, validation, args, prefix: Path, seed: int):
 
 FOLD_RECIPE = (
     *("size", "batch", "steps", "epochs", "learning_rate", "synthetic"),
-    *("folds", "fold_minutes", "frozen_blocks"),
+    *("folds", "fold_minutes", "frozen_blocks", "average_weights"),
 )
 """What an earlier k-fold run must share with this one to stand for it."""
-RECIPE_ADDED = {"frozen_blocks": 0}
+RECIPE_ADDED = {"frozen_blocks": 0, "average_weights": 0.0}
 """Keys added since, with the value the runs before them had."""
 
 
@@ -213,6 +214,12 @@ def main():
         default=0,
         help="the encoder's first N VGG blocks keep the default model's "
         "weights",
+    )
+    ap.add_argument(
+        "--average_weights",
+        type=float,
+        default=0.0,
+        help="weight averaging momentum (0.99, say; 0: off)",
     )
     ap.add_argument(
         "--synthetic",

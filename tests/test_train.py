@@ -231,6 +231,83 @@ def test_frozen_blocks_keep_the_weights_training_starts_from():
     assert all(ly.trainable for ly in base.layers)
 
 
+def _train_recording(gen, layer):
+    """Run ``gen``; the layer's kernel after every batch, the moving
+    average of them at every epoch's end, and the result."""
+    raw, averages, average = [], [], None
+    while True:
+        try:
+            event = next(gen)
+        except StopIteration as end:
+            return raw, averages, end.value
+        kernel = layer().get_weights()[0].astype(np.float64)
+        if event.epoch_end:
+            averages.append(average)
+            # the raw weights are back after validation and saving
+            np.testing.assert_array_equal(kernel, raw[-1])
+            continue
+        raw.append(kernel)
+        m = MOMENTUM
+        average = kernel if average is None else m * average + (1 - m) * kernel
+
+
+MOMENTUM = 0.5
+
+
+@pytest.mark.parametrize("validate", [True, False])
+def test_averaged_weights_are_validated_saved_and_returned(tmp_path, validate):
+    """With ``average_weights`` m the result is the moving average of the
+    weights after each step (a1 = w1, then m a + (1 - m) w): the best
+    epoch's by validation, else the last one's; checkpoints hold the
+    averages too, and training goes on from the raw weights."""
+    from napari_thinseg.model.config import ModelConfig
+    from napari_thinseg.model.vgg_unet import build
+
+    config = ModelConfig(6, 32, 32)
+    base = build(config)
+    settings = TrainSettings(
+        epochs=3,
+        steps_per_epoch=2,
+        optimizer="adam",
+        learning_rate=1e-2,
+        precision="float32",
+        average_weights=MOMENTUM,
+        keep_best=validate,
+        **TINY,
+    )
+    prefix = tmp_path / "avg"
+    pairs = sandstones(1, 48)
+    raw, averages, result = _train_recording(
+        train(
+            pairs,
+            SEED,
+            settings,
+            validation=pairs if validate else (),
+            checkpoints_path=prefix,
+            model=base,
+            config=config,
+        ),
+        lambda: base.get_layer("block1_conv1"),
+    )
+    assert result.model is base and len(raw) == 6
+    assert result.config.trained_on["average_weights"] == MOMENTUM
+    assert not np.allclose(raw[-1], averages[-1])
+    kept = result.best_epoch if validate else 2
+    returned = base.get_layer("block1_conv1").get_weights()[0]
+    np.testing.assert_allclose(returned, averages[kept], rtol=1e-4, atol=1e-6)
+    saved, _, path = ck.load_model(prefix)
+    assert path == f"{prefix}.{kept}"
+    np.testing.assert_array_equal(
+        saved.get_layer("block1_conv1").get_weights()[0], returned
+    )
+
+
+@pytest.mark.parametrize("momentum", [-0.1, 1.0, 1.5])
+def test_weight_averaging_needs_a_momentum_below_one(momentum):
+    with pytest.raises(ThinsegError, match="weight averaging takes"):
+        TrainSettings(average_weights=momentum)
+
+
 def test_frozen_blocks_need_weights_to_keep():
     with pytest.raises(ThinsegError, match="frozen blocks must be 0 to 4"):
         TrainSettings(frozen_blocks=5)

@@ -15,6 +15,11 @@ schedule, and which epoch to keep.
 - **Schedule** (optional): a linear warm-up over the first
   :data:`WARMUP_SHARE` of the steps to the learning rate, then a cosine
   decay to :data:`FINAL_SHARE` of it (Keras' ``CosineDecay``).
+- **Weight averaging** (optional): an exponential moving average of the
+  weights over the steps (Keras optimizers' ``use_ema``) is what
+  validation sees, what checkpoints hold and what training returns. With
+  small batches and a constant rate the weights of one step swing from
+  batch to batch; their average does not (:func:`averaged_weights`).
 - **Best epoch** (with validation): the epoch with the highest validation
   mean IoU is what training returns; with ``patience``, training stops
   after that many epochs without a better one.
@@ -25,7 +30,8 @@ schedule, and which epoch to keep.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +40,8 @@ from .errors import ThinsegError
 from .model.backend import tensorflow
 
 OPTIMIZERS = ("adadelta", "adam", "sgd", "rmsprop")
+#: the Train widget's weight averaging: a horizon of about 100 steps
+AVERAGE_MOMENTUM = 0.99
 SCHEDULES = ("constant", "cosine")
 DEFAULT_LEARNING_RATES = {
     "adadelta": 1.0,
@@ -149,8 +157,10 @@ def make_optimizer(
     rate: float | None,
     schedule: str = "constant",
     total_steps: int = 1,
+    average: float = 0.0,
 ):
-    """A Keras optimizer by name (see :data:`OPTIMIZERS`)."""
+    """A Keras optimizer by name (see :data:`OPTIMIZERS`); ``average``, a
+    momentum such as 0.99, keeps a moving average of the weights."""
     tensorflow()
     import keras
 
@@ -160,7 +170,52 @@ def make_optimizer(
         "rmsprop": keras.optimizers.RMSprop,
         "sgd": keras.optimizers.SGD,
     }[name]
-    return cls(learning_rate=learning_rate(name, rate, schedule, total_steps))
+    averaging = {"use_ema": True, "ema_momentum": average} if average else {}
+    return cls(
+        learning_rate=learning_rate(name, rate, schedule, total_steps),
+        **averaging,
+    )
+
+
+def _weight_averages(model) -> list[tuple[object, object]]:
+    """(variable, its moving average) of every averaged weight; empty
+    without averaging or before the first step (the averages are zeros
+    until then)."""
+    optimizer = getattr(model, "optimizer", None)
+    # float16 training wraps the optimizer in a loss-scale one
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    if optimizer is None or not getattr(optimizer, "use_ema", False):
+        return []
+    if int(optimizer.iterations.numpy()) == 0:
+        return []
+    # the optimizer's own order: its averages follow the variables it
+    # was built with (Keras keeps no public accessor for either)
+    return [
+        (v, a)
+        for v, a in zip(
+            optimizer._trainable_variables,
+            optimizer._model_variables_moving_average,
+            strict=True,
+        )
+        if a is not None
+    ]
+
+
+@contextmanager
+def averaged_weights(model, keep: bool = False) -> Iterator[bool]:
+    """The model's weights replaced by the optimizer's moving averages
+    for the block (validation, saving a checkpoint), the trained ones put
+    back after it unless ``keep``. Yields whether there were averages (a
+    model trained without averaging is left as it is)."""
+    pairs = _weight_averages(model)
+    trained = [v.numpy() for v, _ in pairs] if not keep else []
+    for v, a in pairs:
+        v.assign(a)
+    try:
+        yield bool(pairs)
+    finally:
+        for (v, _), w in zip(pairs, trained, strict=False):
+            v.assign(w)
 
 
 class BestEpoch:

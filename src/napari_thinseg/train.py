@@ -64,6 +64,7 @@ from .recipe import (
     OPTIMIZERS,
     SCHEDULES,
     BestEpoch,
+    averaged_weights,
     class_weights,
     loss_function,
     make_optimizer,
@@ -86,6 +87,9 @@ class TrainSettings:
     (:mod:`.recipe`); ``keep_best`` and ``patience`` need validation pairs.
     ``frozen_blocks``: the encoder's first N VGG blocks (of 4) keep the
     weights training starts from (fewer weights to fit from few images).
+    ``average_weights``: a momentum (0.99, say; 0 is off) for a moving
+    average of the weights over the steps, which validation sees,
+    checkpoints hold and training returns (:func:`.recipe.averaged_weights`).
     ``minutes`` stops training at that budget of wall time (after the
     batch in progress; :func:`.recipe.propose` gives sizes that fit it).
     ``devices``: None trains on every GPU when there are several (a
@@ -114,6 +118,7 @@ class TrainSettings:
     minutes: float | None = None
     devices: int | None = None
     frozen_blocks: int = 0
+    average_weights: float = 0.0
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "steps_per_epoch"):
@@ -146,6 +151,11 @@ class TrainSettings:
             raise ThinsegError(
                 f"frozen blocks must be 0 to {ENCODER_BLOCKS} (the "
                 f"encoder's VGG blocks), got {self.frozen_blocks}"
+            )
+        if not 0 <= self.average_weights < 1:
+            raise ThinsegError(
+                "weight averaging takes a momentum from 0 (off) to below 1, "
+                f"such as 0.99; got {self.average_weights}"
             )
         if self.precision not in PRECISIONS:
             resolve_precision(self.precision)  # its one-line refusal
@@ -315,6 +325,8 @@ def train(
                 "--init imagenet"
             )
         new_config.trained_on["frozen_blocks"] = settings.frozen_blocks
+    if settings.average_weights:
+        new_config.trained_on["average_weights"] = settings.average_weights
     start_epoch, prefix = plan.start_epoch, plan.prefix
     # after the checks: "auto" asks TensorFlow whether there is a GPU
     precision = resolve_precision(settings.precision)
@@ -389,6 +401,7 @@ def train(
                 settings.learning_rate,
                 settings.schedule,
                 total,
+                settings.average_weights,
             ),
             loss=loss_function(settings.ignore_zero, weights),
         )
@@ -456,19 +469,21 @@ def train(
                 )
             record = {"epoch": epoch, "loss": float(np.mean(losses))}
             val_iou = val_mean = None
-            if validation:
-                val_iou, val_mean = _validate(
-                    model, new_config, x_val, y_val, settings.batch_size
-                )
-                record.update(val_iou=val_iou, val_mean_iou=val_mean)
-            improved = best.update(epoch, val_mean)
-            saved = None
-            if prefix is not None and (improved or not keep_best):
-                saved = str(ck.save_checkpoint(prefix, epoch, model))
-                result.checkpoint = saved
-            if improved and keep_best:
-                best_weights = model.get_weights()
-                result.best_epoch = epoch
+            # validated, saved and kept as averaged (with averaging)
+            with averaged_weights(model):
+                if validation:
+                    val_iou, val_mean = _validate(
+                        model, new_config, x_val, y_val, settings.batch_size
+                    )
+                    record.update(val_iou=val_iou, val_mean_iou=val_mean)
+                improved = best.update(epoch, val_mean)
+                saved = None
+                if prefix is not None and (improved or not keep_best):
+                    saved = str(ck.save_checkpoint(prefix, epoch, model))
+                    result.checkpoint = saved
+                if improved and keep_best:
+                    best_weights = model.get_weights()
+                    result.best_epoch = epoch
             result.history.append(record)
             yield TrainEvent(
                 done,
@@ -489,6 +504,10 @@ def train(
         batches.close()
         if best_weights is not None:
             model.set_weights(best_weights)
+        else:
+            # finished or stopped: the averages are the result
+            with averaged_weights(model, keep=True):
+                pass
         if prefix is not None and not ck.list_checkpoints(prefix):
             # stopped (or failed) before any epoch was saved: no config
             # without weights left behind

@@ -351,20 +351,26 @@ def test_bad_label_values_are_refused(
     np.testing.assert_array_equal(viewer.layers["a labels"].data, data)
 
 
-def test_precision_choice_reaches_training(make_napari_viewer, qtbot, notes):
+def test_precision_and_averaging_choices_reach_training(
+    make_napari_viewer, qtbot, notes
+):
     from napari_thinseg.model.vgg_unet import compute_dtype
+    from napari_thinseg.recipe import AVERAGE_MOMENTUM
 
     viewer = make_napari_viewer()
     add_pair(viewer, "a", 1)
     widget = open_widget(viewer)
     make_tiny(widget)
     assert widget.form.precision.currentData() == "auto"
+    assert widget.form.settings().average_weights == 0.0
     widget.form.set_precision("float32")
+    widget.form.average.setChecked(True)
     assert widget.form.plan().settings.precision == "float32"
     result, failed = run_training(qtbot, widget)
     assert failed is None and notes["error"] == []
     assert compute_dtype(result.model) == "float32"
     assert result.config.trained_on["precision"] == "float32"
+    assert result.config.trained_on["average_weights"] == AVERAGE_MOMENTUM
 
 
 def test_start_from_the_sandstone_model(sandstone_model, make_napari_viewer):

@@ -429,6 +429,7 @@ def test_recipe_and_transfer_options(trained, tmp_path):
         "--balance_classes",
         "--schedule=cosine",
         "--patience=1",
+        "--average_weights=0.99",
     )
     assert proc.returncode == 0, proc.stderr
     trained_on = json.loads(Path(f"{out}_config.json").read_text())[
@@ -437,9 +438,16 @@ def test_recipe_and_transfer_options(trained, tmp_path):
     assert trained_on["schedule"] == "cosine"
     assert trained_on["balance_classes"] is True
     assert len(trained_on["class_weights"]) == 6
+    assert trained_on["average_weights"] == 0.99
     assert_bad_input(
         thinseg("train", f"--checkpoints_path={out}2", *data, "--patience=0"),
         "patience",
+    )
+    assert_bad_input(
+        thinseg(
+            "train", f"--checkpoints_path={out}2", *data, "--average_weights=1"
+        ),
+        "weight averaging takes a momentum",
     )
     proc = thinseg(
         "train",

@@ -105,6 +105,7 @@ def cmd_train(args) -> int:
         keep_best=not args.keep_every_epoch,
         patience=args.patience,
         frozen_blocks=args.freeze_blocks,
+        average_weights=args.average_weights,
     )
 
     def report(ev, bar):
@@ -270,6 +271,15 @@ def add_commands(sub) -> None:
         help="with --base or --load_weights: the encoder's first N VGG "
         "blocks (of 4) keep their weights; fewer weights to fit from few "
         "images",
+    )
+    p.add_argument(
+        "--average_weights",
+        type=float,
+        default=0.0,
+        metavar="MOMENTUM",
+        help="keep a moving average of the weights (0.99, say): what "
+        "validation sees, checkpoints hold and training gives; steadier "
+        "than the last batch's weights (0: off)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(

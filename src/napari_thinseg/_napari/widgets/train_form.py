@@ -27,6 +27,7 @@ from ...model.cache import checkpoint_prefix, describe
 from ...model.checkpoints import default_model_prefix, shipped_model_prefix
 from ...model.config import check_input_size
 from ...model.vgg_unet import ENCODER_BLOCKS
+from ...recipe import AVERAGE_MOMENTUM
 from ...schemes import ClassScheme
 from ...train import TrainSettings
 from ..notify import one_line, reports_errors
@@ -188,6 +189,12 @@ class TrainForm(QWidget):
             "Weigh each class's loss by how rare its labelled pixels are "
             "(at most 10x the median class)"
         )
+        self.average = QCheckBox("average the weights (steadier result)")
+        self.average.setToolTip(
+            "Keep a moving average of the weights over about the last 100 "
+            "batches: validation, checkpoints and the trained model use it. "
+            "Worth it for runs of several hundred batches or more"
+        )
         self.schedule = QComboBox()
         for key, text in SCHEDULE_TEXT.items():
             self.schedule.addItem(text, key)
@@ -231,6 +238,7 @@ class TrainForm(QWidget):
         train_form.addRow(self.colour_augment)
         train_form.addRow(self.ignore_zero)
         train_form.addRow(self.balance)
+        train_form.addRow(self.average)
         train_form.addRow("learning-rate schedule", self.schedule)
         train_form.addRow("seed", self.seed)
         train_form.addRow("precision", self.precision)
@@ -353,6 +361,9 @@ class TrainForm(QWidget):
             schedule=self.schedule.currentData(),
             minutes=self.budget.budget(),
             frozen_blocks=self._frozen_blocks(),
+            average_weights=(
+                AVERAGE_MOMENTUM if self.average.isChecked() else 0.0
+            ),
         )
 
     def _frozen_blocks(self) -> int:
