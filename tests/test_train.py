@@ -13,6 +13,13 @@ from napari_thinseg.synth import synthetic_sandstone, to_seed_labels
 from napari_thinseg.train import TrainSettings, train
 
 TINY = {"input_height": 32, "input_width": 32, "batch_size": 2}
+#: tiny steps that move the weights far enough to compare, exactly
+TINY_ADAM = {
+    **TINY,
+    "optimizer": "adam",
+    "learning_rate": 1e-2,
+    "precision": "float32",
+}
 
 
 def sandstones(n, size=256, first_seed=0):
@@ -198,13 +205,7 @@ def test_frozen_blocks_keep_the_weights_training_starts_from():
     base = build(config)
     before = {ly.name: ly.get_weights() for ly in base.layers if ly.weights}
     settings = TrainSettings(
-        epochs=1,
-        steps_per_epoch=2,
-        optimizer="adam",
-        learning_rate=1e-2,
-        precision="float32",
-        frozen_blocks=2,
-        **TINY,
+        epochs=1, steps_per_epoch=2, frozen_blocks=2, **TINY_ADAM
     )
     result = run(
         train(sandstones(1, 48), SEED, settings, model=base, config=config)
@@ -268,12 +269,9 @@ def test_averaged_weights_are_validated_saved_and_returned(tmp_path, validate):
     settings = TrainSettings(
         epochs=3,
         steps_per_epoch=2,
-        optimizer="adam",
-        learning_rate=1e-2,
-        precision="float32",
         average_weights=MOMENTUM,
         keep_best=validate,
-        **TINY,
+        **TINY_ADAM,
     )
     prefix = tmp_path / "avg"
     pairs = sandstones(1, 48)
