@@ -201,20 +201,28 @@ def _weight_averages(model) -> list[tuple[object, object]]:
     ]
 
 
-@contextmanager
-def averaged_weights(model, keep: bool = False) -> Iterator[bool]:
-    """The model's weights replaced by the optimizer's moving averages
-    for the block (validation, saving a checkpoint), the trained ones put
-    back after it unless ``keep``. Yields whether there were averages (a
-    model trained without averaging is left as it is)."""
+def use_averaged_weights(model) -> bool:
+    """Replace the model's weights by the optimizer's moving averages for
+    good (the result of a training with averaging); False, and the model
+    left as it is, without averaging or before the first step."""
     pairs = _weight_averages(model)
-    trained = [v.numpy() for v, _ in pairs] if not keep else []
     for v, a in pairs:
         v.assign(a)
+    return bool(pairs)
+
+
+@contextmanager
+def averaged_weights(model) -> Iterator[bool]:
+    """The model's weights replaced by the optimizer's moving averages
+    for the block (validation, saving a checkpoint), the trained ones put
+    back after it. Yields whether there were averages (see
+    :func:`use_averaged_weights`)."""
+    trained = [(v, v.numpy()) for v, _ in _weight_averages(model)]
+    averaged = use_averaged_weights(model)
     try:
-        yield bool(pairs)
+        yield averaged
     finally:
-        for (v, _), w in zip(pairs, trained, strict=False):
+        for v, w in trained:
             v.assign(w)
 
 

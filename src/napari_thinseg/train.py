@@ -68,6 +68,7 @@ from .recipe import (
     class_weights,
     loss_function,
     make_optimizer,
+    use_averaged_weights,
 )
 from .schemes import ClassScheme
 
@@ -506,8 +507,7 @@ def train(
             model.set_weights(best_weights)
         else:
             # finished or stopped: the averages are the result
-            with averaged_weights(model, keep=True):
-                pass
+            use_averaged_weights(model)
         if prefix is not None and not ck.list_checkpoints(prefix):
             # stopped (or failed) before any epoch was saved: no config
             # without weights left behind
