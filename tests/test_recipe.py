@@ -1,6 +1,8 @@
 """The training recipe: class weights, weighted loss, schedule, best
 epoch."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -168,10 +170,12 @@ def test_proposal_fits_the_budget():
     p = propose([(480, 512), (600, 800)], 5, "bfloat16", 100.0)
     assert (p.input_height, p.input_width, p.batch_size) == (224, 224, 4)
     steps = p.steps_per_epoch * p.epochs
-    assert steps == 100 and p.steps_per_epoch == 50
-    assert steps * step <= 300 < (steps + 50) * step
+    # epochs of about 25 s: a checkpoint (a model to keep) that often
+    assert p.steps_per_epoch == 10 and 20 < 10 * step < 30
+    assert steps == 110
+    assert steps * step <= 300 < (steps + 10) * step
     assert p.seconds == pytest.approx(steps * step)
-    assert p.describe() == "100 steps of 4 crops 224x224, about 4 min"
+    assert p.describe() == "110 steps of 4 crops 224x224, about 5 min"
     # small images: smaller crops; a tiny budget: one step
     small = propose([(150, 300)], 0.01, "float32", 100.0)
     assert (small.input_height, small.epochs) == (128, 1)
@@ -199,8 +203,10 @@ def test_frozen_blocks_shorten_the_estimated_step():
     assert p.steps_per_epoch * p.epochs > 1.8 * q.steps_per_epoch * q.epochs
 
 
-def test_time_budget_stops_training(monkeypatch):
-    """``minutes`` stops after the batch in progress once spent."""
+def test_time_budget_stops_training(monkeypatch, tmp_path):
+    """``minutes`` stops after the batch in progress once spent; the
+    epoch it cuts short is kept (saved, in the history), so a budget
+    always leaves a model, and the events count down to it."""
     from types import SimpleNamespace
 
     clock = [0.0]
@@ -222,8 +228,24 @@ def test_time_budget_stops_training(monkeypatch):
         steps.append(event)
         clock[0] += 25.0
 
-    result = run(train([pair], SEED, settings), each_batch_takes_25_s)
-    steps = len(steps)
-    assert result.stopped and steps == 3  # 0, 25, 50 s: the 4th is late
+    prefix = tmp_path / "budget"
+    result = run(
+        train([pair], SEED, settings, checkpoints_path=prefix),
+        each_batch_takes_25_s,
+    )
+    batches = [ev for ev in steps if not ev.epoch_end]
+    assert result.stopped and result.budget_ended
+    assert len(batches) == 3  # 0, 25, 50 s: the 4th is late
+    assert [ev.budget_left for ev in batches] == [60.0, 35.0, 10.0]
+    assert result.history == [
+        {
+            "epoch": 0,
+            "loss": pytest.approx(result.history[0]["loss"]),
+            "steps": 3,
+        }
+    ]
+    assert steps[-1].epoch_end and "time budget" in steps[-1].message
+    assert result.checkpoint == str(prefix) + ".0"
+    assert Path(result.checkpoint).exists()
     with pytest.raises(ThinsegError, match="time budget"):
         TrainSettings(minutes=0)

@@ -41,11 +41,28 @@ class CropSampler:
     """Random training crops at the model input size, with augmentation."""
 
     def __init__(
-        self, pairs: Sequence[Pair], settings: CropSettings, ignore_zero: bool
+        self,
+        pairs: Sequence[Pair],
+        settings: CropSettings,
+        ignore_zero: bool,
+        soft: Sequence[np.ndarray | None] | None = None,
+        stroke_crops: float = 0.0,
     ):
+        """``soft``: per pair, soft targets ``(H, W, C)`` cropped with the
+        labels (a fine-tune's distillation; see :meth:`batch`);
+        ``stroke_crops``: the share of crops centred on a labelled
+        pixel (few strokes on a large photo are otherwise rarely in a
+        crop)."""
         self.pairs = list(pairs)
         self.s = settings
         self.rng = np.random.default_rng(settings.seed)
+        self.soft = list(soft) if soft is not None else None
+        self.stroke_crops = stroke_crops
+        self._painted = (
+            [np.flatnonzero(p.labels > 0) for p in self.pairs]
+            if stroke_crops
+            else None
+        )
         counts = np.array(
             [
                 (p.labels > 0).sum() if ignore_zero else p.labels.size
@@ -60,32 +77,64 @@ class CropSampler:
             )
         self.weights = counts / counts.sum()
 
-    def crop(self) -> tuple[np.ndarray, np.ndarray]:
+    def _origin(self, k: int, shape, wh: int, ww: int) -> tuple[int, int]:
+        """Top-left corner of a ``wh`` x ``ww`` window of pair ``k``
+        (padded to ``shape``): anywhere, or around a labelled pixel."""
+        painted = self._painted[k] if self._painted is not None else ()
+        if len(painted) and self.rng.random() < self.stroke_crops:
+            cy, cx = np.unravel_index(
+                painted[self.rng.integers(len(painted))],
+                self.pairs[k].labels.shape,
+            )
+            # the pixel anywhere in the window but its outer eighths
+            y = cy - self.rng.integers(wh // 8, wh - wh // 8 + 1)
+            x = cx - self.rng.integers(ww // 8, ww - ww // 8 + 1)
+            return (
+                int(np.clip(y, 0, shape[0] - wh)),
+                int(np.clip(x, 0, shape[1] - ww)),
+            )
+        return (
+            int(self.rng.integers(0, shape[0] - wh + 1)),
+            int(self.rng.integers(0, shape[1] - ww + 1)),
+        )
+
+    def crop(self) -> tuple[np.ndarray, ...]:
+        """One (image, labels) crop, with its soft targets when the
+        sampler has them."""
         th, tw = self.s.input_height, self.s.input_width
-        pair = self.pairs[self.rng.choice(len(self.pairs), p=self.weights)]
+        k = self.rng.choice(len(self.pairs), p=self.weights)
+        pair = self.pairs[k]
         rotate = self.s.augment and self.rng.random() < 0.5
         scale = self.rng.uniform(0.85, 1.15) if self.s.augment else 1.0
         # a window that becomes th x tw after scaling (and a quarter turn)
         wh, ww = (tw, th) if rotate else (th, tw)
         wh, ww = max(2, round(wh / scale)), max(2, round(ww / scale))
         image, labels = _pad_to(pair.image, pair.labels, wh, ww)
-        y = self.rng.integers(0, image.shape[0] - wh + 1)
-        x = self.rng.integers(0, image.shape[1] - ww + 1)
-        img = image[y : y + wh, x : x + ww]
-        lab = labels[y : y + wh, x : x + ww]
+        y, x = self._origin(k, image.shape, wh, ww)
+        parts = [image, labels]
+        if self.soft is not None:
+            # padding has no target (zeros), as it has no label
+            parts.append(_pad_to(self.soft[k], pair.labels, wh, ww, "zero")[0])
+        parts = [p[y : y + wh, x : x + ww] for p in parts]
         if rotate:
-            img, lab = np.rot90(img), np.rot90(lab)
+            parts = [np.rot90(p) for p in parts]
         if self.s.augment:
             if self.rng.random() < 0.5:
-                img, lab = img[:, ::-1], lab[:, ::-1]
+                parts = [p[:, ::-1] for p in parts]
             if self.rng.random() < 0.5:
-                img, lab = img[::-1], lab[::-1]
-        if img.shape[:2] != (th, tw):
-            img = resize_bilinear(np.ascontiguousarray(img), th, tw)
-            lab = resize_nearest(lab, th, tw, centred=True)
-        return np.ascontiguousarray(img), np.ascontiguousarray(lab)
+                parts = [p[::-1] for p in parts]
+        if parts[0].shape[:2] != (th, tw):
+            parts[0] = resize_bilinear(np.ascontiguousarray(parts[0]), th, tw)
+            parts[1:] = [
+                resize_nearest(p, th, tw, centred=True) for p in parts[1:]
+            ]
+        return tuple(np.ascontiguousarray(p) for p in parts)
 
     def batch(self) -> tuple[np.ndarray, np.ndarray]:
+        """A batch ``(x, y)``: preprocessed crops and their labels at the
+        output resolution, ``(B, P)``; with soft targets ``y`` is
+        ``(B, P, 1 + C)``, the label then the targets
+        (:func:`.recipe.distillation_loss`)."""
         crops = [self.crop() for _ in range(self.s.batch_size)]
         x = np.stack([c[0] for c in crops]).astype(np.float32)
         # jitter and casts see each view (plane, crossed polars) as the
@@ -101,7 +150,14 @@ class CropSampler:
         x = views.reshape(x.shape) - input_mean(x.shape[-1])
         oh, ow = self.s.input_height // 2, self.s.input_width // 2
         y = np.stack([resize_nearest(c[1], oh, ow).ravel() for c in crops])
-        return x, y.astype(np.int32)
+        if self.soft is None:
+            return x, y.astype(np.int32)
+        soft = np.stack(
+            [resize_nearest(c[2], oh, ow).reshape(oh * ow, -1) for c in crops]
+        )
+        return x, np.concatenate(
+            [y[..., None].astype(np.float32), soft.astype(np.float32)], -1
+        )
 
     def _jitter(self, x: np.ndarray) -> np.ndarray:
         """Brightness, contrast and saturation changes of a few percent:
@@ -190,10 +246,12 @@ def cast_copy(image: np.ndarray, temperature: float, gamma: float):
     return np.round(255 * out**gamma).astype(np.uint8)
 
 
-def _pad_to(image, labels, height, width):
+def _pad_to(image, labels, height, width, image_mode=None):
     ph, pw = max(0, height - image.shape[0]), max(0, width - image.shape[1])
     if ph or pw:
         mode = "reflect" if min(image.shape[:2]) > 1 else "edge"
+        if image_mode == "zero":
+            mode = "constant"
         image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode=mode)
         # padded pixels are not ground truth
         labels = np.pad(labels, ((0, ph), (0, pw)))

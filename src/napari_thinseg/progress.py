@@ -104,6 +104,8 @@ def drive_with_bar(
                     disable=None,
                     leave=False,
                 )
+            elif ev.total != bar.total:
+                bar.reset(total=ev.total)  # the next phase of the job
             bar.update(ev.step - bar.n)
             bar.set_postfix_str(ev.message, refresh=False)
             if on_event is not None:

@@ -122,6 +122,41 @@ def loss_function(ignore_zero: bool, weights: np.ndarray | None = None):
     return masked_sparse_categorical_crossentropy
 
 
+def distillation_loss(weight: float):
+    """The loss of a fine-tune from strokes: cross-entropy on the painted
+    pixels (their mean, as :func:`loss_function`) plus ``weight`` times
+    the KL divergence from the start model's probabilities on the
+    unpainted ones (their mean).
+
+    ``y_true`` is ``(B, P, 1 + C)``: the label id (0 unpainted), then
+    the soft target (all 0 where there is none: a pixel of a class the
+    start model does not know, or past the image's edge).
+    """
+    tensorflow()
+    import keras
+    from keras import ops
+
+    def strokes_and_distillation(y_true, y_pred):
+        hard = ops.cast(y_true[..., 0], "int32")
+        soft = ops.cast(y_true[..., 1:], y_pred.dtype)
+        painted = ops.cast(hard > 0, y_pred.dtype)
+        ce = keras.losses.sparse_categorical_crossentropy(hard, y_pred)
+        strokes = ops.sum(ce * painted, -1) / ops.maximum(
+            ops.sum(painted, -1), 1.0
+        )
+        kept = (1.0 - painted) * ops.cast(ops.sum(soft, -1) > 0, soft.dtype)
+        eps = 1e-7
+        kl = ops.sum(
+            soft * (ops.log(soft + eps) - ops.log(y_pred + eps)), axis=-1
+        )
+        distilled = ops.sum(kl * kept, -1) / ops.maximum(
+            ops.sum(kept, -1), 1.0
+        )
+        return strokes + weight * distilled
+
+    return strokes_and_distillation
+
+
 def learning_rate(
     optimizer: str,
     learning_rate: float | None,
@@ -271,6 +306,9 @@ STEP_OVERHEAD_S = 0.05
 PROPOSED_SIDE = 224
 PROPOSED_BATCH = 4
 PROPOSED_STEPS = 50
+EPOCH_SECONDS = 25.0
+"""About how long a proposed epoch lasts: a checkpoint (and a model a
+budget can keep) every 20-30 s."""
 
 
 def sgemm_gflops(n: int = 1024, repeat: int = 5) -> float:
@@ -335,7 +373,8 @@ def propose(
     """Crop size, batch and steps for ``minutes`` of training on images
     of ``image_shapes``: 224-pixel crops (smaller for smaller images, a
     multiple of 32, at least 64), batches of 4, epochs of up to 50 steps,
-    as many steps as the estimate fits in the budget (at least one)."""
+    as many steps as the estimate fits in the budget (at least one), in
+    epochs of about :data:`EPOCH_SECONDS` each."""
     if not image_shapes:
         raise ThinsegError("no training images")
     if not minutes > 0:
@@ -346,7 +385,7 @@ def propose(
         side, side, PROPOSED_BATCH, precision, gflops, frozen_blocks
     )
     total = max(1, int(minutes * 60 / step))
-    per_epoch = min(PROPOSED_STEPS, total)
+    per_epoch = min(PROPOSED_STEPS, total, max(1, round(EPOCH_SECONDS / step)))
     epochs = max(1, total // per_epoch)
     return Proposal(
         side,

@@ -33,7 +33,6 @@ from .imaging.resize import resize_nearest
 from .metrics import confusion_matrix, iou_from_confusion
 from .model import checkpoints as ck
 from .model.backend import (
-    PRECISIONS,
     dtype_policy,
     outer_strategy,
     replica_devices,
@@ -50,7 +49,6 @@ from .model.transfer import (
     transfer_weights,
 )
 from .model.vgg_unet import (
-    ENCODER_BLOCKS,
     build,
     compute_dtype,
     freeze_encoder,
@@ -61,115 +59,25 @@ from .model.weights import load_weights as load_weights_into
 from .overlap import map_ahead
 from .progress import Progress
 from .recipe import (
-    OPTIMIZERS,
-    SCHEDULES,
     BestEpoch,
     averaged_weights,
     class_weights,
+    distillation_loss,
     loss_function,
     make_optimizer,
     use_averaged_weights,
 )
 from .schemes import ClassScheme
+from .train_settings import TrainSettings
 
-
-@dataclass
-class TrainSettings:
-    """How to train (keras-segmentation's defaults where it has one).
-
-    ``learning_rate`` None means the optimizer's classic default: 1.0 for
-    adadelta (as in Keras 2, which keras-segmentation used; Keras 3's 0.001
-    barely moves), 0.001 for adam and rmsprop, 0.01 for sgd. ``precision``
-    is what the network computes in (``auto``: bfloat16 on CPUs with
-    native bfloat16, float16 on a GPU, else float32); weights and
-    checkpoints stay float32. ``colour_augment`` adds the colour casts of
-    other microscopes (:func:`.augment.colour_cast`). ``balance_classes``,
-    ``schedule``, ``keep_best`` and ``patience`` are the recipe's options
-    (:mod:`.recipe`); ``keep_best`` and ``patience`` need validation pairs.
-    ``frozen_blocks``: the encoder's first N VGG blocks (of 4) keep the
-    weights training starts from (fewer weights to fit from few images).
-    ``average_weights``: a momentum (0.99, say; 0 is off) for a moving
-    average of the weights over the steps, which validation sees,
-    checkpoints hold and training returns (:func:`.recipe.averaged_weights`).
-    ``minutes`` stops training at that budget of wall time (after the
-    batch in progress; :func:`.recipe.propose` gives sizes that fit it).
-    ``devices``: None trains on every GPU when there are several (a
-    ``MirroredStrategy``: each batch split across them), 1 on one device,
-    N on N (GPUs, else logical CPUs); the batch size must split evenly.
-    """
-
-    input_height: int = 416
-    input_width: int = 608
-    epochs: int = 5
-    batch_size: int = 2
-    steps_per_epoch: int = 512
-    optimizer: str = "adadelta"
-    learning_rate: float | None = None
-    augment: bool = False
-    colour_augment: bool = False
-    ignore_zero: bool = True
-    val_crops: int = 16
-    seed: int = 0
-    encoder_weights: str | None = None
-    precision: str = "auto"
-    balance_classes: bool = False
-    schedule: str = "constant"
-    keep_best: bool = True
-    patience: int | None = None
-    minutes: float | None = None
-    devices: int | None = None
-    frozen_blocks: int = 0
-    average_weights: float = 0.0
-
-    def __post_init__(self):
-        for name in ("epochs", "batch_size", "steps_per_epoch"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ThinsegError(
-                    f"{name} must be a positive integer, got {v}"
-                )
-        if self.optimizer not in OPTIMIZERS:
-            raise ThinsegError(
-                f"unknown optimizer {self.optimizer!r} "
-                f"(use {', '.join(OPTIMIZERS)})"
-            )
-        if self.schedule not in SCHEDULES:
-            raise ThinsegError(
-                f"unknown schedule {self.schedule!r} "
-                f"(use {', '.join(SCHEDULES)})"
-            )
-        if self.minutes is not None and not self.minutes > 0:
-            raise ThinsegError(
-                f"the time budget must be positive, got {self.minutes}"
-            )
-        if self.patience is not None and (
-            not isinstance(self.patience, int) or self.patience < 1
-        ):
-            raise ThinsegError(
-                f"patience must be a positive integer, got {self.patience}"
-            )
-        if self.frozen_blocks not in range(ENCODER_BLOCKS + 1):
-            raise ThinsegError(
-                f"frozen blocks must be 0 to {ENCODER_BLOCKS} (the "
-                f"encoder's VGG blocks), got {self.frozen_blocks}"
-            )
-        if not 0 <= self.average_weights < 1:
-            raise ThinsegError(
-                "weight averaging takes a momentum from 0 (off) to below 1, "
-                f"such as 0.99; got {self.average_weights}"
-            )
-        if self.precision not in PRECISIONS:
-            resolve_precision(self.precision)  # its one-line refusal
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise ThinsegError(
-                f"learning rate must be positive, got {self.learning_rate}"
-            )
+__all__ = ["TrainEvent", "TrainResult", "TrainSettings", "train"]
 
 
 @dataclass(frozen=True)
 class TrainEvent(Progress):
     """Progress of training: ``step``/``total`` count batches of the whole
-    run; ``epoch`` is 0-based like keras-segmentation's checkpoints."""
+    run; ``epoch`` is 0-based like keras-segmentation's checkpoints;
+    ``budget_left``: seconds to the time budget (None without one)."""
 
     epoch: int = 0
     batch: int = 0
@@ -179,6 +87,7 @@ class TrainEvent(Progress):
     val_mean_iou: float | None = None
     checkpoint: str | None = None
     best: bool = False
+    budget_left: float | None = None
 
 
 @dataclass
@@ -192,6 +101,7 @@ class TrainResult:
     checkpoint: str | None = None
     transfer: Transfer | None = None
     best_epoch: int | None = None
+    budget_ended: bool = False
 
 
 def _validate(model, config, x_val, y_val, batch_size):
@@ -227,6 +137,7 @@ def train(
     overwrite: bool = False,
     n_classes: int | None = None,
     stop: Callable[[], bool] | None = None,
+    soft_targets: Sequence[np.ndarray | None] | None = None,
 ) -> Generator[TrainEvent, None, TrainResult]:
     """Train a VGG-UNet; see the module docstring.
 
@@ -255,6 +166,10 @@ def train(
         Continue from the latest epoch under ``checkpoints_path``.
     stop
         Polled before every batch; True stops training.
+    soft_targets
+        Per pair, the start model's class probabilities ``(H, W,
+        n_classes)`` that its unpainted pixels learn, weighted by
+        ``settings.distill`` (:mod:`.strokes.soft_targets`).
     """
     settings = settings or TrainSettings()
     n_classes = n_classes or scheme.n_classes
@@ -291,7 +206,14 @@ def train(
             # other classes or another input: a new network, the base's
             # weights transferred
             base, model = (model, config.class_scheme), None
-    sampler = CropSampler(pairs, settings, settings.ignore_zero)
+    distilled = bool(settings.distill) and soft_targets is not None
+    sampler = CropSampler(
+        pairs,
+        settings,
+        settings.ignore_zero,
+        soft=soft_targets if distilled else None,
+        stroke_crops=settings.stroke_crops,
+    )
 
     new_config = ModelConfig(
         n_classes,
@@ -312,6 +234,10 @@ def train(
             "balance_classes": settings.balance_classes,
         },
     )
+    if distilled:
+        new_config.trained_on["distill"] = settings.distill
+    if settings.stroke_crops:
+        new_config.trained_on["stroke_crops"] = settings.stroke_crops
     plan = ck.plan_checkpoints(
         checkpoints_path, new_config, auto_resume, overwrite
     )
@@ -387,7 +313,7 @@ def train(
         if plan.resume_from is not None:
             load_weights_into(model, plan.resume_from)
         total = (settings.epochs - start_epoch) * settings.steps_per_epoch
-        freeze_encoder(model, settings.frozen_blocks)
+        freeze_encoder(model, settings.frozen_blocks, settings.frozen_norms)
         weights = None
         if settings.balance_classes:
             weights = class_weights(
@@ -404,7 +330,9 @@ def train(
                 total,
                 settings.average_weights,
             ),
-            loss=loss_function(settings.ignore_zero, weights),
+            loss=distillation_loss(settings.distill)
+            if distilled
+            else loss_function(settings.ignore_zero, weights),
         )
     if prefix is not None:
         if plan.replace:
@@ -428,15 +356,15 @@ def train(
     # the next batch is cropped and augmented while the network trains on
     # this one (one thread, in order: the same crops as a plain loop)
     batches = map_ahead(lambda _: sampler.batch(), range(total))
+    # the time budget ends the epoch in progress, which is then kept
+    deadline = None
     if settings.minutes is not None:
-        # the time budget is one more reason to stop
         deadline = time.monotonic() + 60 * settings.minutes
-        asked = stop
 
-        def stop():
-            return (asked is not None and asked()) or (
-                time.monotonic() > deadline
-            )
+    def budget_left() -> float | None:
+        if deadline is None:
+            return None
+        return max(0.0, deadline - time.monotonic())
 
     try:
         done = 0
@@ -446,6 +374,9 @@ def train(
                 if stop is not None and stop():
                     result.stopped = True
                     return result
+                if deadline is not None and time.monotonic() > deadline:
+                    result.stopped = result.budget_ended = True
+                    break
                 x, y = next(batches)
                 if done:
                     # the first batch builds the step from plain arrays
@@ -467,8 +398,13 @@ def train(
                     epoch=epoch,
                     batch=b + 1,
                     loss=loss,
+                    budget_left=budget_left(),
                 )
+            if not losses:
+                break  # the budget ended with the epoch before
             record = {"epoch": epoch, "loss": float(np.mean(losses))}
+            if len(losses) < settings.steps_per_epoch:
+                record["steps"] = len(losses)  # cut short by the budget
             val_iou = val_mean = None
             # validated, saved and kept as averaged (with averaging)
             with averaged_weights(model):
@@ -486,20 +422,22 @@ def train(
                     best_weights = model.get_weights()
                     result.best_epoch = epoch
             result.history.append(record)
+            short = " (the time budget ended it)" if "steps" in record else ""
             yield TrainEvent(
                 done,
                 total,
-                f"epoch {epoch + 1}/{settings.epochs} done",
+                f"epoch {epoch + 1}/{settings.epochs} done{short}",
                 epoch=epoch,
-                batch=settings.steps_per_epoch,
+                batch=len(losses),
                 loss=record["loss"],
                 epoch_end=True,
                 val_iou=val_iou,
                 val_mean_iou=val_mean,
                 checkpoint=saved,
                 best=improved,
+                budget_left=budget_left(),
             )
-            if best.stop:
+            if best.stop or result.budget_ended:
                 break  # patience: no better epoch for that many
     finally:
         batches.close()

@@ -544,3 +544,47 @@ def test_minutes_propose_sizes_and_given_flags_win(trained, tmp_path):
         thinseg("train", f"--checkpoints_path={out}2", *data, "--minutes=0"),
         "--minutes",
     )
+
+
+def test_train_from_a_base_on_strokes_fine_tunes_and_judges(tmp_path):
+    """``--base`` and labels that are strokes: the fine-tune that keeps
+    the model's view of unpainted pixels, judged on held-out strokes;
+    the verdict printed and in the config."""
+    from napari_thinseg._napari.sample_data import SEED_SAMPLE
+
+    photo = iio.imread(SEED_SAMPLE)[:128, :160, :3]
+    images, strokes = tmp_path / "images", tmp_path / "strokes"
+    images.mkdir()
+    strokes.mkdir()
+    for k in range(2):
+        iio.imwrite(images / f"p{k}.png", photo[:, ::-1] if k else photo)
+        lab = np.zeros(photo.shape[:2], np.uint8)
+        for j in range(3):  # three strokes of two classes a photo
+            lab[10 + 40 * j : 16 + 40 * j, 10:40] = 5
+            lab[10 + 40 * j : 16 + 40 * j, 100:130] = 3
+        iio.imwrite(strokes / f"p{k}.png", lab)
+    out = tmp_path / "tuned"
+    proc = thinseg(
+        "train",
+        f"--train_images={images}",
+        f"--train_annotations={strokes}",
+        "--base=default",
+        f"--checkpoints_path={out}",
+        "--epochs=1",
+        "--steps_per_epoch=2",
+        "--input_height=64",
+        "--input_width=64",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "fine-tuning default on the strokes" in proc.stdout
+    assert "held-out strokes: " in proc.stdout and " agree; kept the " in (
+        proc.stdout
+    )
+    trained_on = json.loads(Path(f"{out}_config.json").read_text())[
+        "trained_on"
+    ]
+    assert trained_on["optimizer"] == "adam" and trained_on["distill"] > 0
+    held = trained_on["held_out"]
+    assert held["kept"] in ("start", "fine-tuned")
+    assert held["pixels"] > 0 and set(held["start"]["per_class"]) == {"3", "5"}
+    assert Path(f"{out}.0").exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from ..errors import ThinsegError
 from ..recipe import SCHEDULES
 from ..schemes import scheme_near
+from ..strokes.finetune import finetune_settings, wants_finetune
 from ._common import count, positive_float
 from .predict import add_precision, add_xpl_folder
 
@@ -66,6 +67,8 @@ def cmd_train(args) -> int:
     model = config = None
     if args.base:
         model, config, _ = ck.load_model(ck.model_prefix(args.base))
+    if wants_finetune(model, pairs):
+        return _finetune(args, pairs, scheme, model, config, validation)
     h, w = _input_size(args)
     if config is not None:  # the base model's size unless one is given
         h = config.input_height if args.input_height is None else h
@@ -92,7 +95,7 @@ def cmd_train(args) -> int:
         input_width=w,
         minutes=args.minutes,
         **sizes,
-        optimizer=args.optimizer_name,
+        optimizer=args.optimizer_name or "adadelta",
         learning_rate=args.learning_rate,
         augment=args.do_augment,
         colour_augment=args.colour_augment,
@@ -107,19 +110,6 @@ def cmd_train(args) -> int:
         frozen_blocks=args.freeze_blocks,
         average_weights=args.average_weights,
     )
-
-    def report(ev, bar):
-        if ev.epoch_end:
-            line = f"epoch {ev.epoch}: loss {ev.loss:.4f}"
-            if ev.val_mean_iou is not None:
-                line += f", validation mean IoU {ev.val_mean_iou:.3f}"
-            if ev.checkpoint:
-                line += f", saved {ev.checkpoint}"
-            bar.write(line)
-        else:
-            bar.set_postfix_str(
-                f"epoch {ev.epoch} loss {ev.loss:.4f}", refresh=False
-            )
 
     result = drive(
         train(
@@ -137,7 +127,7 @@ def cmd_train(args) -> int:
         ),
         "train",
         unit="batch",
-        on_event=report,
+        on_event=_report_epoch,
     )
     where = (
         f"; latest checkpoint {result.checkpoint}"
@@ -150,6 +140,84 @@ def cmd_train(args) -> int:
             + result.transfer.describe(scheme)
         )
     print(f"trained {len(result.history)} epoch(s){where}")
+    return 0
+
+
+def _report_epoch(ev, bar):
+    if getattr(ev, "epoch_end", False):
+        line = f"epoch {ev.epoch}: loss {ev.loss:.4f}"
+        if ev.val_mean_iou is not None:
+            line += f", validation mean IoU {ev.val_mean_iou:.3f}"
+        if ev.checkpoint:
+            line += f", saved {ev.checkpoint}"
+        bar.write(line)
+    elif hasattr(ev, "loss"):
+        bar.set_postfix_str(
+            f"epoch {ev.epoch} loss {ev.loss:.4f}", refresh=False
+        )
+
+
+def _finetune(args, pairs, scheme, model, config, validation) -> int:
+    """``--base`` and strokes: the fine-tune that keeps what the model
+    knows (:mod:`..strokes.finetune`), its recipe's defaults where no
+    flag is given, judged on held-out strokes."""
+    from ..strokes.finetune import DEFAULT_MINUTES, finetune
+    from ._common import drive
+
+    given = {
+        "input_height": args.input_height,
+        "input_width": args.input_width,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "steps_per_epoch": args.steps_per_epoch,
+        "optimizer": args.optimizer_name,
+        "learning_rate": args.learning_rate,
+        "frozen_blocks": args.freeze_blocks or None,
+        "average_weights": args.average_weights or None,
+        "colour_augment": args.colour_augment or None,
+        "balance_classes": args.balance_classes or None,
+        "schedule": None if args.schedule == "constant" else args.schedule,
+        "keep_best": False if args.keep_every_epoch else None,
+        "patience": args.patience,
+        "seed": args.seed,
+    }
+    sized = args.epochs is not None or args.steps_per_epoch is not None
+    minutes = args.minutes or (None if sized else DEFAULT_MINUTES)
+    settings = finetune_settings(
+        [p.labels.shape for p in pairs],
+        minutes or DEFAULT_MINUTES,
+        precision=args.precision,
+        **given,
+    )
+    if minutes is None:
+        settings.minutes = None
+    steps = settings.epochs * settings.steps_per_epoch
+    budget = f" within {minutes:g} min" if minutes else ""
+    print(
+        f"fine-tuning {args.base} on the strokes{budget}: up to {steps} "
+        f"steps of {settings.batch_size} crops {settings.input_height}x"
+        f"{settings.input_width}, the unpainted pixels kept as the model "
+        "sees them"
+    )
+    result = drive(
+        finetune(
+            pairs,
+            scheme,
+            model,
+            config,
+            settings=settings,
+            validation=validation,
+            checkpoints_path=args.checkpoints_path,
+            overwrite=args.overwrite,
+            n_classes=args.n_classes,
+        ),
+        "train",
+        unit="batch",
+        on_event=_report_epoch,
+    )
+    print(result.describe())
+    if result.verdict is not None and result.checkpoint:
+        print(f"saved {result.checkpoint}")
     return 0
 
 
@@ -199,7 +267,12 @@ def add_commands(sub) -> None:
         "this machine unless given (then keras-segmentation's defaults "
         "apply); training stops at the budget",
     )
-    p.add_argument("--optimizer_name", default="adadelta")
+    p.add_argument(
+        "--optimizer_name",
+        default=None,
+        help="default adadelta (keras-segmentation's); adam for a "
+        "fine-tune from strokes (--base and labels that are strokes)",
+    )
     # ours
     p.add_argument(
         "--do_augment",

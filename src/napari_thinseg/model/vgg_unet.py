@@ -208,16 +208,23 @@ def encoder_layers(model, blocks: int = ENCODER_BLOCKS) -> list:
     ]
 
 
-def freeze_encoder(model, blocks: int) -> None:
-    """Keep the first ``blocks`` VGG blocks as they are in training.
+def freeze_encoder(model, blocks: int, norms: bool = False) -> None:
+    """Keep the first ``blocks`` VGG blocks as they are in training, and
+    with ``norms`` the decoder's batch normalisations (which then
+    normalise with their learned statistics, as at prediction, instead
+    of each small batch's).
 
     Every other layer is made trainable, so a model trained before with
     other frozen blocks (a shared, cached one) is set as asked. The model
     must be compiled afterwards for it to count.
     """
+    tensorflow()
+    import keras
+
     frozen = {id(ly) for ly in encoder_layers(model, blocks)}
     for layer in model.layers:
-        layer.trainable = id(layer) not in frozen
+        norm = isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = id(layer) not in frozen and not (norms and norm)
 
 
 def load_imagenet_encoder(model) -> None:

@@ -19,8 +19,10 @@ names). That layer is updated in place while it still holds what this
 widget wrote there (a checksum in ``metadata["thinseg_prediction"]``);
 once the user painted on it, a new layer ``"<image> prediction 2"`` (3,
 ...) is made instead, so corrections are never lost. The optional
-``"<image> confidence"`` Image layer (0..1, ``magma``: dark is where the
-network is unsure, where to correct next) is always updated in place.
+``"<image> confidence"`` Image layer (0..1, ``gray``: dark is where the
+network is unsure) is always updated in place. With "where to correct
+next" on, the least certain places go to the Points layer ``"<image>
+where to correct"``, to step through (:mod:`.correct_next`).
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ from ._common import (
     status_label,
     sync_progress,
 )
+from .correct_next import PlaceStepper
 from .model_choice import (
     MODEL_CHECKPOINT,
     MODEL_DEFAULT,
@@ -145,6 +148,7 @@ class PredictWidget(ModelChoice, StopsWithDock, QWidget):
         self._targets: list[Image] = []
         self._written: list[Labels] = []
         self._source: ModelSource | None = None
+        self._wants = (False, False)  # (confidence layer, places) of a run
 
         self.image_combo = LayerCombo(napari_viewer, Image)
         self.xpl_combo = crossed_polars_combo(napari_viewer)
@@ -166,6 +170,13 @@ class PredictWidget(ModelChoice, StopsWithDock, QWidget):
             "on over 99.5 % of the pixels"
         )
         self.confidence = QCheckBox("confidence layer (dark = unsure)")
+        self.places = QCheckBox("where to correct next (least certain)")
+        self.places.setToolTip(
+            "After the prediction, mark the places where the model is least "
+            "sure (or disagrees with the quick preview) as numbered rings, "
+            "worst first, to step through"
+        )
+        self.stepper = PlaceStepper(napari_viewer)
         self.tta = QCheckBox("test-time augmentation (8x slower)")
         self.tta.setToolTip(
             "Average the predictions of the 8 flips and quarter turns of "
@@ -197,12 +208,14 @@ class PredictWidget(ModelChoice, StopsWithDock, QWidget):
         form.addRow("mode", self.mode)
         form.addRow("precision", self.precision)
         form.addRow(self.confidence)
+        form.addRow(self.places)
         form.addRow(self.tta)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(run_row)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status_label)
+        layout.addWidget(self.stepper)
         layout.addStretch(1)
 
         self.all_images.toggled.connect(
@@ -284,6 +297,7 @@ class PredictWidget(ModelChoice, StopsWithDock, QWidget):
         self._targets = images
         self._written, self._returned = [], False
         self._source = source
+        self._wants = (self.confidence.isChecked(), self.places.isChecked())
         arrays = []
         for layer in images:
             check_image(layer_array(layer), layer.name)  # before any work
@@ -303,7 +317,7 @@ class PredictWidget(ModelChoice, StopsWithDock, QWidget):
             source,
             arrays,
             self.mode.currentData(),
-            self.confidence.isChecked(),
+            any(self._wants),  # the places are found from the confidence
             self.precision.currentData(),
             self.tta.isChecked(),
             desc=f"Predicting with {source.name}",
@@ -372,7 +386,8 @@ class PredictWidget(ModelChoice, StopsWithDock, QWidget):
         if image not in self.viewer.layers:
             notify_warning(f"{image.name}: layer was removed; not predicted")
             return
-        if prediction.confidence is not None:
+        wants_confidence, wants_places = self._wants
+        if wants_confidence and prediction.confidence is not None:
             write_confidence(self.viewer, image, prediction.confidence)
         layer = write_labels(
             self.viewer,
@@ -385,3 +400,10 @@ class PredictWidget(ModelChoice, StopsWithDock, QWidget):
             mode=self.mode.currentData(),
         )
         self._written.append(layer)
+        if wants_places and prediction.confidence is not None:
+            try:
+                self.stepper.show_places(
+                    image, layer, prediction, config.class_scheme
+                )
+            except ThinsegError as exc:  # the class map is written anyway
+                notify_warning(f"{image.name}: no places to correct: {exc}")

@@ -1,0 +1,270 @@
+"""Fine-tune a model from brush strokes without losing what it knows.
+
+A petrographer predicts, paints strokes where the prediction is wrong
+(0 = unpainted) and trains. :func:`finetune` is that training:
+
+1. a share of the strokes is held out (:mod:`.held_out`);
+2. every unpainted pixel keeps the start model's class probabilities as
+   its target (:mod:`.soft_targets`), weighted against the painted
+   pixels' cross-entropy (:func:`~napari_thinseg.recipe.distillation_loss`),
+   so strokes move the model where they are painted without dragging the
+   rest;
+3. crops favour the painted places; the recipe (:data:`RECIPE`: optimizer,
+   learning rate, weight) is the one ``bench/bench_loop.py`` measured
+   best; a time budget sizes the run in short epochs and always leaves a
+   model (:func:`~napari_thinseg.recipe.propose`);
+4. the start model and the fine-tuned one are scored on the held-out
+   strokes, and the better one is the result (:class:`.held_out.Verdict`:
+   "held-out strokes: 61 % -> 78 % agree; kept the fine-tuned model"),
+   written into the model's config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..dataset import Pair
+from ..model import checkpoints as ck
+from ..model.config import ModelConfig
+from ..progress import Progress
+from ..schemes import ClassScheme
+from ..train import TrainResult, TrainSettings, train
+from .held_out import Verdict, agreement, split_strokes
+from .soft_targets import soft_targets
+
+DEFAULT_MINUTES = 2.0
+"""The budget of a fine-tune when none is given (the Train tab's)."""
+STROKES_SHARE = 0.5
+"""Labels that cover less than this share of their images are strokes
+(a dense annotation is trained as it is)."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a fine-tune from strokes trains (see the module docstring):
+    ``distill`` weighs the unpainted pixels' term against the strokes',
+    ``stroke_crops`` is the share of crops centred on a stroke."""
+
+    optimizer: str = "adam"
+    learning_rate: float = 1e-4
+    distill: float = 10.0
+    stroke_crops: float = 0.5
+    augment: bool = True
+    frozen_blocks: int = 0
+    frozen_norms: bool = True
+
+
+RECIPE = Recipe()
+"""The recipe ``bench/bench_loop.py`` measured best (docs/loop.md)."""
+
+
+def are_strokes(labels: Sequence[np.ndarray]) -> bool:
+    """Whether ``labels`` are brush strokes (less than
+    :data:`STROKES_SHARE` of their pixels painted) rather than a dense
+    annotation."""
+    painted = sum(int(np.count_nonzero(lab)) for lab in labels)
+    total = sum(lab.size for lab in labels)
+    return total > 0 and painted < STROKES_SHARE * total
+
+
+def wants_finetune(model, pairs: Sequence[Pair]) -> bool:
+    """Whether training ``pairs`` is a fine-tune from strokes: it starts
+    from a model and the labels are strokes (GUI and CLI alike)."""
+    return model is not None and are_strokes([p.labels for p in pairs])
+
+
+def finetune_settings(
+    shapes: Sequence[tuple[int, int]],
+    minutes: float = DEFAULT_MINUTES,
+    recipe: Recipe = RECIPE,
+    precision: str = "auto",
+    **given,
+) -> TrainSettings:
+    """Training settings of a fine-tune from strokes: the sizes
+    :func:`~napari_thinseg.recipe.propose` fits in ``minutes`` on this
+    machine for images of ``shapes``, the recipe's optimizer and weights;
+    ``given`` settings (a flag the user gave) win."""
+    from ..model.backend import resolve_precision
+    from ..recipe import propose, sgemm_gflops
+
+    resolved = resolve_precision(precision)
+    proposal = propose(
+        shapes, minutes, resolved, sgemm_gflops(), recipe.frozen_blocks
+    )
+    fields = {
+        "input_height": proposal.input_height,
+        "input_width": proposal.input_width,
+        "batch_size": proposal.batch_size,
+        "steps_per_epoch": proposal.steps_per_epoch,
+        "epochs": proposal.epochs,
+        "minutes": minutes,
+        "optimizer": recipe.optimizer,
+        "learning_rate": recipe.learning_rate,
+        "distill": recipe.distill,
+        "stroke_crops": recipe.stroke_crops,
+        "augment": recipe.augment,
+        "frozen_blocks": recipe.frozen_blocks,
+        "frozen_norms": recipe.frozen_norms,
+        "precision": precision,
+    }
+    fields.update({k: v for k, v in given.items() if v is not None})
+    return TrainSettings(**fields)
+
+
+@dataclass
+class FinetuneResult:
+    """What a fine-tune keeps: ``model`` and ``config`` (the fine-tuned
+    model, or the start model when it scored better on the held-out
+    strokes; None when Stop came before anything was trained), the
+    training's own result and the :class:`~.held_out.Verdict`."""
+
+    model: object
+    config: ModelConfig | None
+    training: TrainResult
+    verdict: Verdict | None = None
+    checkpoint: str | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return self.training.stopped and not self.training.budget_ended
+
+    def describe(self) -> str:
+        """The verdict's line, or why there is none."""
+        if self.verdict is None:
+            return "stopped before anything was trained: no model kept"
+        return self.verdict.describe()
+
+
+def _start_view(image: np.ndarray, config: ModelConfig) -> np.ndarray:
+    """``image`` as the start model takes it: plane polars alone for an
+    RGB model fine-tuned on plane + crossed polars."""
+    if image.shape[-1] > config.input_channels:
+        return image[..., : config.input_channels]
+    return image
+
+
+def _relabel(gen, message: str):
+    """Relay ``gen``'s progress as ``message``; return its result."""
+    while True:
+        try:
+            event = next(gen)
+        except StopIteration as done:
+            return done.value
+        yield Progress(event.step, event.total, message)
+
+
+def finetune(
+    pairs: Sequence[Pair],
+    scheme: ClassScheme,
+    model,
+    config: ModelConfig,
+    minutes: float | None = DEFAULT_MINUTES,
+    settings: TrainSettings | None = None,
+    checkpoints_path: str | Path | None = None,
+    overwrite: bool = False,
+    n_classes: int | None = None,
+    stop: Callable[[], bool] | None = None,
+    seed: int = 0,
+    judged: Sequence[np.ndarray] = (),
+    validation: Sequence[Pair] = (),
+) -> Generator[Progress, None, FinetuneResult]:
+    """Fine-tune ``model`` on the strokes of ``pairs``; see the module
+    docstring.
+
+    ``settings`` default to :func:`finetune_settings` for ``minutes``;
+    ``checkpoints_path``, ``overwrite``, ``n_classes``, ``stop`` and
+    ``validation`` are :func:`~napari_thinseg.train.train`'s.
+    ``judged``: per pair, more strokes to judge on and never train on (a
+    check a petrographer painted, say; one per pair, or none). Yields
+    training's events (:class:`~napari_thinseg.train.TrainEvent`) and
+    the start model's and the judging's progress.
+    """
+    n_classes = n_classes or scheme.n_classes
+    train_labels, held = split_strokes([p.labels for p in pairs], seed)
+    for lab, more in zip(held, judged, strict=False):
+        lab[lab == 0] = np.asarray(more)[lab == 0]
+    starts = [_start_view(np.asarray(p.image), config) for p in pairs]
+    soft = []
+    for k, image in enumerate(starts):
+        soft.append(
+            (
+                yield from _relabel(
+                    soft_targets(model, config, image, scheme, n_classes),
+                    f"the start model's view of {pairs[k].name}",
+                )
+            )
+        )
+    if settings is None:
+        shapes = [p.labels.shape for p in pairs]
+        settings = finetune_settings(shapes, minutes or DEFAULT_MINUTES)
+    training_pairs = [
+        replace(p, labels=lab)
+        for p, lab in zip(pairs, train_labels, strict=True)
+    ]
+    result = yield from train(
+        training_pairs,
+        scheme,
+        settings,
+        validation=validation,
+        checkpoints_path=checkpoints_path,
+        model=model,
+        config=config,
+        overwrite=overwrite,
+        n_classes=n_classes,
+        stop=stop,
+        soft_targets=soft if any(s is not None for s in soft) else None,
+    )
+    if not result.history:
+        return FinetuneResult(None, None, result)
+    before = yield from _relabel(
+        agreement(model, config, starts, held, scheme, n_classes),
+        "judging the start model on held-out strokes",
+    )
+    after = yield from _relabel(
+        agreement(
+            result.model,
+            result.config,
+            [p.image for p in pairs],
+            held,
+            scheme,
+            n_classes,
+        ),
+        "judging the fine-tuned model on held-out strokes",
+    )
+    verdict = Verdict(before, after)
+    return _keep(result, verdict, model, config, checkpoints_path)
+
+
+def _keep(
+    result: TrainResult,
+    verdict: Verdict,
+    start_model,
+    start_config: ModelConfig,
+    prefix,
+) -> FinetuneResult:
+    """The verdict applied: the better model in the result, and in the
+    latest checkpoint when the start model's weights fit there; the
+    verdict in the config."""
+    config = result.config
+    config.trained_on["held_out"] = verdict.to_dict()
+    kept = FinetuneResult(
+        result.model, config, result, verdict, result.checkpoint
+    )
+    fits = (
+        start_config.n_classes == config.n_classes
+        and start_config.input_channels == config.input_channels
+    )
+    if verdict.kept_start:
+        kept.model = start_model
+        if not fits:
+            kept.config = start_config
+    if prefix is not None and result.checkpoint is not None:
+        if verdict.kept_start and fits:
+            epoch = int(Path(result.checkpoint).suffix[1:])
+            ck.save_checkpoint(prefix, epoch, start_model)
+        ck.write_config(prefix, config)
+    return kept

@@ -1,0 +1,175 @@
+"""The fine-tune from strokes: it keeps what the start model knows, the
+guard keeps the better model, a budget always leaves one."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_thinseg.dataset import Pair
+from napari_thinseg.imaging.files import read_image
+from napari_thinseg.model import checkpoints as ck
+from napari_thinseg.predict import predict_image
+from napari_thinseg.progress import run
+from napari_thinseg.schemes import SEED, ClassScheme, PetroClass
+from napari_thinseg.strokes.finetune import (
+    RECIPE,
+    are_strokes,
+    finetune,
+    finetune_settings,
+)
+from napari_thinseg.strokes.soft_targets import soft_targets
+from napari_thinseg.train import TrainSettings
+
+PHOTO = (
+    Path(__file__).parents[2] / "src/napari_thinseg/data/seed/sandstone_2.png"
+)
+
+
+@pytest.fixture(scope="module")
+def photo():
+    """256 x 256 of the seed's sandstone photo (it ships as sample
+    data)."""
+    return np.ascontiguousarray(read_image(PHOTO)[:256, :256, :3])
+
+
+@pytest.fixture(scope="module")
+def start(default_model, photo):
+    model, config = default_model
+    return run(predict_image(model, config, photo)).labels
+
+
+def _small(**given) -> TrainSettings:
+    """The recipe's optimizer, rate and weights at test sizes: 20
+    steps of 2 crops of 96 px."""
+    sizes = dict(
+        input_height=96,
+        input_width=96,
+        batch_size=2,
+        steps_per_epoch=10,
+        epochs=2,
+        precision="float32",
+    )
+    return finetune_settings([(256, 256)], 1.0, **{**sizes, **given})
+
+
+def _corner_strokes(start):
+    """A wrong stroke in the top-left corner (opaque, 24 x 24, where the
+    model sees other grains) and a right one elsewhere."""
+    strokes = np.zeros_like(start)
+    strokes[20:44, 20:44] = 1
+    strokes[100:110, 150:160] = start[100:110, 150:160]
+    far = np.ones(start.shape, bool)
+    far[:76, :76] = False  # the stroke and 32 px around it
+    return strokes, far
+
+
+def test_strokes_and_dense_labels_are_told_apart():
+    sparse = np.zeros((10, 10), np.uint8)
+    sparse[:2] = 1
+    assert are_strokes([sparse])
+    assert not are_strokes([np.ones((10, 10), np.uint8)])
+
+
+def test_soft_targets_follow_the_start_model_by_class_name(
+    default_model, photo
+):
+    """Shared classes take the model's odds among them; a class the
+    model does not know gets 0."""
+    model, config = default_model
+    image = photo[:64, :64]
+    epoxy, quartz = SEED[3], SEED[5]
+    scheme = ClassScheme(
+        "mine",
+        (
+            PetroClass(1, quartz.name, quartz.color),
+            PetroClass(2, "glauconite", "#3a7d44"),
+            PetroClass(3, epoxy.name, epoxy.color),
+        ),
+    )
+    soft = run(soft_targets(model, config, image, scheme, 4))
+    assert soft.shape == (64, 64, 4) and soft.dtype == np.float16
+    assert not soft[..., 0].any() and not soft[..., 2].any()
+    from napari_thinseg.strokes.soft_targets import probability_map
+
+    probs = run(probability_map(model, config, image)).astype(np.float32)
+    shared = probs[..., 5] + probs[..., 3]
+    expect = probs[..., 5] / shared
+    assert np.allclose(soft[..., 1], expect, atol=2e-3)
+    assert np.allclose(soft.sum(-1, dtype=np.float32), 1, atol=2e-3)
+    other = ClassScheme("other", (PetroClass(1, "glauconite", "#3a7d44"),))
+    assert run(soft_targets(model, config, image, other, 2)) is None
+
+
+def test_strokes_on_one_region_leave_the_rest_as_the_start_model(
+    default_model, photo, start
+):
+    """Away from the strokes (32 px and more), the fine-tuned model
+    classes at least 95 % of the pixels as the start model did: about
+    what two runs of the start model's own training disagree on along
+    grain edges. Strokes alone (no distillation, the batch statistics
+    of a few crops) move it further: the test can fail."""
+    model, config = default_model
+    strokes, far = _corner_strokes(start)
+    pairs = [Pair("corner", photo, strokes)]
+
+    def agree_far(settings):
+        result = run(finetune(pairs, SEED, model, config, settings=settings))
+        pred = run(predict_image(result.training.model, result.config, photo))
+        return float((pred.labels[far] == start[far]).mean())
+
+    kept = agree_far(_small())
+    drifted = agree_far(_small(distill=0.0, frozen_norms=False))
+    assert kept >= 0.95
+    assert drifted < kept - 0.03
+
+
+def test_wrong_strokes_make_the_guard_keep_the_start_model(
+    default_model, photo, start, tmp_path
+):
+    """One big wrong stroke trained hard (a high rate, strokes alone)
+    wrecks the prediction; judged on check strokes that say what the
+    start model says, the start model is kept, in memory and on disk."""
+    model, config = default_model
+    strokes = np.zeros_like(start)
+    strokes[:128, :128] = 1  # "opaque" over a quarter of the photo
+    check = np.zeros_like(start)
+    for y, x in ((150, 150), (200, 40), (40, 200), (220, 220)):
+        check[y : y + 12, x : x + 12] = start[y : y + 12, x : x + 12]
+    settings = _small(learning_rate=1e-2, distill=0.0, frozen_norms=False)
+    prefix = tmp_path / "wrong"
+    result = run(
+        finetune(
+            [Pair("wrong", photo, strokes)],
+            SEED,
+            model,
+            config,
+            settings=settings,
+            checkpoints_path=prefix,
+            judged=[check],
+        )
+    )
+    verdict = result.verdict
+    assert verdict.start.score == 1.0
+    assert verdict.trained.score < 0.9
+    assert verdict.kept_start and result.model is model
+    assert result.describe().endswith("kept the start model")
+    # the checkpoint on disk is the kept model, its config says so
+    loaded, loaded_config, _ = ck.load_model(prefix)
+    again = run(predict_image(loaded, loaded_config, photo)).labels
+    assert (again == start).mean() > 0.99
+    assert loaded_config.trained_on["held_out"]["kept"] == "start"
+
+
+def test_the_default_recipe_is_distillation_with_adam():
+    settings = finetune_settings([(480, 512)], 2.0, precision="float32")
+    assert settings.distill == RECIPE.distill > 0
+    assert settings.optimizer == "adam"
+    assert settings.learning_rate == RECIPE.learning_rate
+    assert settings.stroke_crops == RECIPE.stroke_crops
+    assert settings.minutes == 2.0
+    # short epochs: a model to keep every 20-30 s
+    assert settings.epochs > 1
+    # a flag the user gave wins
+    assert finetune_settings([(480, 512)], 2.0, optimizer="sgd").optimizer
+    assert finetune_settings([(480, 512)], 2.0, batch_size=2).batch_size == 2
