@@ -14,8 +14,9 @@ points at a time, and the class probabilities are interpolated to the
 pixels. :func:`fit_encoder_classifier` and
 :func:`predict_encoder_classifier` yield :class:`~.progress.Progress`
 and return an :class:`EncoderClassifier` and a
-:class:`ClassifierPrediction`. scikit-learn and TensorFlow are imported
-when first needed.
+:class:`ClassifierPrediction` (:mod:`.strokes.prior` adds the start
+model's prediction). scikit-learn and TensorFlow are imported when first
+needed.
 """
 
 from __future__ import annotations
@@ -304,7 +305,7 @@ def upsample(grid: np.ndarray, height: int, width: int, stride: int):
 
 
 # -- fitting -----------------------------------------------------------------
-def _check_pairs(pairs, features: FeatureNetwork):
+def check_pairs(pairs, features: FeatureNetwork):
     """``[(name, uint8 image, labels)]``, refusing mismatched shapes."""
     if not len(pairs):
         raise ThinsegError("no images to learn from")
@@ -419,7 +420,7 @@ def fit_encoder_classifier(
     if samples_per_class < 1 or n_trees < 1:
         raise ThinsegError("samples_per_class and n_trees must be >= 1")
     features = features or FeatureNetwork(model, config, layers, precision)
-    checked = _check_pairs(pairs, features)
+    checked = check_pairs(pairs, features)
     picked = sample_strokes(
         [lab for _, _, lab in checked], samples_per_class, seed
     )

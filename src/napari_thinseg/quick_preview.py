@@ -8,6 +8,13 @@ On 2 % strokes, a random forest on the shipped encoder's features
 that forest's prediction first, then fine-tunes: :func:`quick_preview`
 fits the forest on the training pairs and predicts the images the user
 is judging, and its :class:`QuickPreview` says which model it came from.
+
+Learnt from the strokes alone, the forest forgets what the model knew
+(worse than the model itself where nothing is painted). When the model
+shares classes with the labels' scheme, the forest also sees the model's
+class probabilities and learns its prediction on unpainted pixels
+(:mod:`.strokes.prior`): the preview corrects the model where strokes
+are and agrees with it elsewhere.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from .errors import ThinsegError
 from .imaging.convert import describe_views, n_views
 from .model.config import ModelConfig
 from .progress import Progress
+from .schemes import ClassScheme
+from .strokes.prior import PriorFeatures, fit_prior_classifier, with_prior
 
 PREVIEW_IMAGES = 4
 """Images predicted at most (the training pairs' first, then held-out
@@ -45,9 +54,22 @@ class QuickPreview:
     cpu_seconds: float = 0.0
 
     @property
+    def model_prior(self) -> bool:
+        """Whether the forest learnt the model's prediction too."""
+        return isinstance(self.classifier.features, PriorFeatures)
+
+    @property
     def source(self) -> str:
-        """What predicted: ``"encoder classifier (...) on <model>"``."""
-        return self.classifier.describe()
+        """What predicted: ``"encoder classifier (...) on <model>"``, or
+        ``"encoder classifier (...) + the prediction of <model>"``."""
+        c = self.classifier
+        if not self.model_prior:
+            return c.describe()
+        return (
+            f"encoder classifier ({len(c.classes)} classes, "
+            f"{len(c.features.layers)} layers) + the prediction of "
+            f"{c.source}"
+        )
 
     def describe(self) -> str:
         """One line for the status: what, of which images, in how long."""
@@ -99,6 +121,8 @@ def quick_preview(
     n_trees: int = 100,
     precision: str = "auto",
     stop: Callable[[], bool] | None = None,
+    scheme: ClassScheme | None = None,
+    model_prior: bool = True,
 ) -> Generator[Progress, None, QuickPreview | None]:
     """Fit an encoder classifier on ``pairs``' labels and predict their
     images and then ``judged``'s (both :class:`~.dataset.Pair`), at most
@@ -109,7 +133,12 @@ def quick_preview(
     crossed polars too). ``n_classes``: the scheme's class count (the
     probabilities' length). ``samples_per_class``, ``n_trees``: the
     forest's (:func:`~.encoder_classifier.fit_encoder_classifier`; its
-    defaults are the measured ones). Returns None when ``stop()`` turned
+    defaults are the measured ones). ``scheme``: the labels' class
+    scheme; with ``model_prior``, where the model names some of its
+    classes, the forest also learns the model's class probabilities and
+    its prediction on unpainted pixels
+    (:func:`~.strokes.prior.fit_prior_classifier`), else (no scheme, no
+    shared class) the strokes only. Returns None when ``stop()`` turned
     true.
 
     Raises
@@ -123,6 +152,8 @@ def quick_preview(
     features = widened_features(
         model, config, n_views(pairs[0].image) * 3, precision
     )
+    if model_prior:
+        features = with_prior(features, scheme)
     seen, images = set(), []
     for pair in [*pairs, *judged]:
         if pair.name not in seen and len(images) < max_images:
@@ -130,15 +161,8 @@ def quick_preview(
             images.append(pair)
     try:
         classifier = yield from _relayed(
-            fit_encoder_classifier(
-                None,
-                config,
-                pairs,
-                samples_per_class=samples_per_class,
-                n_trees=n_trees,
-                n_classes=n_classes,
-                source=model_source(config),
-                features=features,
+            _fit(
+                features, config, pairs, samples_per_class, n_trees, n_classes
             ),
             stop,
             lambda p: Progress(p.step, p.total, f"preview: {p.message}"),
@@ -160,12 +184,29 @@ def quick_preview(
             )
     except _Stopped:
         return None
+    finally:
+        if isinstance(features, PriorFeatures):
+            features.forget()
     return QuickPreview(
         [p.name for p in images],
         predictions,
         classifier,
         time.process_time() - started,
     )
+
+
+def _fit(features, config, pairs, samples_per_class, n_trees, n_classes):
+    """The forest of the preview: with the model's prediction when
+    ``features`` carry it (:class:`~.strokes.prior.PriorFeatures`)."""
+    kw = {
+        "samples_per_class": samples_per_class,
+        "n_trees": n_trees,
+        "n_classes": n_classes,
+        "source": model_source(config),
+    }
+    if isinstance(features, PriorFeatures):
+        return fit_prior_classifier(features, pairs, **kw)
+    return fit_encoder_classifier(None, config, pairs, features=features, **kw)
 
 
 class _Stopped(Exception):
