@@ -145,3 +145,36 @@ def test_no_shared_class_or_no_prior_is_strokes_only(default_model, sections):
         assert not preview.model_prior
         assert preview.source == preview.classifier.describe()
         assert "prediction of" not in preview.describe()
+
+
+def test_the_preview_is_judged_on_held_out_strokes(default_model, sections):
+    """Whole strokes are kept out of the forest; the preview and the
+    model are scored on them, and the summary says how they did."""
+    from napari_thinseg.predict import predict_image
+    from napari_thinseg.schemes import SEED
+
+    model, config = default_model
+    (a, _), _, _ = sections
+    own = run(predict_image(model, config, a, precision="float32")).labels
+    lines = np.zeros(a.shape[:2], np.uint8)
+    for k in range(5):  # five short strokes that say what the model says
+        lines[8 + 18 * k : 12 + 18 * k, 10:40] = 1
+    strokes = np.where(lines > 0, own, 0).astype(np.uint8)
+    preview = run(
+        quick_preview(
+            model, config, [Pair("a", a, strokes)], scheme=SEED, **FAST
+        )
+    )
+    verdict = preview.verdict
+    assert verdict is not None and verdict.start is not None
+    # the strokes say what the model says: it agrees everywhere on them
+    assert verdict.start.score == 1.0
+    assert verdict.trained.score > 0.8  # the preview follows the model
+    assert "; held-out strokes: the model 100 %, the preview " in (
+        preview.describe()
+    )
+    # too few strokes to hold any out: no verdict, nothing said
+    one = np.zeros_like(lines)
+    one[8:12, 10:40], one[40:44, 10:40] = 1, 2  # a stroke a class
+    few = run(quick_preview(model, config, [Pair("a", a, one)], **FAST))
+    assert few.verdict is None and "held-out" not in few.describe()

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 from .encoder_classifier import (
     ClassifierPrediction,
@@ -36,6 +38,7 @@ from .imaging.convert import describe_views, n_views
 from .model.config import ModelConfig
 from .progress import Progress
 from .schemes import ClassScheme
+from .strokes.held_out import Verdict, score, split_strokes
 from .strokes.prior import PriorFeatures, fit_prior_classifier, with_prior
 
 PREVIEW_IMAGES = 4
@@ -52,6 +55,9 @@ class QuickPreview:
     predictions: list[ClassifierPrediction] = field(repr=False)
     classifier: EncoderClassifier = field(repr=False)
     cpu_seconds: float = 0.0
+    verdict: Verdict | None = None
+    """The model (start) and the preview (trained) on held-out strokes;
+    None when nothing was held out."""
 
     @property
     def model_prior(self) -> bool:
@@ -73,10 +79,25 @@ class QuickPreview:
 
     def describe(self) -> str:
         """One line for the status: what, of which images, in how long."""
-        return (
+        line = (
             f"preview of {len(self.names)} image(s) from the "
             f"{self.source}, {self.cpu_seconds:.0f} CPU-s"
         )
+        return line + self.judged()
+
+    def judged(self) -> str:
+        """``"; held-out strokes: the model 40 %, the preview 70 %
+        agree"`` (empty when nothing was held out)."""
+        v = self.verdict
+        if v is None or v.trained is None:
+            return ""
+        model = (
+            ""
+            if v.start is None
+            else f"the model {100 * v.start.score:.0f} %, "
+        )
+        preview = f"the preview {100 * v.trained.score:.0f} %"
+        return f"; held-out strokes: {model}{preview} agree"
 
 
 def widened_features(
@@ -154,6 +175,11 @@ def quick_preview(
     )
     if model_prior:
         features = with_prior(features, scheme)
+    # strokes held out of the forest judge it (and the model) afterwards
+    learned, held = split_strokes([np.asarray(p.labels) for p in pairs])
+    pairs = [
+        replace(p, labels=lab) for p, lab in zip(pairs, learned, strict=True)
+    ]
     seen, images = set(), []
     for pair in [*pairs, *judged]:
         if pair.name not in seen and len(images) < max_images:
@@ -182,6 +208,7 @@ def quick_preview(
                     )
                 )
             )
+        verdict = yield from _judge(features, pairs, held, predictions)
     except _Stopped:
         return None
     finally:
@@ -192,7 +219,32 @@ def quick_preview(
         predictions,
         classifier,
         time.process_time() - started,
+        verdict,
     )
+
+
+def _judge(features, pairs, held, predictions):
+    """The preview's (and, where it names the labels' classes, the
+    model's) :class:`~.strokes.held_out.Verdict` on the held-out strokes
+    of the pairs it predicted; None when none were held out."""
+    judged = [
+        (pair, lab, pred)
+        for pair, lab, pred in zip(pairs, held, predictions, strict=False)
+        if lab.any()
+    ]
+    if not judged:
+        return None
+    preview = score(
+        [pred.labels for _, _, pred in judged], [lab for _, lab, _ in judged]
+    )
+    model = None
+    if isinstance(features, PriorFeatures):
+        said = []
+        for pair, _, _ in judged:
+            image8 = features.image8(pair.image, pair.where)
+            said.append((yield from features.model_labels(image8)))
+        model = score(said, [lab for _, lab, _ in judged])
+    return Verdict(model, preview)
 
 
 def _fit(features, config, pairs, samples_per_class, n_trees, n_classes):

@@ -83,6 +83,28 @@ class Agreement:
     pixels: int
 
 
+def score(
+    predicted: Sequence[np.ndarray], held: Sequence[np.ndarray]
+) -> Agreement | None:
+    """:class:`Agreement` of class maps ``predicted`` (in the labels'
+    ids; -1 where a model names no class of theirs) with the held-out
+    strokes ``held``; None when nothing is held out."""
+    hits: dict[int, int] = {}
+    counts: dict[int, int] = {}
+    for said, lab in zip(predicted, held, strict=True):
+        painted = lab > 0
+        truth, said = lab[painted], np.asarray(said)[painted]
+        for c in np.unique(truth).tolist():
+            mine = truth == c
+            counts[c] = counts.get(c, 0) + int(mine.sum())
+            hits[c] = hits.get(c, 0) + int((said[mine] == c).sum())
+    if not counts:
+        return None
+    per_class = {c: hits[c] / counts[c] for c in sorted(counts)}
+    mean = float(np.mean(list(per_class.values())))
+    return Agreement(mean, per_class, sum(counts.values()))
+
+
 def agreement(
     model,
     config: ModelConfig,
@@ -99,28 +121,18 @@ def agreement(
         config.class_scheme, config.n_classes, scheme, n_classes
     )
     # the model's id -> the labels' id; classes the labels lack never agree
-    to_labels = np.zeros(max(256, config.n_classes), np.int32) - 1
+    to_labels = np.full(max(256, config.n_classes), -1, np.int32)
     for target, source in mapping.items():
         to_labels[source] = target
-    hits: dict[int, int] = {}
-    counts: dict[int, int] = {}
+    predicted, judged = [], []
     for image, lab in zip(images, held, strict=True):
-        if not lab.any():
-            continue
-        pred = yield from predict_image(
-            model, config, image, precision=precision
-        )
-        painted = lab > 0
-        truth, said = lab[painted], to_labels[pred.labels[painted]]
-        for c in np.unique(truth).tolist():
-            mine = truth == c
-            counts[c] = counts.get(c, 0) + int(mine.sum())
-            hits[c] = hits.get(c, 0) + int((said[mine] == c).sum())
-    if not counts:
-        return None
-    per_class = {c: hits[c] / counts[c] for c in sorted(counts)}
-    score = float(np.mean(list(per_class.values())))
-    return Agreement(score, per_class, sum(counts.values()))
+        if lab.any():
+            pred = yield from predict_image(
+                model, config, image, precision=precision
+            )
+            predicted.append(to_labels[pred.labels])
+            judged.append(lab)
+    return score(predicted, judged)
 
 
 @dataclass(frozen=True)
