@@ -16,6 +16,7 @@ from napari_thinseg._napari.widgets.train import (
     IF_EXISTS_RESUME,
     START_CHECKPOINT,
     START_DEFAULT,
+    START_NEW,
     VAL_HOLD_OUT,
     VAL_NONE,
     TrainWidget,
@@ -50,7 +51,13 @@ def open_widget(viewer) -> TrainWidget:
     return widget
 
 
-def make_tiny(widget, folder=None, name="P", epochs=1, steps=2):
+def make_tiny(
+    widget, folder=None, name="P", epochs=1, steps=2, start=START_NEW
+):
+    """Tiny sizes, no preview; a new model unless ``start`` says (None:
+    as the form has it)."""
+    if start is not None:  # the default follows the labels' scheme
+        widget.form.set_start(start)
     widget.form.preview.setChecked(False)  # tested on its own
     widget.form.input_height.setValue(32)
     widget.form.input_width.setValue(32)
@@ -158,7 +165,7 @@ def test_train_from_manifest_then_resume_and_stop(
     assert "32×32" in widget.form.model_label.text()
     widget.form.set_if_exists(IF_EXISTS_RESUME)
     widget.form.set_validation(VAL_NONE)
-    make_tiny(widget, tmp_path, epochs=3, steps=100_000)
+    make_tiny(widget, tmp_path, epochs=3, steps=100_000, start=None)
     p0 = (tmp_path / "P.0").read_bytes()
 
     def stop_at_first_batch(event):
@@ -397,6 +404,7 @@ def test_time_budget_fits_the_settings_and_shows_the_estimate(
     add_pair(viewer, "a", 0)
     widget = open_widget(viewer)
     form = widget.form
+    form.set_start(START_NEW)  # a start model would fix the crop size
     form.set_precision("float32")
     assert "on this machine" in form.budget.estimate.text()
     form.budget.minutes.setValue(5)
@@ -428,6 +436,7 @@ def test_frozen_encoder_blocks(sandstone_model, make_napari_viewer):
     form = open_widget(viewer).form
     form.set_start(START_SANDSTONE)
     assert form.frozen_blocks.isEnabled()
+    form.budget.minutes.setValue(0)  # a budget would fit the sizes again
     before = form.budget.seconds()
     form.frozen_blocks.setValue(4)
     assert form.settings().frozen_blocks == 4

@@ -1,7 +1,13 @@
 """The "Train" widget: train the VGG-UNet on open image / labels layers.
 
 A thin shell over :func:`napari_thinseg.train.train`, a generator that
-yields a :class:`~napari_thinseg.train.TrainEvent` per batch and per epoch.
+yields a :class:`~napari_thinseg.train.TrainEvent` per batch and per epoch,
+or, for strokes on a start model
+(:func:`~napari_thinseg.strokes.finetune.wants_finetune`), over
+:func:`~napari_thinseg.strokes.finetune.finetune` with the settings
+:func:`~napari_thinseg.strokes.finetune.finetune_settings` makes of the
+budget, the sizes the form shows and the values the user edited; its
+held-out verdict ends the status line.
 It runs in a napari ``thread_worker`` (TensorFlow is first imported there,
 never when the widget is built), so the viewer stays responsive. Stop sets
 a :class:`threading.Event` that ``train`` polls before every batch: the
@@ -19,7 +25,7 @@ widget finds it as "model just trained".
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
@@ -40,6 +46,13 @@ from ...model.checkpoints import (
 from ...model.config import ModelConfig
 from ...progress import Progress, TimeLeft, time_left_text
 from ...quick_preview import QuickPreview, quick_preview
+from ...strokes.finetune import (
+    DEFAULT_MINUTES,
+    FinetuneResult,
+    finetune,
+    finetune_settings,
+    wants_finetune,
+)
 from ...train import TrainEvent, TrainResult, train
 from .. import workers
 from ..layers import PREVIEW_KEY
@@ -94,6 +107,10 @@ __all__ = [
 EXISTING_CHOICES = (
     "choose 'resume' or 'overwrite' under 'if they exist', or another name"
 )
+EXISTING_FINETUNE = (
+    "a fine-tune from strokes starts from its model and does not resume: "
+    "choose 'overwrite' under 'if they exist', or another name"
+)
 
 
 @dataclass(frozen=True)
@@ -117,6 +134,7 @@ def preview_job(plan: TrainPlan, model, config, stop):
             plan.pairs,
             plan.validation,
             n_classes=plan.scheme.n_classes,
+            scheme=plan.scheme,
             precision=plan.settings.precision,
             stop=stop,
         )
@@ -127,9 +145,28 @@ def preview_job(plan: TrainPlan, model, config, stop):
         yield preview
 
 
+def finetune_plan_settings(plan: TrainPlan):
+    """The settings of a fine-tune from the plan's strokes: the core's
+    (:func:`~napari_thinseg.strokes.finetune.finetune_settings`) for
+    the plan's budget, with the values the form gives
+    (:attr:`~.train_form.TrainPlan.given`)."""
+    s = plan.settings
+    shapes = [p.labels.shape for p in plan.pairs]
+    settings = finetune_settings(
+        shapes,
+        s.minutes or DEFAULT_MINUTES,
+        precision=s.precision,
+        **plan.given,
+    )
+    # no budget: the sizes the user gave (or the proposal's) run out
+    return settings if s.minutes else replace(settings, minutes=None)
+
+
 def train_job(plan: TrainPlan, stop):
     """Generator for the worker: load the start model, make the quick
-    preview when asked, then :func:`~napari_thinseg.train.train`."""
+    preview when asked, then :func:`~napari_thinseg.train.train`, or
+    :func:`~napari_thinseg.strokes.finetune.finetune` for strokes on a
+    start model."""
     s = plan.settings
     total = s.epochs * s.steps_per_epoch
     model = config = None
@@ -142,6 +179,21 @@ def train_job(plan: TrainPlan, stop):
         yield from preview_job(plan, model, config, stop)
     if plan.start_prefix is None:
         yield Progress(0, total, "building the model")
+    if wants_finetune(model, plan.pairs):
+        return (
+            yield from finetune(
+                plan.pairs,
+                plan.scheme,
+                model,
+                config,
+                settings=finetune_plan_settings(plan),
+                checkpoints_path=plan.prefix,
+                overwrite=plan.overwrite,
+                stop=stop,
+                seed=s.seed,
+                validation=plan.validation,
+            )
+        )
     return (
         yield from train(
             plan.pairs,
@@ -169,8 +221,9 @@ class TrainWidget(StopsWithDock, QWidget):
     Attributes
     ----------
     trained : Signal(object)
-        Emitted with the :class:`~napari_thinseg.train.TrainResult` (also
-        when stopped).
+        Emitted with the :class:`~napari_thinseg.train.TrainResult`, or
+        the :class:`~napari_thinseg.strokes.finetune.FinetuneResult` of
+        a fine-tune from strokes (also when stopped).
     failed : Signal(str)
         Emitted with a one-line reason when a run is refused, fails or is
         cancelled.
@@ -182,7 +235,7 @@ class TrainWidget(StopsWithDock, QWidget):
         layers are written.
     worker : GeneratorWorker or None
         The running training, if any.
-    last_result : TrainResult or None
+    last_result : TrainResult, FinetuneResult or None
         The latest run's result; its model is also the latest entry of
         :data:`napari_thinseg.model.cache.trained_models`.
     history : list of TrainEvent
@@ -210,11 +263,12 @@ class TrainWidget(StopsWithDock, QWidget):
         self.viewer = napari_viewer
         follow_file_pixel_sizes(napari_viewer)
         self.worker = None
-        self.last_result: TrainResult | None = None
+        self.last_result: TrainResult | FinetuneResult | None = None
         self.history: list[TrainEvent] = []
         self.preview_layers: list = []
         self._plan: TrainPlan | None = None
         self._succeeded = False
+        self._returned = False  # the status shows the result: keep it
         self._stop_event = threading.Event()
 
         self.form = TrainForm(napari_viewer)
@@ -272,16 +326,16 @@ class TrainWidget(StopsWithDock, QWidget):
         plan_checkpoints(
             plan.prefix,
             config,
-            plan.auto_resume,
+            plan.auto_resume and not plan.finetune,
             plan.overwrite,
-            choices=EXISTING_CHOICES,
+            choices=EXISTING_FINETUNE if plan.finetune else EXISTING_CHOICES,
         )
         if plan.prefix is None:
             notify_info(
                 "no checkpoint folder: the model is kept in memory only"
             )
         self._plan = plan
-        self._succeeded = False
+        self._succeeded = self._returned = False
         self._stop_event.clear()
         self.history = []
         self._time_left = TimeLeft()
@@ -313,27 +367,26 @@ class TrainWidget(StopsWithDock, QWidget):
         self._set_status("stopping after this batch…")
 
     def _on_yielded(self, event) -> None:
+        if self._returned:  # a late event: the status keeps the result
+            return
         if isinstance(event, QuickPreview | PreviewSkipped):
             self._show_preview(event)
             return
         if not isinstance(event, TrainEvent):
-            if event.total and event.step:  # the preview's progress
+            # the preview's, the start model's view and the judging
+            if event.total and event.step:
                 self.progress_bar.setRange(0, event.total)
                 self.progress_bar.setValue(event.step)
             self._set_status(f"{event.message}…")
             return
         self.history.append(event)
-        worker = self.worker
-        sync_progress(
-            getattr(worker, "pbar", None),
-            event.step,
-            event.total,
-            event.message,
-        )
         self.progress_bar.setRange(0, max(1, event.total))
         self.progress_bar.setValue(event.step)
         self.plots.add(event)
-        left = time_left_text(self._time_left.update(event.step, event.total))
+        seconds = self._time_left.update(event.step, event.total)
+        if seconds is not None and event.budget_left is not None:
+            seconds = min(seconds, event.budget_left)  # the budget ends it
+        left = time_left_text(seconds)
         left = f" ({left})" if left else ""
         if event.epoch_end:
             text = f"{event.message}: mean loss {event.loss:.4f}"
@@ -346,51 +399,66 @@ class TrainWidget(StopsWithDock, QWidget):
                 f"loss {event.loss:.4f}{left}"
             )
         self.progressed.emit(event)
+        # last: napari's activity bar processes events here, which may
+        # run the next events' handlers, and the result's
+        sync_progress(
+            getattr(self.worker, "pbar", None),
+            event.step,
+            event.total,
+            event.message,
+        )
 
     def _on_refused(self, message: str) -> None:
         report_failure(self, message, notify_error)
 
-    def _on_returned(self, result: TrainResult) -> None:
+    def _on_returned(self, result: TrainResult | FinetuneResult) -> None:
+        self._returned = True
         self.last_result = result
         self._succeeded = True
+        training = getattr(result, "training", result)  # a fine-tune's
         self.plots.fill_iou_table(
-            result, None if self._plan is None else self._plan.scheme
+            training, None if self._plan is None else self._plan.scheme
         )
-        if result.stopped and not self.history:
-            message = "training stopped before the first batch"
-            notify_info(message)
-            self._set_status(message)
-            self.trained.emit(result)
-            return
-        epochs = [r["epoch"] for r in result.history]
-        if not epochs:
-            # a barely trained network is no model to predict with: the
-            # one trained before stays "model just trained"
-            message = (
-                "training stopped before the first epoch finished: no "
-                "model kept"
-            )
-            notify_info(message)
-            self._set_status(message)
-            self.trained.emit(result)
-            return
-        where = f"epoch {epochs[-1] + 1}"
-        prefix = None if self._plan is None else self._plan.prefix
-        name = f"{prefix.name if prefix else 'unsaved model'} ({where})"
-        trained_models.add(
-            TrainedModel(result.model, result.config, name, result.checkpoint)
-        )
-        if result.stopped:
-            message = f"training stopped after {where}"
-        else:
-            message = f"training done ({where})"
-        if result.checkpoint:
-            message += f"; last checkpoint {result.checkpoint}"
-        if result.transfer is not None and self._plan is not None:
-            message += "; " + result.transfer.describe(self._plan.scheme)
+        message = self._describe(result, training)
         notify_info(message)
         self._set_status(message)
         self.trained.emit(result)
+
+    def _describe(self, result, training: TrainResult) -> str:
+        """What a run left: registers its model as "model just trained"
+        and returns the line to show."""
+        if training.stopped and not self.history:
+            return "training stopped before the first batch"
+        epochs = [r["epoch"] for r in training.history]
+        if not epochs or result.model is None:
+            # a barely trained network is no model to predict with: the
+            # one trained before stays "model just trained"
+            return (
+                "training stopped before the first epoch finished: no "
+                "model kept"
+            )
+        where = f"epoch {epochs[-1] + 1}"
+        verdict = getattr(result, "verdict", None)
+        prefix = None if self._plan is None else self._plan.prefix
+        kept = verdict is not None and verdict.kept_start
+        name = f"{prefix.name if prefix else 'unsaved model'} ({where}"
+        name += "; the start model kept)" if kept else ")"
+        trained_models.add(
+            TrainedModel(result.model, result.config, name, result.checkpoint)
+        )
+        if training.budget_ended:
+            message = f"training done ({where}, at the time budget)"
+        elif training.stopped:
+            message = f"training stopped after {where}"
+        else:
+            message = f"training done ({where})"
+        if verdict is not None:
+            message += "; " + verdict.describe()
+        if result.checkpoint:
+            message += f"; last checkpoint {result.checkpoint}"
+        if training.transfer is not None and self._plan is not None:
+            message += "; " + training.transfer.describe(self._plan.scheme)
+        return message
 
     def _on_errored(self, exc) -> None:
         # napari's worker already shows unexpected errors with a traceback

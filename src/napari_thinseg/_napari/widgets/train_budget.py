@@ -1,5 +1,7 @@
 """The Train widget's time budget: "train for N minutes", sizes that fit
 it, and the estimated time of the current settings shown before Start.
+The budget starts at a fine-tune's
+(:data:`~napari_thinseg.strokes.finetune.DEFAULT_MINUTES`).
 
 The estimate comes from :mod:`napari_thinseg.recipe`: the machine's
 matrix-product speed, measured once (a few milliseconds), and the work of
@@ -14,6 +16,7 @@ from qtpy.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QWidget
 
 from ...model.backend import BF16_CPU_FLAGS, cpu_flags
 from ...recipe import Proposal, propose, seconds_per_step, sgemm_gflops
+from ...strokes.finetune import DEFAULT_MINUTES
 from ._common import button
 
 
@@ -38,7 +41,8 @@ class BudgetRow(QWidget):
         The form's ``(height, width, batch, steps per epoch, epochs,
         precision, frozen encoder blocks)``.
     apply : callable
-        Puts a :class:`~napari_thinseg.recipe.Proposal` into the form.
+        Puts a :class:`~napari_thinseg.recipe.Proposal` into the form
+        (Fit: over the user's sizes too).
     """
 
     def __init__(
@@ -56,6 +60,7 @@ class BudgetRow(QWidget):
         self.minutes.setSingleStep(1.0)
         self.minutes.setSuffix(" min")
         self.minutes.setSpecialValueText("no budget")
+        self.minutes.setValue(DEFAULT_MINUTES)
         self.minutes.setToolTip(
             "Train for this long at most (0: until the epochs are done); "
             "'fit' proposes crop size, batch and steps for it"
@@ -81,18 +86,23 @@ class BudgetRow(QWidget):
             self._gflops = sgemm_gflops()
         return self._gflops
 
+    def proposal(self) -> Proposal | None:
+        """The sizes that fit the budget on this machine for the ticked
+        images (None without a budget or images)."""
+        minutes, shapes = self.budget(), self._shapes()
+        if minutes is None or not shapes:
+            return None
+        *_, precision, frozen = self._sizes()
+        return propose(
+            shapes, minutes, cpu_precision(precision), self.gflops(), frozen
+        )
+
     def fit(self) -> Proposal | None:
         """Put sizes that fit the budget into the form (nothing without a
         budget or images)."""
-        minutes, shapes = self.budget(), self._shapes()
-        if minutes is None or not shapes:
-            self.update_estimate()
-            return None
-        *_, precision, frozen = self._sizes()
-        proposal = propose(
-            shapes, minutes, cpu_precision(precision), self.gflops(), frozen
-        )
-        self._apply(proposal)
+        proposal = self.proposal()
+        if proposal is not None:
+            self._apply(proposal)
         self.update_estimate()
         return proposal
 
@@ -110,6 +120,12 @@ class BudgetRow(QWidget):
         return step * steps * epochs
 
     def update_estimate(self, *_) -> None:
+        if self.budget() is not None and not self._shapes():
+            # the sizes are fitted to the images once they are ticked
+            self.estimate.setText(
+                "sizes fit the budget once images are ticked"
+            )
+            return
         minutes = self.seconds() / 60
         text = (
             f"about {minutes:.0f} min on this machine"

@@ -1,10 +1,18 @@
 """The Train widget's settings: the (image, labels) pairs to learn from,
 the model to start from, the training settings and where checkpoints go,
-read into one :class:`TrainPlan`."""
+read into one :class:`TrainPlan`.
+
+Until the user edits them, the controls follow the form's defaults
+(:mod:`.train_defaults`): training starts from the model the labels were
+corrected from, the sizes are what Fit proposes for the time budget (2
+minutes), and strokes on a model show the fine-tune recipe's optimizer
+and rate; a fine-tune takes the edited values and the sizes shown from
+the form (:attr:`TrainPlan.given`), the rest from the core.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from qtpy.QtWidgets import (
@@ -23,14 +31,14 @@ from qtpy.QtWidgets import (
 
 from ...dataset import Pair, hold_out
 from ...errors import ThinsegError
-from ...model.cache import checkpoint_prefix, describe
+from ...model.cache import checkpoint_prefix
 from ...model.checkpoints import default_model_prefix, shipped_model_prefix
 from ...model.config import check_input_size
 from ...model.vgg_unet import ENCODER_BLOCKS
 from ...recipe import AVERAGE_MOMENTUM
 from ...schemes import ClassScheme
 from ...train import TrainSettings
-from ..notify import one_line, reports_errors
+from ..notify import reports_errors
 from ._common import CONFIDENCE_KEY, button, layer_array
 from .export import PairTable, dataset_scheme, layer_pairs
 from .predict_job import PRECISION_TEXT
@@ -53,11 +61,18 @@ from .train_choices import (
     int_spin,
     size_spin,
 )
+from .train_defaults import FormDefaults
 
 
 @dataclass
 class TrainPlan:
-    """Everything one training run needs, read from the widget."""
+    """Everything one training run needs, read from the widget.
+
+    ``given``: the settings the user edited and, with a budget, the
+    sizes shown: what a fine-tune from strokes takes from the form
+    (:func:`~napari_thinseg.strokes.finetune.finetune_settings`);
+    ``finetune``: whether the run is one, as the form tells it.
+    """
 
     pairs: list[Pair]
     validation: list[Pair]
@@ -68,9 +83,11 @@ class TrainPlan:
     auto_resume: bool = False
     overwrite: bool = False
     preview: bool = False
+    given: dict = field(default_factory=dict)
+    finetune: bool = False
 
 
-class TrainForm(QWidget):
+class TrainForm(FormDefaults, QWidget):
     """The settings of a training run, read with :meth:`plan`.
 
     Parameters
@@ -83,6 +100,7 @@ class TrainForm(QWidget):
         super().__init__(parent)
         self.viewer = viewer
         self._start_config = None
+        self._finetune = False
         self.pairs_table = PairTable(
             self.viewer,
             include=lambda ly: CONFIDENCE_KEY not in ly.metadata,
@@ -116,6 +134,8 @@ class TrainForm(QWidget):
         start_row.addWidget(self.start_browse)
         self.model_label = QLabel()
         self.model_label.setWordWrap(True)
+        self.run_label = QLabel()
+        self.run_label.setWordWrap(True)
         self.preview = QCheckBox("quick preview first (about a minute)")
         self.preview.setChecked(True)
         self.preview.setToolTip(
@@ -147,6 +167,7 @@ class TrainForm(QWidget):
         model_form.addRow("start from", self.start_from)
         model_form.addRow("checkpoint", start_row)
         model_form.addRow(self.model_label)
+        model_form.addRow(self.run_label)
         model_form.addRow(self.preview)
         model_form.addRow("frozen encoder blocks", self.frozen_blocks)
         model_form.addRow("input size", size_row)
@@ -273,17 +294,19 @@ class TrainForm(QWidget):
             layout.addWidget(box)
         layout.addStretch(1)
 
+        self._follow_defaults()
         for spin in (
             self.input_height,
             self.input_width,
             self.batch_size,
             self.steps_per_epoch,
             self.epochs,
-            self.frozen_blocks,
         ):
             spin.valueChanged.connect(self.budget.update_estimate)
-        self.precision.currentIndexChanged.connect(self.budget.update_estimate)
-        self.budget.minutes.valueChanged.connect(self.budget.update_estimate)
+        # what the proposal depends on
+        self.frozen_blocks.valueChanged.connect(self._refresh)
+        self.precision.currentIndexChanged.connect(self._refresh)
+        self.budget.minutes.valueChanged.connect(self._refresh)
         self.start_from.currentIndexChanged.connect(self._on_start_changed)
         self.start_path.editingFinished.connect(self._on_start_changed)
         self.validation.currentIndexChanged.connect(self._on_validation)
@@ -291,7 +314,6 @@ class TrainForm(QWidget):
 
         self._on_pairs_changed()
         self._on_start_changed()
-        self.budget.update_estimate()
 
     # -- reading the form ------------------------------------------------
     def start_kind(self) -> str:
@@ -299,10 +321,16 @@ class TrainForm(QWidget):
         return self.start_from.currentData()
 
     def set_start(self, kind: str, path: str | Path = "") -> None:
-        """Choose what training starts from (``path`` for a checkpoint)."""
-        self.start_path.setText(str(path))
-        self.start_from.setCurrentIndex(self.start_from.findData(kind))
+        """Choose what training starts from (``path`` for a checkpoint);
+        it no longer follows the ticked labels."""
+        self.defaults.pin("start")
+        self._put_start((kind, str(path)))
         self._on_start_changed()
+
+    def _put_start(self, start: tuple[str, str]) -> None:
+        kind, path = start
+        self.start_path.setText(path)
+        self.start_from.setCurrentIndex(self.start_from.findData(kind))
 
     def set_validation(self, kind: str) -> None:
         """Choose ``"none"``, ``"hold out"`` or ``"training"``."""
@@ -324,16 +352,18 @@ class TrainForm(QWidget):
         ThinsegError
             The default model is not installed, or no checkpoint is given.
         """
-        kind = self.start_kind()
+        return self._prefix_of(self.start_kind(), self.start_path.text())
+
+    @staticmethod
+    def _prefix_of(kind: str, path: str) -> Path | None:
         if kind == START_DEFAULT:
             return default_model_prefix()
         if kind == START_SANDSTONE:
             return shipped_model_prefix("sandstone")
         if kind == START_CHECKPOINT:
-            text = self.start_path.text().strip()
-            if not text:
+            if not path.strip():
                 raise ThinsegError("choose the checkpoint to start from")
-            return checkpoint_prefix(text)
+            return checkpoint_prefix(path.strip())
         return None
 
     def settings(self) -> TrainSettings:
@@ -391,15 +421,16 @@ class TrainForm(QWidget):
             self._frozen_blocks(),
         )
 
-    def apply_proposal(self, proposal) -> None:
+    def apply_proposal(self, proposal, force: bool = True) -> None:
         """Put a :class:`~napari_thinseg.recipe.Proposal` into the form
-        (the crop size only where the start model does not fix it)."""
+        (the crop size only where the start model does not fix it);
+        ``force``: over the user's sizes too, which follow the proposals
+        again (Fit)."""
+        names = ["batch_size", "steps_per_epoch", "epochs"]
         if self._start_config is None:
-            self.input_height.setValue(proposal.input_height)
-            self.input_width.setValue(proposal.input_width)
-        self.batch_size.setValue(proposal.batch_size)
-        self.steps_per_epoch.setValue(proposal.steps_per_epoch)
-        self.epochs.setValue(proposal.epochs)
+            names = ["input_height", "input_width", *names]
+        for name in names:
+            self.defaults.offer(name, getattr(proposal, name), force)
 
     def checkpoint_prefix(self) -> Path | None:
         """``<folder>/<name>``, or None when no folder is given."""
@@ -429,8 +460,8 @@ class TrainForm(QWidget):
                     f"{labels.name}: training needs 2D labels layers"
                 )
         pairs = layer_pairs(chosen)
+        self._refresh()  # the labels as they are painted now
         start_prefix = self.start_prefix()
-        self._update_start_config(start_prefix)
         settings = self.settings()
         kind = self.validation.currentData()
         validation: list[Pair] = []
@@ -451,77 +482,14 @@ class TrainForm(QWidget):
             auto_resume=policy == IF_EXISTS_RESUME,
             overwrite=policy == IF_EXISTS_OVERWRITE,
             preview=self.preview.isChecked(),
+            given=self.given(settings),
+            finetune=self._finetune,
         )
 
     # -- form reactions ----------------------------------------------------
-    def _on_pairs_changed(self) -> None:
-        try:
-            labels = [lb for _, ok, lb, _ in self.pairs_table.rows() if ok]
-            labels = [lb for lb in labels if lb is not None]
-            if not labels:
-                self.scheme_label.setText(
-                    "tick images with labels layers to train on"
-                )
-                return
-            scheme = dataset_scheme(labels)
-        except ThinsegError as exc:
-            self.scheme_label.setText(str(exc))
-            return
-        names = ", ".join(f"{c.id} {c.name}" for c in scheme)
-        self.scheme_label.setText(
-            f"{len(labels)} pair(s), scheme '{scheme.name}': {names}"
-        )
-
     def _on_validation(self, *_) -> None:
         self.val_fraction.setEnabled(
             self.validation.currentData() == VAL_HOLD_OUT
-        )
-
-    def _update_start_config(self, prefix: Path | None) -> None:
-        self._start_config = (
-            None if prefix is None else describe(prefix).config
-        )
-        fixed = self._start_config is not None
-        if fixed:
-            self.input_height.setValue(self._start_config.input_height)
-            self.input_width.setValue(self._start_config.input_width)
-        self.input_height.setEnabled(not fixed)
-        self.input_width.setEnabled(not fixed)
-
-    def _on_start_changed(self, *_) -> None:
-        kind = self.start_kind()
-        self.start_path.setEnabled(kind == START_CHECKPOINT)
-        self.start_browse.setEnabled(kind == START_CHECKPOINT)
-        # random weights are not worth keeping
-        self.frozen_blocks.setEnabled(kind != START_NEW)
-        try:
-            prefix = None
-            if kind in (START_DEFAULT, START_SANDSTONE) or (
-                kind == START_CHECKPOINT and self.start_path.text().strip()
-            ):
-                prefix = self.start_prefix()
-            self._update_start_config(prefix)
-        except ThinsegError as exc:
-            self._update_start_config(None)
-            if kind in (START_DEFAULT, START_SANDSTONE):
-                self.model_label.setText(
-                    f"the {kind} model is not installed: train a new "
-                    "model or start from a checkpoint"
-                )
-            else:
-                self.model_label.setText(one_line(exc))
-            return
-        config = self._start_config
-        if config is None:
-            self.model_label.setText(
-                "a new VGG-UNet with random weights"
-                if kind == START_NEW
-                else "choose a checkpoint config (P_config.json)"
-            )
-            return
-        self.model_label.setText(
-            f"{config.n_classes} classes ('{config.class_scheme.name}'), "
-            f"input {config.input_height}×{config.input_width}"
         )
 
     @reports_errors
