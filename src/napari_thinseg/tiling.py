@@ -270,6 +270,20 @@ def margin_tiles(
     return out
 
 
+def margin_tile_probabilities(
+    forward: Forward,
+    image,
+    tile: MarginTile,
+    tile_shape: tuple[int, int],
+    value_range=None,
+) -> np.ndarray:
+    """Class probabilities ``(core h, core w, n)`` of one margin tile's
+    core."""
+    rgb = tile_rgb(image, tile.y, tile.x, *tile_shape, value_range)
+    top, bottom, left, right = tile.core
+    return forward(rgb[None])[0][top:bottom, left:right]
+
+
 def margin_tile_classes(
     forward: Forward,
     image,
@@ -281,9 +295,9 @@ def margin_tile_classes(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Class map (and confidence) of one margin tile's core; ``image`` is
     any array that slices to numpy (numpy, zarr, dask)."""
-    rgb = tile_rgb(image, tile.y, tile.x, *tile_shape, value_range)
-    top, bottom, left, right = tile.core
-    probs = forward(rgb[None])[0][top:bottom, left:right]
+    probs = margin_tile_probabilities(
+        forward, image, tile, tile_shape, value_range
+    )
     labels = class_map(probs, exclude_zero)
     return labels, confidence_map(probs) if confidence else None
 

@@ -34,9 +34,9 @@ from ..encoder_classifier import (
 )
 from ..errors import ThinsegError
 from ..model.config import ModelConfig
-from ..model.transfer import class_mapping
 from ..progress import Progress
 from ..schemes import ClassScheme
+from .soft_targets import shared_classes
 
 PRIOR_LAYER = "head_conv"
 """The model's logits (half resolution), whose softmax is the prior."""
@@ -52,16 +52,6 @@ of the pixels, 0.5: 90-97 %); 2 and 4 were no better and cost 15 and
 PRIOR_GAP = 0
 """Unpainted pixels closer than this to a stroke are not drawn (8 was
 no better on three of the photos: -0.004 to +0.003 mean IoU)."""
-
-
-def shared_classes(config: ModelConfig, scheme: ClassScheme) -> dict:
-    """``{labels' class id: model's class id}`` of the classes the
-    model's scheme and ``scheme`` both name (case and spaces ignored);
-    class 0 (unlabelled) left out."""
-    mapping = class_mapping(
-        config.class_scheme, config.n_classes, scheme, scheme.n_classes
-    )
-    return {t: s for t, s in sorted(mapping.items()) if t > 0}
 
 
 class PriorFeatures:

@@ -22,7 +22,7 @@ from ..model.transfer import class_mapping
 from ..predict import check_model_input, margin_forward, tile_shape
 from ..progress import Progress
 from ..schemes import ClassScheme
-from ..tiling import margin_for, margin_tiles, tile_rgb
+from ..tiling import margin_for, margin_tile_probabilities, margin_tiles
 
 
 def probability_map(
@@ -42,23 +42,28 @@ def probability_map(
     tiles = margin_tiles(height, width, shape, margin_for(shape))
     out = np.zeros((height, width, config.n_classes), np.float16)
     for tile in tiles:
-        rgb = tile_rgb(image, tile.y, tile.x, *shape, value_range)
-        top, bottom, left, right = tile.core
         y0, y1, x0, x1 = tile.region
-        out[y0:y1, x0:x1] = forward(rgb[None])[0][top:bottom, left:right]
+        out[y0:y1, x0:x1] = margin_tile_probabilities(
+            forward, image, tile, shape, value_range
+        )
         yield Progress(tile.index + 1, len(tiles), "the start model's view")
     return out
 
 
 def shared_classes(
-    config: ModelConfig, scheme: ClassScheme, n_classes: int
+    config: ModelConfig, scheme: ClassScheme, n_classes: int | None = None
 ) -> dict[int, int]:
-    """``{labels' class id: start model's class id}`` of the classes both
-    have by name, class 0 (unlabelled) left out."""
+    """``{labels' class id: model's class id}`` of the classes the
+    model's scheme and ``scheme`` (of ``n_classes``, by default its own
+    count) both name (case and spaces ignored), in the labels' order;
+    class 0 (unlabelled) left out."""
     mapping = class_mapping(
-        config.class_scheme, config.n_classes, scheme, n_classes
+        config.class_scheme,
+        config.n_classes,
+        scheme,
+        n_classes or scheme.n_classes,
     )
-    return {t: s for t, s in mapping.items() if t > 0}
+    return {t: s for t, s in sorted(mapping.items()) if t > 0}
 
 
 def soft_targets(
