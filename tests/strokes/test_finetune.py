@@ -92,7 +92,11 @@ def test_soft_targets_follow_the_start_model_by_class_name(
     assert not soft[..., 0].any() and not soft[..., 2].any()
     from napari_thinseg.strokes.soft_targets import probability_map
 
-    probs = run(probability_map(model, config, image)).astype(np.float32)
+    probs, labels = run(probability_map(model, config, image))
+    probs = probs.astype(np.float32)
+    # its class map is the prediction's (the start model runs once)
+    own = run(predict_image(model, config, image)).labels
+    assert np.array_equal(labels, own)
     shared = probs[..., 5] + probs[..., 3]
     expect = probs[..., 5] / shared
     assert np.allclose(soft[..., 1], expect, atol=2e-3)

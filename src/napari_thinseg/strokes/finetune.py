@@ -33,8 +33,8 @@ from ..model.config import ModelConfig
 from ..progress import Progress
 from ..schemes import ClassScheme
 from ..train import TrainResult, TrainSettings, train
-from .held_out import Verdict, agreement, split_strokes
-from .soft_targets import soft_targets
+from .held_out import Verdict, agreement, score, split_strokes
+from .soft_targets import start_view
 
 DEFAULT_MINUTES = 2.0
 """The budget of a fine-tune when none is given (the Train tab's)."""
@@ -188,16 +188,17 @@ def finetune(
     for lab, more in zip(held, judged, strict=False):
         lab[lab == 0] = np.asarray(more)[lab == 0]
     starts = [_start_view(np.asarray(p.image), config) for p in pairs]
-    soft = []
+    views = []
     for k, image in enumerate(starts):
-        soft.append(
+        views.append(
             (
                 yield from _relabel(
-                    soft_targets(model, config, image, scheme, n_classes),
+                    start_view(model, config, image, scheme, n_classes),
                     f"the start model's view of {pairs[k].name}",
                 )
             )
         )
+    soft = [view.soft for view in views]
     if settings is None:
         shapes = [p.labels.shape for p in pairs]
         settings = finetune_settings(shapes, minutes or DEFAULT_MINUTES)
@@ -220,9 +221,14 @@ def finetune(
     )
     if not result.history:
         return FinetuneResult(None, None, result)
-    before = yield from _relabel(
-        agreement(model, config, starts, held, scheme, n_classes),
-        "judging the start model on held-out strokes",
+    # the start model judged on its class maps of the view above
+    before = score(
+        [
+            np.full(lab.shape, -1) if view.labels is None else view.labels
+            for view, lab in zip(views, held, strict=True)
+            if lab.any()
+        ],
+        [lab for lab in held if lab.any()],
     )
     after = yield from _relabel(
         agreement(

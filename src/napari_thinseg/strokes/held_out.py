@@ -21,10 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model.config import ModelConfig
-from ..model.transfer import class_mapping
 from ..predict import predict_image
 from ..progress import Progress
 from ..schemes import ClassScheme
+from .soft_targets import labels_ids
 
 HELD_OUT_SHARE = 0.2
 """Share of a class's strokes held out (at least one, never all)."""
@@ -117,13 +117,7 @@ def agreement(
     """Score ``model`` on the held-out strokes ``held`` of ``images`` (in
     the labels' ``scheme``; a model of another scheme is read through the
     classes both have by name). None when nothing is held out."""
-    mapping = class_mapping(
-        config.class_scheme, config.n_classes, scheme, n_classes
-    )
-    # the model's id -> the labels' id; classes the labels lack never agree
-    to_labels = np.full(max(256, config.n_classes), -1, np.int32)
-    for target, source in mapping.items():
-        to_labels[source] = target
+    to_labels = labels_ids(config, scheme, n_classes)
     predicted, judged = [], []
     for image, lab in zip(images, held, strict=True):
         if lab.any():
