@@ -21,6 +21,8 @@ from napari_thinseg._napari.widgets.train_choices import (
     START_SANDSTONE,
 )
 from napari_thinseg.model import cache
+from napari_thinseg.model.checkpoints import read_config
+from napari_thinseg.model.config import ModelConfig
 from napari_thinseg.progress import TimeLeft
 from napari_thinseg.schemes import SANDSTONE, SEED
 from napari_thinseg.strokes.finetune import (
@@ -34,6 +36,9 @@ from napari_thinseg.train import TrainEvent, TrainResult
 pytestmark = pytest.mark.usefixtures("no_trained_models")
 
 TIMEOUT_MS = 240_000
+#: a real config for the stand-in results (other docks open in the
+#: session describe every model registered)
+SEED_CONFIG = ModelConfig(SEED.n_classes, 64, 64, scheme=SEED.to_dict())
 
 
 def add_strokes(viewer, name, seed, scheme=SEED, shape=(64, 80)):
@@ -114,7 +119,10 @@ def test_defaults_follow_the_labels_and_the_budget(
     assert start_of(form) == (START_DEFAULT, "")  # the scheme's again
     cache.trained_models.add(
         cache.TrainedModel(
-            object(), None, "P (epoch 3)", f"{sandstone_model}.12"
+            object(),
+            read_config(sandstone_model),
+            "P (epoch 3)",
+            f"{sandstone_model}.12",
         )
     )
     add_prediction(viewer, "a", model="P (epoch 3)")
@@ -193,7 +201,7 @@ def test_time_left_never_exceeds_the_budget_left(
         )
         for k in range(total)
     ]
-    result = TrainResult(object(), None, [{"epoch": 0, "loss": 1.0}])
+    result = TrainResult(object(), SEED_CONFIG, [{"epoch": 0, "loss": 1.0}])
     monkeypatch.setattr(train_module, "train", fake_training(events, result))
     monkeypatch.setattr(train_module, "import_tensorflow", lambda: None)
     # batches "take" 100 s each: the rate says minutes, the budget less
@@ -231,7 +239,7 @@ def test_a_late_batch_event_does_not_overwrite_the_result(
     events = [
         TrainEvent(k, 3, "epoch 1/1", batch=k, loss=1.0) for k in (1, 2, 3)
     ]
-    result = TrainResult(object(), None, [{"epoch": 0, "loss": 1.0}])
+    result = TrainResult(object(), SEED_CONFIG, [{"epoch": 0, "loss": 1.0}])
     monkeypatch.setattr(train_module, "train", fake_training(events, result))
     monkeypatch.setattr(train_module, "import_tensorflow", lambda: None)
     widget = None
