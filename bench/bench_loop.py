@@ -473,14 +473,14 @@ class FinetuneRow:
         if minutes is None:
             minutes = ft.DEFAULT_MINUTES
 
+        recipe = replace(ft.RECIPE, **(self.args.recipe or {}))
+
         def tune():
             settings = None
             if self.args.recipe or self.args.steps:
                 # another recipe than the shipped one, same budget path
                 settings = ft.finetune_settings(
-                    [p.labels.shape for p in pairs],
-                    minutes,
-                    replace(ft.RECIPE, **(self.args.recipe or {})),
+                    [p.labels.shape for p in pairs], minutes, recipe
                 )
             if self.args.steps:
                 # a fixed number of steps instead of the wall-time budget
@@ -496,6 +496,7 @@ class FinetuneRow:
                     self.config,
                     minutes=minutes,
                     settings=settings,
+                    recipe=recipe,
                 )
             )
 

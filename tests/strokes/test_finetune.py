@@ -177,3 +177,77 @@ def test_the_default_recipe_is_distillation_with_adam():
     # a flag the user gave wins
     assert finetune_settings([(480, 512)], 2.0, optimizer="sgd").optimizer
     assert finetune_settings([(480, 512)], 2.0, batch_size=2).batch_size == 2
+
+
+def _wrong_pairs(start):
+    """A big wrong stroke and check strokes that say what the start model
+    says (the guard's set-up above)."""
+    strokes = np.zeros_like(start)
+    strokes[:128, :128] = 1
+    check = np.zeros_like(start)
+    for y, x in ((150, 150), (200, 40), (40, 200), (220, 220)):
+        check[y : y + 12, x : x + 12] = start[y : y + 12, x : x + 12]
+    return strokes, check
+
+
+def test_a_start_model_trained_in_place_gets_its_weights_back(
+    default_model, photo, start
+):
+    """A start model built at the crop size trains in place; when the
+    guard keeps it, it holds its own weights again, not the wrecked
+    ones."""
+    from napari_thinseg.model.vgg_unet import rebuild
+
+    model, config = default_model
+    small = rebuild(model, config, 96, 96, "float32")
+    before = [w.copy() for w in small.get_weights()]
+    strokes, check = _wrong_pairs(start)
+    settings = _small(learning_rate=1e-2, distill=0.0, frozen_norms=False)
+    result = run(
+        finetune(
+            [Pair("wrong", photo, strokes)],
+            SEED,
+            small,
+            config,
+            settings=settings,
+            judged=[check],
+        )
+    )
+    assert result.training.model is small  # it did train in place
+    assert result.verdict.kept_start and result.model is small
+    pairs = zip(before, small.get_weights(), strict=True)
+    assert all(np.array_equal(a, b) for a, b in pairs)
+
+
+def test_start_share_blends_the_weights_back_towards_the_start(
+    default_model, photo, start
+):
+    """``start_share`` moves every weight that share of the way back to
+    the start model's: 1 gives the start model's prediction exactly, and
+    the config says so."""
+    from dataclasses import replace
+
+    from napari_thinseg.strokes.finetune import blend_weights
+
+    model, config = default_model
+    strokes, _ = _corner_strokes(start)
+    result = run(
+        finetune(
+            [Pair("corner", photo, strokes)],
+            SEED,
+            model,
+            config,
+            settings=_small(),
+            recipe=replace(RECIPE, start_share=1.0),
+        )
+    )
+    assert result.config.trained_on["start_share"] == 1.0
+    pred = run(predict_image(result.training.model, result.config, photo))
+    assert np.array_equal(pred.labels, start)
+    # halfway, weight for weight
+    trained = result.training.model
+    zero = [np.zeros_like(w) for w in trained.get_weights()]
+    ones = [np.ones_like(w) for w in zero]
+    trained.set_weights(ones)
+    blend_weights(trained, zero, 0.25)
+    assert all(np.allclose(w, 0.75) for w in trained.get_weights())

@@ -47,7 +47,10 @@ STROKES_SHARE = 0.5
 class Recipe:
     """How a fine-tune from strokes trains (see the module docstring):
     ``distill`` weighs the unpainted pixels' term against the strokes',
-    ``stroke_crops`` is the share of crops centred on a stroke."""
+    ``stroke_crops`` is the share of crops centred on a stroke,
+    ``start_share`` the share of the start model's weights blended into
+    the fine-tuned ones after training (0: none; a weight-space ensemble
+    that keeps more of what the model knew on photos nobody painted)."""
 
     optimizer: str = "adam"
     learning_rate: float = 1e-4
@@ -56,6 +59,7 @@ class Recipe:
     augment: bool = True
     frozen_blocks: int = 0
     frozen_norms: bool = True
+    start_share: float = 0.0
 
 
 RECIPE = Recipe()
@@ -171,6 +175,7 @@ def finetune(
     seed: int = 0,
     judged: Sequence[np.ndarray] = (),
     validation: Sequence[Pair] = (),
+    recipe: Recipe = RECIPE,
 ) -> Generator[Progress, None, FinetuneResult]:
     """Fine-tune ``model`` on the strokes of ``pairs``; see the module
     docstring.
@@ -179,7 +184,8 @@ def finetune(
     ``checkpoints_path``, ``overwrite``, ``n_classes``, ``stop`` and
     ``validation`` are :func:`~napari_thinseg.train.train`'s.
     ``judged``: per pair, more strokes to judge on and never train on (a
-    check a petrographer painted, say; one per pair, or none). Yields
+    check a petrographer painted, say; one per pair, or none);
+    ``recipe`` gives the default settings and ``start_share``. Yields
     training's events (:class:`~napari_thinseg.train.TrainEvent`) and
     the start model's and the judging's progress.
     """
@@ -201,11 +207,15 @@ def finetune(
     soft = [view.soft for view in views]
     if settings is None:
         shapes = [p.labels.shape for p in pairs]
-        settings = finetune_settings(shapes, minutes or DEFAULT_MINUTES)
+        settings = finetune_settings(
+            shapes, minutes or DEFAULT_MINUTES, recipe
+        )
     training_pairs = [
         replace(p, labels=lab)
         for p, lab in zip(pairs, train_labels, strict=True)
     ]
+    # training may change the start model in place (same crop size)
+    start_weights = model.get_weights()
     result = yield from train(
         training_pairs,
         scheme,
@@ -220,7 +230,12 @@ def finetune(
         soft_targets=soft if any(s is not None for s in soft) else None,
     )
     if not result.history:
+        model.set_weights(start_weights)
         return FinetuneResult(None, None, result)
+    same_network = result.transfer is None and _fits(config, result.config)
+    if same_network and recipe.start_share:
+        blend_weights(result.model, start_weights, recipe.start_share)
+        result.config.trained_on["start_share"] = recipe.start_share
     # the start model judged on its class maps of the view above
     before = score(
         [
@@ -242,7 +257,29 @@ def finetune(
         "judging the fine-tuned model on held-out strokes",
     )
     verdict = Verdict(before, after)
+    if verdict.kept_start:
+        model.set_weights(start_weights)  # trained in place, say
     return _keep(result, verdict, model, config, checkpoints_path)
+
+
+def _fits(start_config: ModelConfig, config: ModelConfig) -> bool:
+    """Whether the start model's weights fit the fine-tuned network (the
+    same classes and input)."""
+    return (
+        start_config.n_classes == config.n_classes
+        and start_config.input_channels == config.input_channels
+    )
+
+
+def blend_weights(model, start_weights: list, share: float) -> None:
+    """Move ``model``'s weights ``share`` of the way back to
+    ``start_weights`` (a list as ``get_weights`` gives; same network)."""
+    model.set_weights(
+        [
+            share * np.asarray(s) + (1.0 - share) * np.asarray(w)
+            for s, w in zip(start_weights, model.get_weights(), strict=True)
+        ]
+    )
 
 
 def _keep(
@@ -253,24 +290,21 @@ def _keep(
     prefix,
 ) -> FinetuneResult:
     """The verdict applied: the better model in the result, and in the
-    latest checkpoint when the start model's weights fit there; the
-    verdict in the config."""
+    latest checkpoint (the fine-tuned model's final weights, or the start
+    model's where they fit); the verdict in the config."""
     config = result.config
     config.trained_on["held_out"] = verdict.to_dict()
     kept = FinetuneResult(
         result.model, config, result, verdict, result.checkpoint
     )
-    fits = (
-        start_config.n_classes == config.n_classes
-        and start_config.input_channels == config.input_channels
-    )
+    fits = _fits(start_config, config)
     if verdict.kept_start:
         kept.model = start_model
         if not fits:
             kept.config = start_config
     if prefix is not None and result.checkpoint is not None:
-        if verdict.kept_start and fits:
+        if fits:
             epoch = int(Path(result.checkpoint).suffix[1:])
-            ck.save_checkpoint(prefix, epoch, start_model)
+            ck.save_checkpoint(prefix, epoch, kept.model)
         ck.write_config(prefix, config)
     return kept
