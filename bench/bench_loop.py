@@ -465,6 +465,16 @@ class FinetuneRow:
         prefix = Path(args.work) / f"{case.dataset}-f{case.fold}" / "start"
         self.model, self.config, _ = ck.load_model(prefix)
 
+    def replay(self) -> list:
+        """The start model's first ``--replay`` training photos, nothing
+        painted: the fine-tune keeps its view of them (distillation)."""
+        from napari_thinseg.dataset import Pair
+
+        return [
+            Pair(p.name, p.image, np.zeros_like(p.labels))
+            for p in self.case.start_pairs[: self.args.replay]
+        ]
+
     def step(self, pairs) -> Step:
         from napari_thinseg.progress import run
         from napari_thinseg.strokes import finetune as ft
@@ -490,7 +500,7 @@ class FinetuneRow:
                 settings.minutes = None
             return run(
                 ft.finetune(
-                    pairs,
+                    pairs + self.replay(),
                     self.case.scheme,
                     self.model,
                     self.config,
@@ -866,6 +876,13 @@ def parse(argv=None):
         metavar="KEY=VALUE",
         help="the fine-tune's recipe changed (finetune.Recipe's fields: "
         "learning_rate=3e-5 distill=5 ...); default the shipped RECIPE",
+    )
+    ap.add_argument(
+        "--replay",
+        type=int,
+        default=0,
+        help="the fine-tune also sees this many of the start model's "
+        "training photos, unpainted (it keeps its view of them)",
     )
     ap.add_argument(
         "--preview_kw",

@@ -64,6 +64,17 @@ class Recipe:
 
 RECIPE = Recipe()
 """The recipe ``bench/bench_loop.py`` measured best (docs/loop.md)."""
+TRAINED_FIELDS = (
+    "optimizer",
+    "learning_rate",
+    "distill",
+    "stroke_crops",
+    "augment",
+    "frozen_blocks",
+    "frozen_norms",
+)
+"""The recipe's fields that are training settings (``start_share`` acts
+after training)."""
 
 
 def are_strokes(labels: Sequence[np.ndarray]) -> bool:
@@ -106,14 +117,8 @@ def finetune_settings(
         "steps_per_epoch": proposal.steps_per_epoch,
         "epochs": proposal.epochs,
         "minutes": minutes,
-        "optimizer": recipe.optimizer,
-        "learning_rate": recipe.learning_rate,
-        "distill": recipe.distill,
-        "stroke_crops": recipe.stroke_crops,
-        "augment": recipe.augment,
-        "frozen_blocks": recipe.frozen_blocks,
-        "frozen_norms": recipe.frozen_norms,
         "precision": precision,
+        **{name: getattr(recipe, name) for name in TRAINED_FIELDS},
     }
     fields.update({k: v for k, v in given.items() if v is not None})
     return TrainSettings(**fields)

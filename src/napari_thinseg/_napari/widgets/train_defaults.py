@@ -18,7 +18,6 @@ its controls show until the user edits them.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import fields
 from pathlib import Path
 
 from qtpy.QtWidgets import QAbstractButton, QComboBox
@@ -28,7 +27,7 @@ from ...errors import ThinsegError
 from ...model import checkpoints as ck
 from ...model.cache import describe, trained_models
 from ...schemes import ClassScheme
-from ...strokes.finetune import RECIPE, Recipe, wants_finetune
+from ...strokes.finetune import RECIPE, TRAINED_FIELDS, wants_finetune
 from ...train import TrainSettings
 from ..layers import PREDICTION_KEY
 from ..notify import one_line
@@ -51,7 +50,7 @@ SIZE_FIELDS = (
 )
 #: the fine-tune recipe's settings: those the form has a control for show
 #: the recipe's values for a fine-tune, :class:`TrainSettings`' otherwise
-RECIPE_FIELDS = tuple(f.name for f in fields(Recipe))
+RECIPE_FIELDS = TRAINED_FIELDS
 
 
 def prediction_stamps(viewer, image, labels) -> list[dict]:
