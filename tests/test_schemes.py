@@ -101,3 +101,40 @@ def test_colormap_dict_and_lut():
 def test_bad_schemes(make, message):
     with pytest.raises(ThinsegError, match=message):
         make()
+
+
+def test_seed_gray_classes_read_apart_and_old_names_still_load():
+    """Issue 26: classes 2 and 4 read "darker grains" and "darker grains
+    (medium gray)"; their names now tell them apart at a glance, and
+    schemes saved with the old names (the shipped model's config, a
+    dataset's classes.json, a layer's features) load as the seed's."""
+    from pathlib import Path
+
+    from napari_thinseg.model.transfer import class_mapping
+
+    names = {c.id: c.name for c in SEED}
+    assert names[2] == "dark-gray grains"
+    assert names[4] == "medium-gray grains"
+    assert SEED.pore_ids == (3,) and SEED.ids == [1, 2, 3, 4, 5]
+    first_words = [n.split()[0] for n in SEED.names]
+    assert len(set(first_words)) == len(first_words)
+
+    old = SEED.to_dict()
+    old["classes"][1]["name"] = "darker grains"
+    old["classes"][3]["name"] = "darker grains (medium gray)"
+    assert ClassScheme.from_dict(old) == SEED
+    features = SEED.to_features()
+    features["name"][2] = "darker grains"
+    features["name"][4] = "darker grains (medium gray)"
+    assert ClassScheme.from_features(features, "seed").classes == SEED.classes
+    assert SEED.id_of("darker grains (medium gray)") == 4
+    assert SEED.id_of("Dark-gray grains") == 2
+    shipped = Path(__file__).parents[1] / "weights/thinseg_default_config.json"
+    if shipped.is_file():
+        config = json.loads(shipped.read_text())
+        saved = config.get("class_scheme") or config.get("scheme")
+        if saved is not None:
+            loaded = ClassScheme.from_dict(saved)
+            assert loaded.classes == SEED.classes
+            mapping = class_mapping(loaded, 6, SEED, 6)
+            assert mapping == {i: i for i in range(6)}

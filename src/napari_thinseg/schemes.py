@@ -131,9 +131,10 @@ class ClassScheme:
         return iter(self.classes)
 
     def id_of(self, name: str) -> int:
-        """Id of the class called ``name`` (case-insensitive)."""
-        for c in self.classes:
-            if c.name.lower() == name.lower():
+        """Id of the class called ``name`` (case-insensitive; or by its
+        old name, :data:`RENAMED_CLASSES`)."""
+        for c in self.classes:  # an old seed name finds its class too
+            if current_name(c.id, name).lower() == c.name.lower():
                 return c.id
         raise KeyError(name)
 
@@ -180,7 +181,11 @@ class ClassScheme:
     def from_dict(cls, data: Mapping) -> ClassScheme:
         try:
             classes = tuple(
-                PetroClass(int(c["id"]), str(c["name"]), str(c["color"]))
+                PetroClass(
+                    int(c["id"]),
+                    current_name(c["id"], c["name"]),
+                    str(c["color"]),
+                )
                 for c in data["classes"]
             )
             return cls(
@@ -249,7 +254,7 @@ class ClassScheme:
                 strict=True,
             )
             classes = tuple(
-                PetroClass(int(i), str(n), str(c)[:7])
+                PetroClass(int(i), current_name(i, n), str(c)[:7])
                 for i, n, c in rows
                 if int(i) != 0
             )
@@ -296,14 +301,29 @@ SEED = ClassScheme(
     "seed",
     (
         PetroClass(1, "black (opaque) grains", "#1c1c1c"),
-        PetroClass(2, "darker grains", "#7a4b2a"),
+        PetroClass(2, "dark-gray grains", "#7a4b2a"),
         PetroClass(3, "blue-dye epoxy (visual porosity)", "#1f5fd0"),
-        PetroClass(4, "darker grains (medium gray)", "#c8a878"),
+        PetroClass(4, "medium-gray grains", "#c8a878"),
         PetroClass(5, "bright quartz grains", "#f3efe4"),
     ),
     pore_ids=(3,),
 )
 """The seed's five gray-level classes (keras-segmentation annotations)."""
+
+RENAMED_CLASSES = {
+    (2, "darker grains"): "dark-gray grains",
+    (4, "darker grains (medium gray)"): "medium-gray grains",
+}
+"""Old names of seed classes, ``(id, old name): new name``: schemes
+saved with them (model configs, ``classes.json``, layers, sessions)
+load with the new names, so they still match the seed's classes."""
+
+
+def current_name(class_id: int, name: str) -> str:
+    """A class's name, an old seed name (:data:`RENAMED_CLASSES`) made
+    the current one."""
+    return RENAMED_CLASSES.get((int(class_id), str(name)), str(name))
+
 
 SANDSTONE = ClassScheme(
     "sandstone",

@@ -126,6 +126,27 @@ def test_every_control_of_every_step_is_reachable_at_1080p(
             window.grab().save(str(Path(SHOTS) / f"panel_{title}.png"))
 
 
+def test_the_session_button_is_not_clipped_at_1080p(make_napari_viewer):
+    """Issue 26: the Session button's menu arrow lay over its final "n",
+    at the panel's edge."""
+    viewer, window, dock, panel = open_panel(make_napari_viewer)
+    tool = panel.cornerWidget()
+    assert tool.text() == "Session"
+    text = tool.fontMetrics().horizontalAdvance(tool.text())
+    # the text, and the arrow's room after it
+    assert tool.width() >= text + 16
+    assert tool.width() >= tool.sizeHint().width()
+    right = tool.mapTo(panel, QPoint(tool.width(), 0)).x()
+    assert right <= panel.width()
+    # beside the tabs, not over them
+    bar = panel.tabBar()
+    tabs_right = bar.mapTo(panel, QPoint(bar.width(), 0)).x()
+    assert tool.mapTo(panel, QPoint(0, 0)).x() >= tabs_right
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        window.grab().save(str(Path(SHOTS) / "panel_session.png"))
+
+
 def test_each_widget_still_docks_alone(make_napari_viewer):
     viewer = make_napari_viewer()
     for name in ("Auto-label", "Train", "Predict", "Measure"):

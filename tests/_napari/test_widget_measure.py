@@ -494,3 +494,37 @@ def test_pixel_size_from_the_file_sets_the_scale(
     viewer.layers.remove(image)
     viewer.add_layer(image)
     assert tuple(image.scale) == (3.0, 3.0)
+
+
+def test_an_empty_layer_is_no_error(make_napari_viewer, qtbot, notes, fast):
+    """Issue 26: a new empty Labels layer, Apply colours on it, and a
+    whole slide's prediction layer before its first tile (all zeros) are
+    normal: a status line, no error notification."""
+    viewer = make_napari_viewer()
+    widget = open_widget(viewer)
+    empty = viewer.add_labels(np.zeros((40, 40), np.uint8), name="new")
+    assert widget.labels_combo.layer() is empty
+    settle(qtbot, widget)
+    assert "nothing to measure yet" in widget.status_label.text()
+    assert widget.measurement is None
+    _, colors = viewer.window.add_plugin_dock_widget(
+        "napari-thinseg", "Petrographic colours"
+    )
+    colors.labels_combo.set_layer(empty)
+    colors.apply_button.click()
+    settle(qtbot, widget)
+    assert "nothing to measure yet" in widget.status_label.text()
+    # a whole slide's prediction layer as it starts: a zero pyramid
+    levels = [np.zeros((64, 64), np.uint8), np.zeros((32, 32), np.uint8)]
+    slide = viewer.add_labels(levels, name="scan prediction", multiscale=True)
+    widget.labels_combo.set_layer(slide)
+    settle(qtbot, widget)
+    assert "nothing to measure yet" in widget.status_label.text()
+    assert notes["error"] == [] and notes["warning"] == []
+    # painting measures at once, and a real problem is still an error
+    widget.labels_combo.set_layer(empty)
+    empty.data = rock()
+    expect_percent(qtbot, widget, {POROSITY_ROW: "25.00"})
+    widget.region_combo.set_layer(viewer.add_shapes(name="no shapes"))
+    qtbot.waitUntil(lambda: len(notes["error"]) == 1, timeout=WAIT_MS)
+    assert "no shapes" in notes["error"][0]

@@ -89,3 +89,60 @@ def test_export_writes_the_crossed_polars_folder(
     qtbot.waitUntil(lambda: widget.worker is None, timeout=10000)
     twin = tmp_path / "images_xpl_prepped_train" / "4a.png"
     np.testing.assert_array_equal(iio.imread(twin), xpl)
+
+
+def test_photos_opened_from_ppl_and_xpl_folders_pair(
+    make_napari_viewer, qtbot, tmp_path, notes
+):
+    """Issue 26: ppl/7a.jpg and xpl/7a.jpg open as "7a" and "7a [1]";
+    they pair by their folders, no image is its own twin, and the pair is
+    told."""
+    rng = np.random.default_rng(0)
+    for folder in ("ppl", "xpl"):
+        (tmp_path / folder).mkdir()
+        photo = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+        iio.imwrite(tmp_path / folder / "7a.jpg", photo)
+    other = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    iio.imwrite(tmp_path / "other.png", other)
+    viewer = make_napari_viewer()
+    predict = open_predict(viewer)
+    for path in ("ppl/7a.jpg", "xpl/7a.jpg", "other.png"):
+        viewer.open(str(tmp_path / path), plugin="napari")
+    assert [ly.name for ly in viewer.layers] == ["7a", "7a [1]", "other"]
+    plane, crossed = viewer.layers["7a"], viewer.layers["7a [1]"]
+
+    predict.image_combo.set_layer(plane)
+    assert predict.xpl_combo.layer() is crossed
+    offered = [
+        predict.xpl_combo.itemText(i) for i in range(predict.xpl_combo.count())
+    ]
+    assert offered == ["(none)", "7a [1]", "other"]  # not "7a" itself
+    assert "'7a' + '7a [1]' (ppl/7a.jpg, xpl/7a.jpg)" in (
+        predict.pairs_label.text()
+    )
+    # another image: never offered as its own twin, no twin found
+    predict.image_combo.set_layer(viewer.layers["other"])
+    assert predict.xpl_combo.layer() is None
+    offered = [
+        predict.xpl_combo.itemText(i) for i in range(predict.xpl_combo.count())
+    ]
+    assert "other" not in offered
+    # all open images: the twin is stacked, not predicted on its own
+    predict.all_images.setChecked(True)
+    assert predict.targets() == [plane, viewer.layers["other"]]
+
+    # the pair table of Export: the twin is no row of its own
+    _, export = viewer.window.add_plugin_dock_widget(
+        "napari-thinseg", "Export annotations"
+    )
+    rows = {im.name: x for im, _, _, x in export.table.rows()}
+    assert rows == {"7a": crossed, "other": None}
+    assert export.table.pairs_text() == (
+        "'7a' + '7a [1]' (ppl/7a.jpg, xpl/7a.jpg)"
+    )
+    # told once, however many docks look
+    told = [m for m in notes["info"] if "crossed polars" in m]
+    assert told == [
+        "plane + crossed polars: '7a' + '7a [1]' (ppl/7a.jpg, xpl/7a.jpg)"
+    ]
+    assert notes["error"] == []

@@ -571,3 +571,29 @@ def test_closing_the_dock_stops_the_prediction(
     qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
     assert "Predict closed: the prediction stops" in notes["info"]
     assert "ts prediction" not in viewer.layers
+
+
+def test_a_preview_lands_under_the_labels_being_painted(make_napari_viewer):
+    """Issue 26: a new "<image> preview" layer went on top of the layer
+    list, over the labels being painted; it goes just under them, and the
+    labels stay the active layer."""
+    from napari_thinseg._napari.layers import PREVIEW_KEY
+    from napari_thinseg._napari.widgets.model_output import write_labels
+
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.zeros(SHAPE + (3,), np.uint8), name="a")
+    painted = viewer.add_labels(np.zeros(SHAPE, np.uint8), name="a labels")
+    viewer.add_points(name="notes")
+    viewer.layers.selection.active = painted
+    labels = np.ones(SHAPE, np.uint8)
+    layer = write_labels(viewer, image, labels, SEED, "preview", PREVIEW_KEY)
+    names = [ly.name for ly in viewer.layers]
+    assert names == ["a", "a preview", "a labels", "notes"]
+    assert viewer.layers.selection.active is painted
+    # written again in place: where the user left it
+    viewer.layers.move(names.index("a preview"), len(names))
+    again = write_labels(viewer, image, labels, SEED, "preview", PREVIEW_KEY)
+    assert again is layer and viewer.layers[-1] is layer
+    # a prediction still goes on top (it is what one corrects next)
+    predicted = write_labels(viewer, image, labels, SEED, "prediction", "k")
+    assert viewer.layers[-1] is predicted

@@ -176,3 +176,29 @@ def test_dock_texts_of_a_measurement():
         "no block bootstrap (fewer than two blocks counted)"
     )
     assert set(size_texts(one_block).values()) == {NO_VALUE}
+
+
+def test_sizes_without_a_pixel_size_are_given_in_pixels():
+    """Issue 26: mean size and sorting showed a bare dash without a pixel
+    size; they are given from the sizes in pixels, and say so."""
+    from napari_thinseg.measure.report import NO_PIXEL_SIZE
+
+    labels = np.full((120, 120), 3, np.uint8)  # epoxy around grains
+    for k, r in enumerate((4, 5, 6, 7, 8, 5, 6, 7, 4)):
+        cy, cx = 20 + 40 * (k // 3), 20 + 40 * (k % 3)
+        yy, xx = np.ogrid[:120, :120]
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = 5
+    m = measure(labels, "seed", n_boot=0)
+    texts = size_texts(m)
+    assert texts["mean"].endswith(f"px ({NO_PIXEL_SIZE}: no φ)")
+    assert 8 < float(texts["mean"].split()[0]) < 16
+    assert NO_PIXEL_SIZE in texts["sorting"]
+    assert texts["sorting"].split()[0] != NO_VALUE
+    with_size = measure(labels, "seed", n_boot=0, pixel_size_um=2.0)
+    g, g_px = with_size.grains, m.grains
+    assert g.sorting_phi == pytest.approx(g_px.sorting_px)  # scale-free
+    assert "px" not in size_texts(with_size)["mean"]
+    assert NO_PIXEL_SIZE in format_measurement(m)
+    # too few grains: the dash says why
+    few = measure(labels[:40, :40], "seed", n_boot=0)
+    assert size_texts(few)["mean"] == f"{NO_VALUE} (fewer than 5 grains)"

@@ -139,7 +139,10 @@ def size_stats(
     """Size statistics of a set of equivalent diameters in pixels."""
     d_px = np.asarray(diameters_px, float)
     d_um = None if pixel_size_um is None else d_px * pixel_size_um
-    mean = sigma = verbal = median_um = None
+    mean = sigma = verbal = median_um = mean_px = sigma_px = None
+    if d_px.size >= MIN_SIZED and np.all(d_px > 0):
+        m_px, sigma_px = folk_ward(-np.log2(d_px))
+        mean_px = float(2.0**-m_px)
     if d_um is not None and d_um.size:
         median_um = float(np.median(d_um))
         if d_um.size >= MIN_SIZED:
@@ -154,6 +157,8 @@ def size_stats(
         sorting_class=verbal,
         median_diameter_um=median_um,
         border_count=int(border_count),
+        mean_diameter_px=mean_px,
+        sorting_px=sigma_px,
     )
 
 
@@ -381,7 +386,7 @@ _GRAY_LEVEL = re.compile(r"\bgr[ae]y\b|\bgr[ae]y[ -]?level", re.IGNORECASE)
 def is_gray_level(scheme) -> bool:
     """Whether a scheme's classes are gray-level bins rather than minerals:
     the seed scheme, auto-label's ``grayN`` schemes, or a scheme whose grain
-    classes are named by gray level ("darker grains (medium gray)")."""
+    classes are named by gray level ("medium-gray grains")."""
     scheme = get_scheme(scheme)
     if scheme.name == "seed" or re.fullmatch(r"gray\d+", scheme.name):
         return True

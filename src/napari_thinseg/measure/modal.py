@@ -64,6 +64,12 @@ PIXEL_SIZE_RANGE = (1e-6, 1e6)
 
 
 # -- statistics ----------------------------------------------------------
+class NothingLabelled(ThinsegError):
+    """No pixel (inside the mask) carries a class of the scheme: a new,
+    empty Labels layer, normal before anything is painted or predicted.
+    The GUI says so on a status line, not as an error."""
+
+
 def wilson_interval(
     fraction: float, n: int, z: float = Z95
 ) -> tuple[float, float]:
@@ -350,7 +356,7 @@ def _measurement(
     counts = block_counts.sum(axis=0)
     counted = int(counts.sum())
     if counted == 0:
-        raise ThinsegError(
+        raise NothingLabelled(
             f"{where}: no pixel carries a class of scheme "
             f"{scheme.name!r}" + (" inside the mask" if masked else "")
         )

@@ -49,11 +49,12 @@ def point_grid(
     grid over an image of ``shape``.
 
     Give ``spacing`` (pixels), or ``n_points``: the spacing is then
-    ``sqrt(area / n_points)``, the area that of ``mask`` (counted pixels)
-    or of the image, so that about ``n_points`` fall on it. The whole grid
-    is shifted by one offset drawn with ``seed`` (uniform in a cell; None:
-    the grid starts half a spacing from the corner). Points off ``mask``
-    are dropped.
+    about ``sqrt(area / n_points)``, the area that of ``mask`` (counted
+    pixels) or of the image, and exactly ``n_points`` are given (the
+    grid's extra points, evenly spread over it, are left out; fewer only
+    where the mask has fewer pixels). The whole grid is shifted by one
+    offset drawn with ``seed`` (uniform in a cell; None: the grid starts
+    half a spacing from the corner). Points off ``mask`` are dropped.
     """
     height, width = (int(s) for s in shape[:2])
     if height < 1 or width < 1:
@@ -68,12 +69,27 @@ def point_grid(
                 f"{n_points!r}"
             )
         spacing = math.sqrt(max(area, 1) / n_points)
+        # a slightly finer grid until it holds the points asked for
+        for _ in range(60):
+            grid = _grid(height, width, spacing, seed, mask)
+            if len(grid) >= n_points or spacing < 1:
+                break
+            spacing *= 0.95
+        if len(grid) > n_points:
+            keep = np.linspace(0, len(grid) - 1, int(n_points))
+            grid = grid[np.round(keep).astype(np.intp)]
+        return grid
     if not (spacing > 0 and math.isfinite(spacing)):
         raise ThinsegError(f"point spacing must be > 0 pixels, got {spacing}")
+    return _grid(height, width, spacing, seed, mask)
+
+
+def _grid(height, width, spacing, seed, mask) -> np.ndarray:
+    """The square grid of ``spacing`` (see :func:`point_grid`)."""
     if seed is None:
         dy = dx = spacing / 2
     else:
-        dy, dx = np.random.default_rng(seed).uniform(0, spacing, 2)
+        dy, dx = np.random.default_rng(seed).uniform(0, 1, 2) * spacing
     ys = np.arange(dy, height, spacing)
     xs = np.arange(dx, width, spacing)
     grid = np.stack(np.meshgrid(ys, xs, indexing="ij"), -1).reshape(-1, 2)

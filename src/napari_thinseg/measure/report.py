@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ThinsegError
+from .grains import MIN_SIZED, sorting_class
 from .results import Interval, Measurement, SizeStats
 
 
@@ -170,6 +171,34 @@ SIZE_KEYS = ("grains", "mean", "sorting", "median", "pores", "border")
 """The lines of :func:`size_texts`, in the dock's order."""
 
 
+NO_PIXEL_SIZE = "pixel size unknown"
+"""Said beside sizes given in pixels."""
+
+
+def mean_size_text(g: SizeStats, style: Typography = TYPESET) -> str:
+    """Folk and Ward's graphic mean: in phi, else (no pixel size) as a
+    diameter in pixels, else a dash and why."""
+    if not _missing(g.mean_phi):
+        return phi_text(g.mean_phi, style)
+    if not _missing(g.mean_diameter_px):
+        return f"{g.mean_diameter_px:.1f} px ({NO_PIXEL_SIZE}: no {style.phi})"
+    return f"{style.missing} (fewer than {MIN_SIZED} grains)"
+
+
+def sorting_text(g: SizeStats, style: Typography = TYPESET) -> str:
+    """Folk and Ward's sorting and Folk's class; from the pixel sizes
+    when the pixel size is unknown (sorting needs no scale); else a dash
+    and why."""
+    if not _missing(g.sorting_phi):
+        return f"{phi_text(g.sorting_phi, style)}, {g.sorting_class}"
+    if not _missing(g.sorting_px):
+        return (
+            f"{phi_text(g.sorting_px, style)}, {sorting_class(g.sorting_px)}"
+            f" (from sizes in px: {NO_PIXEL_SIZE})"
+        )
+    return f"{style.missing} (fewer than {MIN_SIZED} grains)"
+
+
 def size_texts(m: Measurement) -> dict[str, str]:
     """The dock's grain and pore lines, by :data:`SIZE_KEYS`; a dash for
     what was not measured."""
@@ -180,12 +209,8 @@ def size_texts(m: Measurement) -> dict[str, str]:
             f"{grains.count:,} ({grains.border_count:,} on the edge)"
             + (f"; {GRAY_LEVEL_NOTE}" if grains.gray_levels else "")
         )
-        out["mean"] = phi_text(grains.mean_phi)
-        if not _missing(grains.sorting_phi):
-            out["sorting"] = (
-                f"{phi_text(grains.sorting_phi)}, "
-                f"{grains.sorting_class or NO_VALUE}"
-            )
+        out["mean"] = mean_size_text(grains)
+        out["sorting"] = sorting_text(grains)
         out["median"] = median_text(grains)
     if pores is not None:
         out["pores"] = f"{pores.count:,}, median {median_text(pores)}"
@@ -195,8 +220,11 @@ def size_texts(m: Measurement) -> dict[str, str]:
 
 
 # -- the CLI's text ----------------------------------------------------------
-def format_measurement(m: Measurement) -> str:
-    """A readable plain-text table of one measurement (percentages)."""
+def format_measurement(m: Measurement, narrow: bool = False) -> str:
+    """A readable plain-text table of one measurement (percentages);
+    ``narrow`` puts each class name on a line of its own, above its
+    numbers (about 45 columns: a dock shows it without sideways
+    scrolling)."""
     area = m.counted_area_mm2
     head = f"{m.name or 'labels'}: {m.counted_pixels:,} counted px"
     if area is not None:
@@ -205,17 +233,20 @@ def format_measurement(m: Measurement) -> str:
         head += f", scheme {m.scheme_name}"
     names = [c.name for c in m.classes] + ["porosity"]
     width = max(len(n) for n in names)
-    lines = [
-        head,
-        f"  {'class':<{width}}  {'%':>6}  {'binomial 95%':>12}  "
-        f"{'bootstrap 95%':>13}",
-    ]
+    columns = f"{'%':>6}  {'binomial 95%':>12}  {'bootstrap 95%':>13}"
+    if narrow:
+        lines = [head, "  class", f"    {columns}"]
+    else:
+        lines = [head, f"  {'class':<{width}}  {columns}"]
 
     def line(label, fraction, binomial, bootstrap):
         value = percent(fraction, 2, PLAIN)
         low_high = interval_text(binomial, 1, PLAIN)
         boot = interval_text(bootstrap, 1, PLAIN)
-        return f"  {label:<{width}}  {value:>6}  {low_high:>12}  {boot:>13}"
+        numbers = f"{value:>6}  {low_high:>12}  {boot:>13}"
+        if narrow:
+            return f"  {label}\n    {numbers}"
+        return f"  {label:<{width}}  {numbers}"
 
     for c in m.classes:
         lines.append(line(c.name, c.fraction, c.binomial, c.bootstrap))
@@ -237,6 +268,11 @@ def format_measurement(m: Measurement) -> str:
             text += (
                 f"; mean {phi_text(g.mean_phi, PLAIN)}; sorting "
                 f"{phi_text(g.sorting_phi, PLAIN)} ({g.sorting_class})"
+            )
+        elif g.mean_diameter_px is not None:  # no pixel size: in pixels
+            text += (
+                f"; mean {mean_size_text(g, PLAIN)}; sorting "
+                f"{sorting_text(g, PLAIN)}"
             )
         if g.count:
             text += f"; median {median_text(g, 0, PLAIN)}"

@@ -59,6 +59,13 @@ class SizeStats:
     gray_levels: bool = False
     """The classes were gray-level bins, not minerals: grains are the
     union of the grain classes (:func:`~.grains.is_gray_level`)."""
+    mean_diameter_px: float | None = None
+    """Folk and Ward's graphic mean as a diameter in pixels (with at least
+    :data:`~.grains.MIN_SIZED` objects; given without a pixel size)."""
+    sorting_px: float | None = None
+    """Folk and Ward's sorting of the diameters in pixels: the same number
+    as ``sorting_phi`` (phi is a log2 scale), known without a pixel
+    size."""
 
     @property
     def median_diameter_px(self) -> float | None:

@@ -101,8 +101,12 @@ def layer_array(layer) -> np.ndarray:
 
 
 def plane_shape(layer) -> tuple[int, ...]:
-    """The (rows, cols) of a 2D image or labels layer; ``()`` otherwise."""
-    shape = tuple(layer_array(layer).shape)
+    """The (rows, cols) of a 2D image or labels layer; ``()`` otherwise
+    (read from the data's shape: a lazy whole slide is not loaded)."""
+    data = layer.data
+    if getattr(layer, "multiscale", False):
+        data = data[0]
+    shape = tuple(np.shape(data))
     if getattr(layer, "rgb", False):
         shape = shape[:-1]
     return shape if len(shape) == 2 else ()

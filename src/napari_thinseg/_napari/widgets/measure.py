@@ -19,6 +19,7 @@ chart in the scheme's colours and a grain-size histogram. What it counts
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ from qtpy.QtWidgets import (
 
 from ...errors import ThinsegError
 from ...measure import Measurement, measure, write_csv
+from ...measure.modal import NothingLabelled
 from ...measure.report import counted_text
 from ...schemes import ClassScheme
 from .. import workers
@@ -90,11 +92,37 @@ class Request:
     serial: int = 0
 
 
-def measure_job(request: Request) -> Measurement:
+@dataclass(frozen=True)
+class Unlabelled:
+    """A measurement's result when no pixel carries a class yet (an empty
+    layer: normal, said on the status line only)."""
+
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def unlabelled_quietly(job):
+    """``job`` with :class:`~napari_thinseg.measure.modal.NothingLabelled`
+    returned as :class:`Unlabelled`, not refused (an error)."""
+
+    @functools.wraps(job)
+    def quiet(*args, **kwargs):
+        try:
+            return job(*args, **kwargs)
+        except NothingLabelled as exc:
+            return Unlabelled(str(exc))
+
+    return quiet
+
+
+def measure_job(request: Request) -> Measurement | Unlabelled:
     """:func:`~napari_thinseg.measure.measure` of a :class:`Request`, the
     job :func:`~.workers.start` runs (its refusals come back as
-    :class:`~.workers.Refused`)."""
-    return measure(
+    :class:`~.workers.Refused`; labels with no class yet as
+    :class:`Unlabelled`)."""
+    return unlabelled_quietly(measure)(
         request.labels,
         request.scheme,
         mask=request.mask,
@@ -438,10 +466,17 @@ class MeasureWidget(MeasurementView, QWidget):
         result will come)."""
         return request.serial != self._serial or self._pending
 
-    def _returned(self, request: Request, result: Measurement) -> None:
+    def _returned(self, request: Request, result) -> None:
         if self._is_stale(request):
             return
         self._last_error = None
+        if isinstance(result, Unlabelled):  # nothing painted yet
+            self._clear_results()
+            self.status_label.setText(
+                f"nothing to measure yet: {result.message}; paint, "
+                "auto-label or predict classes"
+            )
+            return
         self.show_measurement(result, request.scheme)
 
     def _refused(self, request: Request, message: str) -> None:

@@ -95,8 +95,8 @@ class MeasurementView:
         sizes = QFormLayout(self.sizes_box)
         self.size_labels: dict[str, QLabel] = {}
         phi_tip = (
-            " (phi = -log2 of the diameter in mm; needs the pixel size and "
-            "at least 5 grains)"
+            " (phi = -log2 of the diameter in mm; at least 5 grains; "
+            "without a pixel size, from the diameters in pixels)"
         )
         for key, text, tip in (
             (

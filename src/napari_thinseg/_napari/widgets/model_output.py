@@ -11,11 +11,18 @@ model wrote it.
 from __future__ import annotations
 
 import numpy as np
-from napari.layers import Image
+from napari.layers import Image, Labels
 
 from ...schemes import ClassScheme
-from ..layers import apply_scheme, labels_kwargs, stamp, writable_labels
-from ._common import CONFIDENCE_KEY
+from ..layers import (
+    PREVIEW_KEY,
+    apply_scheme,
+    is_model_output,
+    labels_kwargs,
+    stamp,
+    writable_labels,
+)
+from ._common import CONFIDENCE_KEY, plane_shape
 
 CONFIDENCE_COLORMAP = "gray"
 """Neutral, so that class colours over it keep their hue (black =
@@ -45,15 +52,43 @@ def write_labels(
     if layer is None:
         kwargs = labels_kwargs(scheme)
         kwargs["metadata"] = {**kwargs["metadata"], key: written}
-        return viewer.add_labels(
+        active = viewer.layers.selection.active
+        layer = viewer.add_labels(
             labels, name=name, **placement(image), **kwargs
         )
+        if key == PREVIEW_KEY:
+            put_under_labels(viewer, layer, image, active)
+        return layer
     layer.data = labels
     for attribute, value in placement(image).items():
         setattr(layer, attribute, value)
     apply_scheme(layer, scheme)
     layer.metadata = {**layer.metadata, key: written}
     return layer
+
+
+def put_under_labels(viewer, layer, image, active=None) -> None:
+    """Move a new ``layer`` (a preview) under the labels being painted:
+    just below the lowest Labels layer above ``image`` that a user made
+    (of the same size), else leave it on top; the layer that was active
+    stays active, so painting goes on where it was."""
+    layers = viewer.layers
+    start = layers.index(image) + 1 if image in layers else 0
+    shape = plane_shape(layer)
+    target = next(
+        (
+            i
+            for i in range(start, layers.index(layer))
+            if isinstance(ly := layers[i], Labels)
+            and not is_model_output(ly)
+            and plane_shape(ly) == shape
+        ),
+        None,
+    )
+    if target is not None:
+        layers.move(layers.index(layer), target)
+    if active is not None and active in layers:
+        layers.selection.active = active
 
 
 def write_confidence(viewer, image, confidence) -> Image:

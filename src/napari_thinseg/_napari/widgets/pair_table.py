@@ -3,13 +3,16 @@ Export and Train widgets share, and how layers are matched into pairs.
 
 Each image layer is a row with a tick box, its labels layer and, for
 plane + crossed polars models, its crossed-polarised twin: an image layer
-of the same field, matched by name (``"<image> XPL"``, ``"<image> xpl"``,
-``"<image> crossed"``...) or chosen by hand. Layers named as some image's
-twin are not rows of their own.
+of the same field, matched by :func:`napari_thinseg.imaging.pairing.
+pair_views` (by name, ``"<image> XPL"``..., or by the files the layers
+were read from, ``ppl/7a.jpg`` and ``xpl/7a.jpg``...) or chosen by hand.
+Twins are not rows of their own, and no image is offered as its own twin.
+Pairs made by file are told once (an info notification).
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -27,8 +30,10 @@ from qtpy.QtWidgets import (
 from ...dataset import Pair
 from ...errors import ThinsegError
 from ...imaging.convert import stack_views
+from ...imaging.pairing import View, pair_text, pair_views
 from ...schemes import SEED, ClassScheme
 from ..layers import is_model_output, scheme_of
+from ..notify import notify_info
 from ._common import LayerCombo, LayerWatcher, layer_array, plane_shape
 
 IMAGE, LABELS, XPL = range(3)
@@ -36,25 +41,68 @@ NAME_SUFFIXES = ("labels", "annotation", "truth")
 """``"<image> <suffix>"`` names a Labels layer as the image's labels."""
 XPL_TIP = (
     "For a plane + crossed polars model: the crossed-polarised image of "
-    "the same field (found by name, e.g. '<image> XPL')"
+    "the same field (found by name, e.g. '<image> XPL', or by file, e.g. "
+    "ppl/7a.jpg and xpl/7a.jpg)"
 )
-XPL_SUFFIXES = ("xpl", "(xpl)", "crossed", "crossed polars", "npx")
-"""``"<image> <suffix>"`` (or with ``_``) names an Image layer as the
-image's crossed-polarised twin."""
+
+_told: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def layer_view(layer) -> View:
+    """The :class:`~napari_thinseg.imaging.pairing.View` of an image
+    layer: its name, the file it was read from, its 2D shape."""
+    path = getattr(getattr(layer, "source", None), "path", None)
+    return View(layer.name, str(path) if path else None, plane_shape(layer))
+
+
+def crossed_polars_pairs(image_layers: Sequence) -> list[tuple]:
+    """``(plane layer, crossed layer, text)`` of every plane + crossed
+    polars pair among ``image_layers`` (the text says which layers and,
+    paired by file, which files)."""
+    layers = list(image_layers)
+    views = [layer_view(ly) for ly in layers]
+    return [
+        (layers[p.plane], layers[p.crossed], pair_text(views, p))
+        for p in pair_views(views)
+    ]
 
 
 def match_crossed_polars(image, image_layers: Sequence):
-    """The Image layer named as ``image``'s crossed-polarised twin, or
-    None."""
+    """The Image layer paired with ``image`` as its crossed-polarised
+    twin among ``image_layers`` (by name or by file), or None."""
     if image is None:
         return None
-    by_name = {ly.name.lower(): ly for ly in image_layers if ly is not image}
-    for suffix in XPL_SUFFIXES:
-        for sep in (" ", "_", "-"):
-            layer = by_name.get(f"{image.name}{sep}{suffix}".lower())
-            if layer is not None:
-                return layer
+    layers = list(image_layers)
+    if not any(ly is image for ly in layers):
+        layers.append(image)
+    for plane, crossed, _ in crossed_polars_pairs(layers):
+        if plane is image:
+            return crossed
     return None
+
+
+def tell_file_pairs(viewer) -> None:
+    """Tell once (an info notification) each plane + crossed polars pair
+    made by the files the layers came from; follows the viewer's layers
+    from the first call on."""
+    layers = viewer.layers
+    if layers not in _told:
+        _told[layers] = set()
+        layers.events.inserted.connect(lambda *_: _tell_new(layers))
+    _tell_new(layers)
+
+
+def _tell_new(layers) -> None:
+    told = _told.get(layers)
+    if told is None:
+        return
+    images = [ly for ly in layers if isinstance(ly, Image)]
+    views = [layer_view(ly) for ly in images]
+    for p in pair_views(views):
+        key = (id(images[p.plane]), id(images[p.crossed]))
+        if p.rule == "file" and key not in told:
+            told.add(key)
+            notify_info(f"plane + crossed polars: {pair_text(views, p)}")
 
 
 def match_labels(image, labels_layers: Sequence, taken: Sequence = ()):
@@ -173,6 +221,18 @@ class PairTable(QTableWidget):
         self.itemChanged.connect(lambda *_: self.changed.emit())
         self._watcher = LayerWatcher(viewer, self.refresh)
         self.refresh()
+        tell_file_pairs(viewer)
+
+    def pairs_text(self) -> str:
+        """The rows' crossed-polars pairs as the user reads them, ``""``
+        for none."""
+        images = [ly for ly in self.viewer.layers if isinstance(ly, Image)]
+        chosen = {id(im): x for im, _, _, x in self.rows() if x is not None}
+        return "; ".join(
+            text
+            for plane, crossed, text in crossed_polars_pairs(images)
+            if chosen.get(id(plane)) is crossed
+        )
 
     def refresh(self) -> None:
         """Re-list the image layers, keeping the user's ticks and choices."""
@@ -187,11 +247,9 @@ class PairTable(QTableWidget):
         every_image = [
             ly for ly in self.viewer.layers if isinstance(ly, Image)
         ]
-        twins = {
-            id(t): image
-            for image in every_image
-            if (t := match_crossed_polars(image, every_image)) is not None
-        }
+        pairs = crossed_polars_pairs(every_image)
+        found = {id(plane): (crossed, text) for plane, crossed, text in pairs}
+        twins = {id(crossed) for _, crossed, _ in pairs}
         images = [
             ly
             for ly in every_image
@@ -207,7 +265,7 @@ class PairTable(QTableWidget):
                 # its labels layer was removed: matched afresh, or unticked
                 chosen, checked = None, None
             if twin is None or id(twin) not in alive:
-                twin = match_crossed_polars(image, every_image)
+                twin = found.get(id(image), (None, ""))[0]
             plan.append([image, checked, chosen, twin])
         # layers that images claim by name, or that rows already hold, are
         # not offered to other images by shape
@@ -242,6 +300,8 @@ class PairTable(QTableWidget):
                     lambda *_: self.changed.emit()
                 )
                 twin_combo = self._twin_combo(image, every_image, twin)
+                if id(image) in found:
+                    twin_combo.setToolTip(f"paired: {found[id(image)][1]}")
                 self.setItem(row, IMAGE, item)
                 self.setCellWidget(row, LABELS, combo)
                 self.setCellWidget(row, XPL, twin_combo)
@@ -322,18 +382,44 @@ class PairTable(QTableWidget):
         return chosen
 
 
-def crossed_polars_combo(viewer) -> LayerCombo:
-    """A choice of image layer, or none, for the crossed polars."""
-    combo = LayerCombo(viewer, Image, none="(none)")
-    combo.setToolTip(XPL_TIP)
-    return combo
+class TwinCombo(LayerCombo):
+    """A choice of image layer, or none, for the crossed polars of the
+    image that ``image_combo`` chooses: never that image itself, nor an
+    image of another size."""
+
+    def __init__(self, viewer, image_combo: LayerCombo, parent=None):
+        self._image_combo = image_combo
+        super().__init__(viewer, Image, parent, none="(none)")
+        self.setToolTip(XPL_TIP)
+
+    def every_image(self) -> list:
+        """All the viewer's image layers, the chosen image among them."""
+        return super().layers()
+
+    def layers(self) -> list:
+        image = self._image_combo.layer()
+        if image is None:
+            return self.every_image()
+        shape = plane_shape(image)
+        return [
+            ly
+            for ly in self.every_image()
+            if ly is not image and plane_shape(ly) == shape
+        ]
 
 
-def chosen_twin(image, combo: LayerCombo, by_name: bool):
+def crossed_polars_combo(viewer, image_combo: LayerCombo) -> TwinCombo:
+    """A choice of image layer, or none, for the crossed polars of
+    ``image_combo``'s image."""
+    return TwinCombo(viewer, image_combo)
+
+
+def chosen_twin(image, combo: TwinCombo, by_name: bool):
     """The crossed-polars layer to stack with ``image``: ``combo``'s
-    choice, or with ``by_name`` the layer named as its twin."""
+    choice, or with ``by_name`` the layer paired with it (by name or
+    file)."""
     if by_name:
-        return match_crossed_polars(image, combo.layers())
+        return match_crossed_polars(image, combo.every_image())
     return combo.layer()
 
 

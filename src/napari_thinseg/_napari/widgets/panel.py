@@ -109,6 +109,13 @@ class ThinSectionsPanel(QTabWidget):
         )
         tool.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         tool.setMenu(menu)
+        # room for the menu's arrow after the text (napari's style sheet
+        # gave none: the arrow lay over the final "n"), and a gap to the
+        # panel's edge
+        tool.setStyleSheet(
+            "QToolButton { padding-left: 6px; padding-right: 18px; "
+            "margin-right: 4px; }"
+        )
         return tool
 
     @reports_errors

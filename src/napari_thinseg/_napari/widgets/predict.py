@@ -79,8 +79,9 @@ from .model_output import write_confidence, write_labels
 from .pair_table import (
     chosen_twin,
     crossed_polars_combo,
+    crossed_polars_pairs,
     layer_input,
-    match_crossed_polars,
+    tell_file_pairs,
 )
 from .predict_job import (
     PRECISION_TEXT,
@@ -151,7 +152,12 @@ class PredictWidget(ModelChoice, StopsWithDock, QWidget):
         self._wants = (False, False)  # (confidence layer, places) of a run
 
         self.image_combo = LayerCombo(napari_viewer, Image)
-        self.xpl_combo = crossed_polars_combo(napari_viewer)
+        self.xpl_combo = crossed_polars_combo(napari_viewer, self.image_combo)
+        self.pairs_label = status_label()
+        self.pairs_label.setToolTip(
+            "Plane + crossed polars pairs found by name ('<image> XPL') or "
+            "by the files' folders and names (ppl/7a.jpg + xpl/7a.jpg)"
+        )
         self.all_images = QCheckBox("all open images")
         self._build_model_choice()
         self.mode = QComboBox()
@@ -201,6 +207,7 @@ class PredictWidget(ModelChoice, StopsWithDock, QWidget):
         form = QFormLayout()
         form.addRow("image", self.image_combo)
         form.addRow("crossed polars", self.xpl_combo)
+        form.addRow(self.pairs_label)
         form.addRow(self.all_images)
         form.addRow("model", self.model_choice)
         form.addRow("checkpoint", checkpoint_row)
@@ -229,6 +236,7 @@ class PredictWidget(ModelChoice, StopsWithDock, QWidget):
         )
         self._twin_watcher = LayerWatcher(napari_viewer, self._match_twin)
         self._match_twin()
+        tell_file_pairs(napari_viewer)
         # test-time augmentation is for tile mode only
         self.mode.currentIndexChanged.connect(
             lambda *_: self.tta.setEnabled(self.mode.currentData() == "tile")
@@ -263,7 +271,7 @@ class PredictWidget(ModelChoice, StopsWithDock, QWidget):
             if skipped:
                 notify_warning(f"not 2D images, skipped: {', '.join(skipped)}")
             images = [ly for ly in images if plane_shape(ly)]
-            twins = {id(match_crossed_polars(ly, images)) for ly in images}
+            twins = {id(x) for _, x, _ in crossed_polars_pairs(images)}
             images = [ly for ly in images if id(ly) not in twins]
         else:
             layer = self.image_combo.layer()
@@ -279,13 +287,23 @@ class PredictWidget(ModelChoice, StopsWithDock, QWidget):
         return images
 
     def _match_twin(self, another_image: bool = False) -> None:
-        """Choose the image's crossed-polarised twin by name: for another
-        image always, when layers change if one is found."""
-        twin = match_crossed_polars(
-            self.image_combo.layer(), self.xpl_combo.layers()
-        )
+        """Choose the image's crossed-polarised twin (by name or file):
+        for another image always, when layers change if one is found;
+        and say which pairs there are."""
+        if another_image:  # the twins on offer are another image's
+            self.xpl_combo.refresh()
+        image = self.image_combo.layer()
+        pairs = crossed_polars_pairs(self.xpl_combo.every_image())
+        twin = next((x for p, x, _ in pairs if p is image), None)
+        if not any(ly is twin for ly in self.xpl_combo.layers()):
+            twin = None  # another size: not on offer
         if twin is not None or another_image:
             self.xpl_combo.set_layer(twin)
+        texts = [text for _, _, text in pairs]
+        self.pairs_label.setText(
+            "crossed polars found: " + "; ".join(texts) if texts else ""
+        )
+        self.pairs_label.setVisible(bool(texts))
 
     @reports_errors
     def predict(self):

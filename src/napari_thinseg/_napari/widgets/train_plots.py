@@ -1,11 +1,13 @@
 """The Train widget's live view: batch and epoch loss, validation IoU per
-class over the epochs, and the last epoch's IoU table."""
+class over the epochs, and the last epoch's IoU table. A plot with nothing
+to show yet says so (no axes of -0.04 to 0.04)."""
 
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import AutoLocator, NullLocator
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -23,6 +25,9 @@ from ._common import single_shot_timer, theme_colors
 
 #: the plots are redrawn at most this often while training (ms)
 PLOT_INTERVAL_MS = 250
+
+NO_LOSS = "no data yet: the loss of each batch, once training runs"
+NO_IOU = "no data yet: the validation IoU, after each validated epoch"
 
 
 class TrainingPlots(QWidget):
@@ -56,7 +61,24 @@ class TrainingPlots(QWidget):
         (self.iou_line,) = self.iou_ax.plot(
             [], [], "o-", ms=3, lw=2.0, label="mean"
         )
+        _, fg = theme_colors(viewer)
+        self.empty_texts = {
+            ax: ax.text(
+                0.5,
+                0.5,
+                text,
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+                wrap=True,
+                color=fg,
+                fontsize=8,
+            )
+            for ax, text in ((self.loss_ax, NO_LOSS), (self.iou_ax, NO_IOU))
+        }
         self._style_axes()
+        self._show_empty(self.loss_ax, True)
+        self._show_empty(self.iou_ax, True)
         self._plot_timer = single_shot_timer(
             self, PLOT_INTERVAL_MS, self.redraw
         )
@@ -91,6 +113,21 @@ class TrainingPlots(QWidget):
         self.iou_ax.set_xlabel("epoch", color=fg, fontsize=8)
         self.iou_ax.set_ylim(0, 1)
         self.iou_line.set_color(fg)
+
+    def _show_empty(self, ax, empty: bool) -> None:
+        """An axis with nothing to plot: its "no data yet" note, no ticks
+        (else the note hidden and ticks back)."""
+        self.empty_texts[ax].set_visible(empty)
+        locator = NullLocator if empty else AutoLocator
+        ax.xaxis.set_major_locator(locator())
+        ax.yaxis.set_major_locator(locator())
+        if empty:
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1)
+
+    def is_empty(self, ax) -> bool:
+        """Whether ``ax`` (``loss_ax``, ``iou_ax``) shows "no data yet"."""
+        return self.empty_texts[ax].get_visible()
 
     def reset(self, scheme: ClassScheme, validation: bool) -> None:
         """Empty plots for a new run (a line per class when validating)."""
@@ -150,11 +187,17 @@ class TrainingPlots(QWidget):
                     for _, iou, _ in self._iou
                 ],
             )
-        self.loss_ax.relim()
-        self.loss_ax.autoscale_view()
-        self.iou_ax.relim()
-        self.iou_ax.autoscale_view(scaley=False)
+        losses = [*self._loss[1], *self._epoch_loss[1]]
+        has_loss = bool(np.isfinite(np.asarray(losses, float)).any())
+        self._show_empty(self.loss_ax, not has_loss)
+        if has_loss:
+            self.loss_ax.set_autoscale_on(True)  # off since the empty view
+            self.loss_ax.relim()
+            self.loss_ax.autoscale_view()
+        self._show_empty(self.iou_ax, not epochs)
         if epochs:
+            self.iou_ax.relim()
+            self.iou_ax.set_ylim(0, 1)
             self.iou_ax.set_xlim(0.5, max(epochs) + 0.5)
         self.canvas.draw_idle()
 
