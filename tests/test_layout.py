@@ -315,8 +315,10 @@ def test_lazy_imports_inside_functions_are_allowed(tmp_path):
 
 
 def test_the_readme_api_paths_import():
-    """What the README's Python API section imports still imports, and the
-    old paths it documented are the same objects."""
+    """What the documentation's Python examples import (the README and the
+    pages under docs/: the Python API page, training on several machines)
+    still imports, and the old paths the README documented are the same
+    objects."""
     from napari_thinseg import SEED, autolabel  # noqa: F401
     from napari_thinseg.checkpoints import load_model as old_load
     from napari_thinseg.colorize import colorize, match_colors  # noqa: F401
@@ -332,7 +334,13 @@ def test_the_readme_api_paths_import():
     from napari_thinseg.train import TrainSettings, train  # noqa: F401
 
     assert old_load is load_model and old_colorize is colorize
-    readme = (ROOT / "README.md").read_text()
-    for line in readme.splitlines():
-        if line.startswith("from napari_thinseg"):
-            exec(line, {})  # every documented import line runs
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    lines = [
+        line
+        for page in pages
+        for line in page.read_text().splitlines()
+        if line.startswith("from napari_thinseg")
+    ]
+    assert len(lines) >= 10  # the examples are there to be checked
+    for line in lines:
+        exec(line, {})  # every documented import line runs

@@ -4,10 +4,11 @@ the fine-tune that follows takes its minutes.
 On 2 % strokes, a random forest on the shipped encoder's features
 (:mod:`.encoder_classifier`) reached a held-out mean IoU of 0.37 in about
 43 CPU-seconds a field, where 60-120 CPU-seconds of fine-tuning reached
-0.11-0.14 (``bench/bench_feedback.py``, README). So the Train widget shows
-that forest's prediction first, then fine-tunes: :func:`quick_preview`
-fits the forest on the training pairs and predicts the images the user
-is judging, and its :class:`QuickPreview` says which model it came from.
+0.11-0.14 (``bench/bench_feedback.py``, ``docs/benchmarks.md``). So the
+Train widget shows that forest's prediction first, then fine-tunes:
+:func:`quick_preview` fits the forest on the training pairs and predicts
+the images the user is judging, and its :class:`QuickPreview` says which
+model it came from.
 
 Learnt from the strokes alone, the forest forgets what the model knew
 (worse than the model itself where nothing is painted). When the model
