@@ -41,16 +41,19 @@ PARAMS = [
     AutoLabelParams(sigma=0.0),
     AutoLabelParams(sigma=2.5, thresholds=(0.2, 0.45, 0.6, 0.8)),
     AutoLabelParams(sigma=1.5, thresholds=(0.3, 0.5)),
-    AutoLabelParams("epoxy"),
-    AutoLabelParams("epoxy", sigma=0.0),
+    AutoLabelParams("epoxy", epoxy=EpoxyWindow()),
+    AutoLabelParams("epoxy", sigma=0.0, epoxy=EpoxyWindow()),
     AutoLabelParams("epoxy", sigma=2.0, epoxy=EpoxyWindow(0.5, 0.7, 0.3, 0.1)),
-    AutoLabelParams("epoxy", thresholds=(0.3, 0.5)),
+    AutoLabelParams("epoxy", thresholds=(0.3, 0.5), epoxy=EpoxyWindow()),
+    AutoLabelParams("epoxy"),  # the dye found in the image
     AutoLabelParams("multiotsu"),
 ]
 
 
 def params_id(params: AutoLabelParams) -> str:
-    return f"{params.method}-sigma{params.sigma}-{len(params.thresholds)}t"
+    found = "-found" if params.method == "epoxy" and not params.epoxy else ""
+    n = len(params.thresholds)
+    return f"{params.method}{found}-sigma{params.sigma}-{n}t"
 
 
 def float_rule(image: np.ndarray, params: AutoLabelParams) -> np.ndarray:
@@ -116,7 +119,8 @@ def _far_from_ties(image, params):
     far = np.ones(gray.shape, bool)
     for t in cuts:
         far &= np.abs(gray - t) > MARGIN
-    if params.method == "epoxy":
+    if params.method == "epoxy" and params.epoxy is not None:
+        # (the dye found in the image is the same mask on both paths)
         w = params.epoxy
         h, s, v = np.moveaxis(rgb2hsv(_smooth_rgb(image, params.sigma)), -1, 0)
         for values, edges in (
@@ -303,7 +307,11 @@ def test_the_uint8_path_makes_no_float_copy_of_the_image(monkeypatch):
     # more, the uint8 path keeps the labels (1) and strip buffers
     assert peak(autolabel, image.astype(np.uint16)) > 24
     assert peak(autolabel, image) < 6
-    assert peak(autolabel, image, method="epoxy") < 8
+    window = EpoxyWindow()
+    assert peak(autolabel, image, method="epoxy", epoxy=window) < 8
+    # the dye found in the image: its mask, a strip in float, the speckle
+    # fill's labels; still no float copy of the image
+    assert peak(autolabel, image, method="epoxy") < 24
     assert peak(smoothed_gray, image) < 8  # its float32 result is 4
 
 

@@ -16,6 +16,7 @@ from napari_thinseg.autolabel import (
     smoothed_gray,
 )
 from napari_thinseg.autolabel_preview import PreviewCache
+from napari_thinseg.epoxy import fit_epoxy
 from napari_thinseg.errors import ThinsegError
 from napari_thinseg.synth import synthetic_sandstone
 
@@ -101,13 +102,25 @@ def test_only_the_missing_parts_are_computed(image, smoothings):
     epoxy = AutoLabelParams(method="epoxy")
     fill = cache.missing("plane", epoxy)
     assert fill.gray is cache.gray  # reused, not smoothed again
-    assert fill.window == EpoxyWindow() and fill.n_classes is None
+    # the dye found in the image: a mask and the fit that chose it
+    assert fill.need_blue and fill.window is None and fill.n_classes is None
     cache.fill("plane", epoxy, image, "ts", rgb=True)
+    assert cache.has_blue("plane", epoxy) and cache.fit is not None
+    assert cache.fit == fit_epoxy(image)
+
+    # samples refine it: a new mask only
+    sampled = AutoLabelParams("epoxy", epoxy_samples=((0.1, 0.3, 0.8),))
+    fill = cache.missing("plane", sampled)
+    assert fill.gray is not None and fill.samples == ((0.1, 0.3, 0.8),)
 
     # another window: a new mask only
     window = EpoxyWindow(hue_min=0.5)
     fill = cache.missing("plane", AutoLabelParams("epoxy", epoxy=window))
     assert fill.gray is not None and fill.window == window
+    cache.fill(
+        "plane", AutoLabelParams("epoxy", epoxy=window), image, rgb=True
+    )
+    assert cache.fit is None  # a fixed window chose nothing
 
     otsu = AutoLabelParams(method="multiotsu", n_classes=3)
     fill = cache.missing("plane", otsu)
@@ -127,7 +140,7 @@ def test_what_came_before_an_error_is_kept(image, smoothings):
         cache.fill("plane", epoxy, gray_image, "gray", rgb=False)
     assert cache.gray is not None  # the histogram still has its data
     fill = cache.missing("plane", epoxy)
-    assert fill.gray is cache.gray and fill.window is not None
+    assert fill.gray is cache.gray and fill.need_blue
     # the gray methods need nothing more
     assert cache.missing("plane", AutoLabelParams()) is None
     np.testing.assert_array_equal(

@@ -17,8 +17,11 @@ strict ``>`` comparisons put it; the seed's own code left pixels exactly at
 
 Gray bins put blue epoxy and brown grains of the same brightness in one
 class; the ``"epoxy"`` method therefore gives the pore class to pixels whose
-colour is blue dye (a hue / saturation / value window on the smoothed RGB),
-and the gray bins elsewhere.
+colour is blue dye, and the gray bins elsewhere. By default the dye is
+found in each photo by :mod:`.epoxy` (white balance, then the one bluish
+population in Lab; clicked samples refine it); an explicit
+:class:`EpoxyWindow` (a hue / saturation / value window on the smoothed
+RGB) takes its place when one is given.
 
 uint8 images (PNG, JPEG, 8-bit TIFF) take :mod:`.autolabel_fast`, the same
 rule strip by strip without float copies of the image: its gray level is
@@ -38,6 +41,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import autolabel_fast as fast
+from .epoxy import check_samples, find_epoxy
 from .errors import ThinsegError
 from .imaging.convert import is_rgb, to_float
 from .imaging.files import check_image
@@ -127,15 +131,20 @@ class AutoLabelParams:
         Gaussian smoothing in pixels before binning (0 = none).
     n_classes : int
         Number of classes multi-Otsu splits the gray levels into.
-    epoxy : EpoxyWindow
-        Blue-dye colour window for ``epoxy``.
+    epoxy : EpoxyWindow or None
+        A fixed blue-dye colour window for ``epoxy``; None (the default)
+        finds the dye in each image (:mod:`.epoxy`).
+    epoxy_samples : tuple of (r, g, b)
+        Colours in [0, 1] of sampled dye that refine the found one (only
+        without a fixed window; :func:`.epoxy.sample_colour`).
     """
 
     method: str = "gray"
     thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
     sigma: float = 1.0
     n_classes: int = 5
-    epoxy: EpoxyWindow = EpoxyWindow()
+    epoxy: EpoxyWindow | None = None
+    epoxy_samples: tuple = ()
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -153,6 +162,15 @@ class AutoLabelParams:
                 f"sigma must be in [0, 100], got {self.sigma!r}"
             )
         object.__setattr__(self, "n_classes", check_n_classes(self.n_classes))
+        if self.epoxy is not None and not isinstance(self.epoxy, EpoxyWindow):
+            raise ThinsegError(f"not an epoxy window: {self.epoxy!r}")
+        samples = check_samples(self.epoxy_samples)
+        if samples and self.epoxy is not None:
+            raise ThinsegError(
+                "give either epoxy samples or a fixed hue / saturation / "
+                "value window, not both"
+            )
+        object.__setattr__(self, "epoxy_samples", samples)
 
     def n_bins(self) -> int:
         if self.method == "multiotsu":
@@ -306,13 +324,20 @@ def check_colour(image: np.ndarray) -> None:
 
 
 def epoxy_mask(
-    image: np.ndarray, sigma: float = 1.0, window: EpoxyWindow = EpoxyWindow()
+    image: np.ndarray,
+    sigma: float = 1.0,
+    window: EpoxyWindow | None = EpoxyWindow(),
+    samples=(),
 ) -> np.ndarray:
-    """True where the (smoothed) colour of an RGB image is blue dye."""
+    """True where the (smoothed) colour of an RGB image is blue dye: in
+    ``window``, or (``window`` None) the dye :func:`.epoxy.find_epoxy`
+    finds, refined by ``samples``."""
     from skimage.color import rgb2hsv
 
     image = np.asarray(image)
     check_colour(image)
+    if window is None:
+        return find_epoxy(image, sigma, samples)[0]
     if fast.applies(image):
         return fast.epoxy_mask(image, sigma, window)
     rgb = np.clip(smooth(to_float(image)[..., :3], sigma, channels=True), 0, 1)
@@ -402,12 +427,16 @@ def autolabel(
     if fast.applies(image) and params.method != "multiotsu":
         # one pass, a strip at a time: same labels as the steps below
         rgb = plane_kind(image, rgb)
-        window = None
+        window = blue = None
         if params.method == "epoxy":
             check_colour(image)
             window = params.epoxy
+            if window is None:
+                blue = epoxy_mask(
+                    image, params.sigma, None, params.epoxy_samples
+                )
         return fast.autolabel(
-            image, params.thresholds, params.sigma, rgb, window
+            image, params.thresholds, params.sigma, rgb, window, blue=blue
         )
     gray = smoothed_gray(image, params.sigma, rgb)
     thresholds = (
@@ -415,11 +444,12 @@ def autolabel(
         if params.method == "multiotsu"
         else params.thresholds
     )
-    blue = (
-        epoxy_mask(image, params.sigma, params.epoxy)
-        if params.method == "epoxy"
-        else None
-    )
+    blue = None
+    if params.method == "epoxy":
+        check_colour(image)
+        blue = epoxy_mask(
+            image, params.sigma, params.epoxy, params.epoxy_samples
+        )
     return labels_from_gray(gray, params, thresholds, blue)
 
 

@@ -1,6 +1,6 @@
 """The auto-label rule on uint8 images: fast, and in little memory.
 
-The same rule as :mod:`.autolabel` (README "Auto-label: the rule,
+The same rule as :mod:`.autolabel` (``docs/autolabel.md``, "The rule,
 exactly"), computed strip by strip so that no float copy of the whole
 image is ever made:
 
@@ -457,21 +457,29 @@ def bin_gray(gray, thresholds, blue=None) -> np.ndarray:
     return out
 
 
-def autolabel(image, thresholds, sigma, rgb, window=None, threads=None):
+def autolabel(
+    image, thresholds, sigma, rgb, window=None, threads=None, blue=None
+):
     """Labels (uint8) of a uint8 image in one pass over it: the gray
-    method, or the epoxy method in ``window``; the gray level and the mask
-    live only a strip at a time."""
+    method, or the epoxy method in ``window`` or with the blue-dye mask
+    ``blue`` (the dye found by :mod:`.epoxy`); the gray level and the
+    window's mask live only a strip at a time."""
     out = np.empty(image.shape[:2], np.uint8)
 
     def work(start, stop):
         grays = gray_strips(image, sigma, rgb, start, stop)
+        if blue is not None:
+            for y0, gray in grays:
+                rows = slice(y0, y0 + len(gray))
+                bin_strip(gray, thresholds, blue[rows], out[rows])
+            return
         if window is None:
             for y0, gray in grays:
                 bin_strip(gray, thresholds, out=out[y0 : y0 + len(gray)])
             return
         blues = blue_strips(image, sigma, window, start, stop)
-        for (y0, gray), (_, blue) in zip(grays, blues, strict=True):
-            bin_strip(gray, thresholds, blue, out[y0 : y0 + len(gray)])
+        for (y0, gray), (_, strip) in zip(grays, blues, strict=True):
+            bin_strip(gray, thresholds, strip, out[y0 : y0 + len(gray)])
 
     in_threads(work, image, sigma, threads)
     return out

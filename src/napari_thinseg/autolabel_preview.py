@@ -6,7 +6,10 @@ preview that follows a threshold slider keeps the slow parts of its plane
 and only re-bins: :class:`PreviewCache` holds the smoothed gray, the
 blue-dye mask and the multi-Otsu thresholds of one plane, each keyed by
 the plane and the parameters it depends on (the gray on sigma, the mask on
-sigma and the epoxy window, the thresholds on sigma and the class count).
+sigma and the epoxy window or samples, the thresholds on sigma and the
+class count). A mask the photo's own dye gave keeps its
+:class:`~.epoxy.EpoxyFit` beside it (:attr:`PreviewCache.fit`), for the
+view that shows what was chosen.
 A threshold move then costs milliseconds; a sigma change recomputes.
 
 Filling is split so that the slow part can run in a worker thread while
@@ -31,6 +34,7 @@ from .autolabel import (
     multiotsu_thresholds,
     smoothed_gray,
 )
+from .epoxy import find_epoxy
 from .errors import ThinsegError
 from .imaging.files import check_image
 
@@ -50,13 +54,18 @@ class CacheFill:
     sigma: float
     #: the cached smoothed gray (None: compute it)
     gray: np.ndarray | None
-    #: compute the blue-dye mask in this window (None: not needed)
+    #: compute the blue-dye mask in this window (None: not needed, or the
+    #: dye is found in the image: see ``need_blue``)
     window: EpoxyWindow | None
     #: compute this many multi-Otsu classes (None: not needed)
     n_classes: int | None
     #: the cache's generation when asked (a clear since drops the parts)
     generation: int
     computed: dict = field(default_factory=dict)
+    #: whether the blue-dye mask is computed at all
+    need_blue: bool = False
+    #: colours of sampled dye refining the found dye (``window`` None)
+    samples: tuple = ()
 
     def compute(self, image, name: str = "image", rgb: bool = False) -> None:
         """Compute the missing parts from the plane ``image``.
@@ -77,13 +86,19 @@ class CacheFill:
             gray = self.computed["gray"] = smoothed_gray(
                 image, self.sigma, rgb=rgb
             )
-        if self.window is not None:
+        if self.need_blue:
             if not rgb:
                 raise ThinsegError(
                     f"{name}: the blue-epoxy method needs a colour (RGB) "
                     "image; use gray thresholds or multi-Otsu"
                 )
-            self.computed["blue"] = epoxy_mask(image, self.sigma, self.window)
+            if self.window is None:
+                blue, fit = find_epoxy(image, self.sigma, self.samples)
+                self.computed["blue"] = blue
+                self.computed["fit"] = fit
+            else:
+                blue = epoxy_mask(image, self.sigma, self.window)
+                self.computed["blue"] = blue
         if self.n_classes is not None:
             self.computed["otsu"] = multiotsu_thresholds(gray, self.n_classes)
 
@@ -109,13 +124,16 @@ class PreviewCache:
         self._generation += 1
         # (key, value) pairs, None when empty
         self._gray = self._blue = self._otsu = None
+        self._fit = None
 
     @staticmethod
     def keys(source: Hashable, params: AutoLabelParams) -> tuple:
         """The keys of gray level, blue mask and multi-Otsu thresholds that
         ``params`` need on ``source`` (None for a part not needed)."""
         gray = (source, float(params.sigma))
-        blue = (gray, params.epoxy) if params.method == "epoxy" else None
+        blue = None
+        if params.method == "epoxy":
+            blue = (gray, params.epoxy, params.epoxy_samples)
         otsu = (
             (gray, params.n_classes) if params.method == "multiotsu" else None
         )
@@ -141,6 +159,8 @@ class PreviewCache:
             window=params.epoxy if need_blue else None,
             n_classes=params.n_classes if need_otsu else None,
             generation=self._generation,
+            need_blue=need_blue,
+            samples=params.epoxy_samples if need_blue else (),
         )
 
     def store(self, fill: CacheFill) -> None:
@@ -154,6 +174,7 @@ class PreviewCache:
             self._gray_version += 1
         if "blue" in computed:
             self._blue = (fill.blue_key, computed["blue"])
+            self._fit = computed.get("fit")
         if "otsu" in computed:
             self._otsu = (fill.otsu_key, computed["otsu"])
 
@@ -186,6 +207,23 @@ class PreviewCache:
         """A number that changes whenever the cached gray does (None
         without one): what a histogram of it is drawn for."""
         return None if self._gray is None else self._gray_version
+
+    @property
+    def blue(self) -> np.ndarray | None:
+        """The cached blue-dye mask (None if there is none)."""
+        return None if self._blue is None else self._blue[1]
+
+    @property
+    def fit(self):
+        """The :class:`~.epoxy.EpoxyFit` of the cached mask (None if there
+        is none, or it came from a fixed window)."""
+        return self._fit
+
+    def has_blue(self, source: Hashable, params: AutoLabelParams) -> bool:
+        """Whether the cached mask is the one ``params`` ask on
+        ``source``."""
+        blue_key = self.keys(source, params)[1]
+        return blue_key is not None and blue_key == _key(self._blue)
 
     @property
     def otsu(self) -> tuple[float, ...] | None:

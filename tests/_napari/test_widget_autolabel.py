@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from matplotlib.backend_bases import MouseEvent
@@ -246,14 +248,19 @@ def test_epoxy_on_rgb_image(make_napari_viewer, qtbot, errors):
     assert errors == []
 
     # an empty hue window is the user's mistake, told in one line
+    widget.epoxy_auto_check.setChecked(False)
     widget.epoxy_spins["hue_min"].setValue(0.8)
     widget.apply()
     assert len(errors) == 1 and "hue window" in errors[0]
 
 
-def test_click_the_epoxy_finds_pale_dye(make_napari_viewer, qtbot, errors):
-    """Issue 12: pale epoxy was missed (0.4 % pore where ~10 % is) and
-    nothing guided the user; clicking on it sets the window."""
+def test_pale_dye_is_found_and_clicks_refine_it(
+    make_napari_viewer, qtbot, errors
+):
+    """Issues 12 and 26: pale epoxy was missed by the fixed window (0.4 %
+    pore where ~10 % is); the dye is now found in the image unaided, the
+    hue / saturation view shows the cluster chosen, and clicks are samples
+    that refine it."""
     from types import SimpleNamespace
 
     viewer = make_napari_viewer()
@@ -263,38 +270,82 @@ def test_click_the_epoxy_finds_pale_dye(make_napari_viewer, qtbot, errors):
     layer = viewer.add_image(image, name="pale")
     widget = _dock(viewer, qtbot)
     widget.method_combo.setCurrentIndex(widget.method_combo.findData("epoxy"))
+    assert widget.epoxy_auto_check.isChecked()  # found, by default
+    assert not widget.epoxy_spins["hue_min"].isEnabled()
+    widget.apply()
+    labels = viewer.layers["pale labels"].data
+    assert (labels[pore] == SEED.pore_id).mean() > 0.95
+    assert not (labels[42:53, 52:68] == SEED.pore_id).any()  # brown grain
+    np.testing.assert_array_equal(labels, autolabel(image, method="epoxy"))
+
+    # the view shows the cluster it chose: the pale dye's colours
+    view = widget.hsv_view
+    assert view.counts is not None and view.counts.sum() == image[..., 0].size
+    assert view.dye_counts is not None
+    assert view.dye_counts.sum() == (labels == SEED.pore_id).sum()
+    pale_hue = int(0.55 * view.counts.shape[0])  # the dye's ~200 degrees
+    assert view.dye_counts[pale_hue - 3 : pale_hue + 3].sum() >= 16 * 22
+    assert view.title.startswith("dye found: ")
+
+    # the old fixed window is still there, and misses it
+    widget.epoxy_auto_check.setChecked(False)
+    assert widget.epoxy_spins["hue_min"].isEnabled()
     widget.apply()
     before = viewer.layers["pale labels"].data
-    assert not (before[pore] == SEED.pore_id).any()  # the default misses it
+    assert not (before[pore] == SEED.pore_id).any()
+    assert view.dye_counts is None and view.title == "fixed window"
+    box = view._overlay[0]
+    assert box.get_x() == pytest.approx(widget.epoxy_spins["hue_min"].value())
+    widget.epoxy_spins["hue_min"].setValue(0.3)
+    assert view._overlay[0].get_x() == pytest.approx(0.3)
+    widget.epoxy_spins["hue_min"].setValue(0.45)
 
+    # a click is a sample: back to the found dye, refined by it
     widget.pick_epoxy_button.click()
     assert "click on the dyed epoxy" in widget.status_label.text()
     (callback,) = layer.mouse_drag_callbacks[-1:]
     # a press in world coordinates on the pore, as napari delivers it
     callback(layer, SimpleNamespace(type="mouse_press", position=(18.0, 19.0)))
     assert callback not in layer.mouse_drag_callbacks  # one click only
-    assert widget.epoxy_spins["min_saturation"].value() < 0.35
-    assert "epoxy window from the clicked colour" in (
-        widget.status_label.text()
-    )
+    assert widget.epoxy_auto_check.isChecked()
+    assert len(widget.epoxy_samples) == 1
+    assert "epoxy from 1 click(s)" in widget.status_label.text()
     widget.apply()
     labels = viewer.layers["pale labels"].data
     assert (labels[pore] == SEED.pore_id).mean() > 0.95
-    assert not (labels[42:53, 52:68] == SEED.pore_id).any()  # brown grain
+    assert not (labels[42:53, 52:68] == SEED.pore_id).any()
+    assert len(view._overlay) == 2  # the dye found, and the cross
     assert errors == []
-    # a click on a grain is refused in one line
-    assert widget.sample_epoxy(layer, (5, 60)) is None
+    # a click on a grain is refused in one line, the samples kept
+    assert widget.sample_epoxy(layer, (48, 60)) is None
     assert "not blue dye" in errors[-1]
+    assert len(widget.epoxy_samples) == 1
+    widget.forget_samples_button.click()
+    assert widget.epoxy_samples == () and widget.params().epoxy_samples == ()
 
-    # the hue / saturation view shows the image's colours and the window
-    view = widget.hsv_view
-    assert view.counts is not None and view.counts.sum() == image[..., 0].size
-    pale_hue = int(0.55 * view.counts.shape[0])  # the dye's ~200 degrees
-    assert view.counts[pale_hue - 3 : pale_hue + 3].sum() >= 16 * 22
-    box = view._box
-    assert box.get_x() == pytest.approx(widget.epoxy_spins["hue_min"].value())
-    widget.epoxy_spins["hue_min"].setValue(0.3)
-    assert view._box.get_x() == pytest.approx(0.3)
+
+def test_hsv_view_screenshot(make_napari_viewer, qtbot, tmp_path):
+    """The hue / saturation view on a sandstone photo, saved for a look."""
+    from pathlib import Path
+
+    photo = Path(__file__).parents[3] / (
+        "shared/data/sandstone-minerals/images/113.png"
+    )
+    if not photo.exists():
+        pytest.skip("the shared sandstone-minerals photos are absent")
+    import imageio.v3 as iio
+
+    viewer = make_napari_viewer()
+    viewer.add_image(iio.imread(photo)[..., :3], name="113")
+    widget = _dock(viewer, qtbot)
+    widget.method_combo.setCurrentIndex(widget.method_combo.findData("epoxy"))
+    widget.apply()
+    assert widget.hsv_view.dye_counts is not None
+    canvas = widget.hsv_view.canvas
+    canvas.resize(420, 200)
+    canvas.draw()
+    out = Path(os.environ.get("THINSEG_SHOTS", tmp_path)) / "hsv_view.png"
+    assert canvas.grab().save(str(out))
 
 
 def test_multiotsu_shows_found_thresholds(make_napari_viewer, qtbot):

@@ -3,6 +3,7 @@ epoxy, petrographic pictures of labels, synthetic thin sections."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from ..errors import ThinsegError
@@ -10,7 +11,7 @@ from ._common import ScalingNotes, drive, output_paths, size, thresholds
 
 
 # -- autolabel ---------------------------------------------------------------
-def _autolabel_files(inputs, out, params, overwrite, notes):
+def _autolabel_files(inputs, out, params, overwrite, notes, points=()):
     from ..autolabel import autolabel, autolabel_stack
     from ..imaging.atomic import refuse_existing
     from ..imaging.convert import is_rgb
@@ -28,6 +29,11 @@ def _autolabel_files(inputs, out, params, overwrite, notes):
         image = read_image(src)
         notes.check(src.name, image)
         rgb = is_rgb(image)
+        if points:
+            try:
+                params = _with_samples(params, image, rgb, points)
+            except ThinsegError as exc:
+                raise ThinsegError(f"{src}: {exc}") from None
         if is_stack(image):
             # a stack: every plane, kept together in one TIFF
             labels = drive(autolabel_stack(image, params, rgb), src.name)
@@ -43,32 +49,90 @@ def _autolabel_files(inputs, out, params, overwrite, notes):
     return targets
 
 
+SAMPLE_RADIUS = 2
+"""A sample is the median colour of (2 r + 1) x (2 r + 1) pixels."""
+
+
+def _with_samples(params, image, rgb, points):
+    """``params`` with the dye colours at pixel ``points`` ((x, y): column,
+    row) of ``image`` as epoxy samples (of every plane of a stack)."""
+    from dataclasses import replace
+
+    from ..epoxy import sample_colour
+
+    if not rgb:
+        raise ThinsegError("--epoxy_sample needs a colour (RGB) image")
+    height, width = image.shape[-3:-1]
+    colours = []
+    for x, y in points:
+        if not (0 <= x < width and 0 <= y < height):
+            raise ThinsegError(
+                f"--epoxy_sample {x} {y} lies outside the image "
+                f"({width} x {height} pixels)"
+            )
+        r = SAMPLE_RADIUS
+        rows = slice(max(0, y - r), y + r + 1)
+        cols = slice(max(0, x - r), x + r + 1)
+        colours.append(sample_colour(image[..., rows, cols, :]))
+    return replace(params, epoxy_samples=tuple(colours))
+
+
 def _progress(k, n, name):
     from ..progress import Progress
 
     return Progress(k + 1, n, name)
 
 
+def _epoxy_window(args):
+    """The fixed epoxy window the flags give (None: none given, the dye
+    is found in each image)."""
+    from ..autolabel import EpoxyWindow
+
+    given = (args.hue, args.min_saturation, args.min_value)
+    if all(v is None for v in given):
+        return None
+    win = EpoxyWindow()
+    hue = (win.hue_min, win.hue_max) if args.hue is None else args.hue
+    return EpoxyWindow(
+        hue[0],
+        hue[1],
+        win.min_saturation
+        if args.min_saturation is None
+        else args.min_saturation,
+        win.min_value if args.min_value is None else args.min_value,
+    )
+
+
 def cmd_autolabel(args) -> int:
-    from ..autolabel import AutoLabelParams, EpoxyWindow
+    from ..autolabel import AutoLabelParams
     from ..imaging.atomic import ensure_dir
     from ..imaging.files import list_images
 
+    points = tuple(tuple(p) for p in args.epoxy_sample or ())
+    window = _epoxy_window(args)
+    if args.method != "epoxy" and (points or window is not None):
+        raise ThinsegError(
+            "--epoxy_sample, --hue, --min_saturation and --min_value "
+            "need --method epoxy"
+        )
+    if points and window is not None:
+        raise ThinsegError(
+            "give either --epoxy_sample or a fixed window (--hue, "
+            "--min_saturation, --min_value), not both"
+        )
     params = AutoLabelParams(
         method=args.method,
         thresholds=args.thresholds,
         sigma=args.sigma,
         n_classes=args.classes,
-        epoxy=EpoxyWindow(
-            args.hue[0], args.hue[1], args.min_saturation, args.min_value
-        ),
+        epoxy=window,
     )
     inputs = list_images(args.inputs)
     ensure_dir(args.out)
     notes = ScalingNotes()
     outputs = drive(
         _autolabel_files(
-            inputs, Path(args.out), params, args.overwrite, notes
+            inputs, Path(args.out), params, args.overwrite, notes, points
         ),
         "autolabel",
     )
@@ -191,7 +255,11 @@ def add_commands(sub) -> None:
     p = sub.add_parser(
         "autolabel",
         help="label images by gray level / blue epoxy",
-        description="Write DIR/<stem>.png (uint8 class ids) per image.",
+        description="Write DIR/<stem>.png (uint8 class ids) per image. "
+        "--method epoxy finds the blue dye in each image by itself (white "
+        "balance, then the one bluish population); --epoxy_sample refines "
+        "it, and --hue / --min_saturation / --min_value set a fixed hue / "
+        "saturation / value window instead.",
     )
     p.add_argument(
         "inputs",
@@ -220,17 +288,45 @@ def add_commands(sub) -> None:
         default=5,
         help="number of multi-Otsu classes (default 5)",
     )
+    p.add_argument(
+        "--epoxy_sample",
+        type=int,
+        nargs=2,
+        action="append",
+        metavar=("X", "Y"),
+        help="epoxy method: the dye's colour at pixel column X, row Y "
+        "(5 x 5 pixels around it) refines the dye found in each image; "
+        "repeat for several samples (pale and dark dye)",
+    )
     win = EpoxyWindow()
     p.add_argument(
         "--hue",
         type=float,
         nargs=2,
-        default=(win.hue_min, win.hue_max),
         metavar=("MIN", "MAX"),
-        help="blue-dye hue window in [0, 1] (epoxy method)",
+        help="epoxy method: a fixed blue-dye hue window in [0, 1] instead "
+        f"of the dye found in each image (default {win.hue_min} "
+        f"{win.hue_max} once a fixed window is asked for)",
     )
-    p.add_argument("--min-saturation", type=float, default=win.min_saturation)
-    p.add_argument("--min-value", type=float, default=win.min_value)
+    for name, text in (
+        ("min_saturation", "saturation"),
+        ("min_value", "value"),
+    ):
+        p.add_argument(
+            f"--{name}",
+            type=float,
+            metavar=name.upper(),
+            help=f"epoxy method: a fixed window's minimum {text} in [0, 1] "
+            f"(default {getattr(win, name)} once a fixed window is asked "
+            "for)",
+        )
+        # the spelling of earlier versions, still taken
+        p.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            type=float,
+            help=argparse.SUPPRESS,
+        )
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_autolabel)
 

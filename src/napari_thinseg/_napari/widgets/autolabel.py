@@ -106,6 +106,8 @@ class AutoLabelWidget(EpoxyClick, AutoLabelForm):
         self.thresholds_changed.connect(self._thresholds_changed)
         self.use_otsu_button.clicked.connect(self._use_otsu)
         self.pick_epoxy_button.clicked.connect(self.pick_epoxy)
+        self.forget_samples_button.clicked.connect(self.forget_epoxy_samples)
+        self.epoxy_auto_check.toggled.connect(self._schedule)
         self.preview_check.toggled.connect(self._on_preview_toggled)
         self.apply_button.clicked.connect(self.apply)
         self._on_method()
@@ -171,6 +173,7 @@ class AutoLabelWidget(EpoxyClick, AutoLabelForm):
                 return
             self._update_histogram()
             self._update_otsu(params)
+            self._show_colours()  # with the dye found, now cached
             if self.preview_check.isChecked():
                 labels, plane = self._labels_from_cache(layer, params)
                 target = self._write(layer, labels, plane, params)
@@ -208,6 +211,7 @@ class AutoLabelWidget(EpoxyClick, AutoLabelForm):
                 return self._cache_worker
             self._update_histogram()
             self._update_otsu(params)
+            self._show_colours()
             labels, plane = self._labels_from_cache(layer, params)
             target = self._write(layer, labels, plane, params)
         except ThinsegError as exc:

@@ -1,6 +1,6 @@
 """The Auto-label widget's "Click the epoxy": the colour around a clicked
-pixel sets the epoxy window (:func:`~napari_thinseg.autolabel.
-epoxy_window_from_sample`), for pale or dark dye the default misses."""
+pixel is a sample of the dye that refines the dye found in the image
+(:func:`~napari_thinseg.epoxy.fit_epoxy`); several clicks add up."""
 
 from __future__ import annotations
 
@@ -8,17 +8,17 @@ import contextlib
 
 import numpy as np
 
-from ...autolabel import EpoxyWindow, epoxy_window_from_sample
+from ...epoxy import fit_epoxy, sample_colour
 from ...errors import ThinsegError
 
 
 class EpoxyClick:
-    """Mixed into :class:`~.autolabel.AutoLabelWidget` (its form, shown
-    plane, status and error report)."""
+    """Mixed into :class:`~.autolabel.AutoLabelWidget` (its form, cache,
+    shown plane, status and error report)."""
 
     def pick_epoxy(self) -> None:
-        """Wait for a click on the image; its colour sets the epoxy
-        window (:meth:`sample_epoxy`)."""
+        """Wait for a click on the image; its colour becomes a sample of
+        the dye (:meth:`sample_epoxy`)."""
         layer = self.image_layer
         if layer is None:
             self._report("choose an image layer first")
@@ -37,9 +37,11 @@ class EpoxyClick:
             f"click on the dyed epoxy of a pore in '{layer.name}'"
         )
 
-    def sample_epoxy(self, layer, yx, radius: int = 2) -> EpoxyWindow | None:
-        """Set the epoxy window from the colour around pixel ``yx`` of the
-        shown plane of ``layer`` (a square of ``2 radius + 1`` pixels)."""
+    def sample_epoxy(self, layer, yx, radius: int = 2) -> tuple | None:
+        """Add the colour around pixel ``yx`` of the shown plane of
+        ``layer`` (a square of ``2 radius + 1`` pixels) to the samples of
+        the dye, and find the dye with them; returns the samples (None
+        when the click is refused)."""
         try:
             plane = np.asarray(self._plane_image(layer))
             if plane.ndim != 3:
@@ -54,17 +56,40 @@ class EpoxyClick:
                 max(0, y - radius) : y + radius + 1,
                 max(0, x - radius) : x + radius + 1,
             ]
-            window = epoxy_window_from_sample(patch)
+            samples = (*self.epoxy_samples, sample_colour(patch))
+            # refuses a colour that is no blue dye after white balance
+            fit = fit_epoxy(plane, self.sigma_spin.value(), samples)
         except ThinsegError as exc:
             self._report(exc)
             return None
-        for name, spin in self.epoxy_spins.items():
-            spin.setValue(getattr(window, name))
+        self.epoxy_samples = samples
+        self.forget_samples_button.setEnabled(True)
+        self.epoxy_auto_check.setChecked(True)
         self.method_combo.setCurrentIndex(self.method_combo.findData("epoxy"))
-        w = window
+        self._schedule()
         self._set_status(
-            f"epoxy window from the clicked colour: hue {w.hue_min:.2f}-"
-            f"{w.hue_max:.2f}, saturation >= {w.min_saturation:.2f}, value >="
-            f" {w.min_value:.2f}"
+            f"epoxy from {len(samples)} click(s): {fit.describe()}"
         )
-        return window
+        return samples
+
+    def forget_epoxy_samples(self) -> None:
+        """Drop the clicked samples: the dye is found unaided again."""
+        self.epoxy_samples = ()
+        self.forget_samples_button.setEnabled(False)
+        self._schedule()
+        self._set_status("clicks forgotten: the dye is found unaided")
+
+    def _epoxy_found(self):
+        """``(mask, fit)`` of the dye the cache holds for the shown plane
+        and settings (None until it is computed)."""
+        layer = self.image_layer
+        if layer is None:
+            return None
+        try:
+            params = self.params()
+            source = self._source(layer)
+        except ThinsegError:
+            return None
+        if not self.cache.has_blue(source, params) or self.cache.fit is None:
+            return None
+        return self.cache.blue, self.cache.fit

@@ -186,9 +186,18 @@ class AutoLabelForm(QWidget):
         return self.otsu_box
 
     def _build_epoxy(self) -> QGroupBox:
-        """The blue-dye colour window."""
-        self.epoxy_box = QGroupBox("blue-dye epoxy (HSV, 0..1)")
+        """The blue-dye epoxy: found in the image, or a fixed window."""
+        self.epoxy_box = QGroupBox("blue-dye epoxy")
         epoxy = QFormLayout(self.epoxy_box)
+        #: colours (RGB in [0, 1]) of the clicked dye
+        self.epoxy_samples: tuple = ()
+        self.epoxy_auto_check = QCheckBox("find the dye in the image")
+        self.epoxy_auto_check.setChecked(True)
+        self.epoxy_auto_check.setToolTip(
+            "Find the one bluish population of the photo after white "
+            "balance (clicks refine it); off: the fixed HSV window below"
+        )
+        epoxy.addRow(self.epoxy_auto_check)
         self.epoxy_spins: dict[str, QDoubleSpinBox] = {}
         for name, text in EPOXY_FIELDS.items():
             spin = QDoubleSpinBox()
@@ -202,15 +211,34 @@ class AutoLabelForm(QWidget):
             self.epoxy_spins[name] = spin
         self.pick_epoxy_button = QPushButton("Click the epoxy…")
         self.pick_epoxy_button.setToolTip(
-            "Then click on a pore's dyed epoxy in the image: the window is "
-            "set around its colour (pale or dark dye too)"
+            "Then click on a pore's dyed epoxy in the image: its colour is "
+            "a sample that refines the dye found (click again for more)"
         )
-        epoxy.addRow(self.pick_epoxy_button)
+        self.forget_samples_button = QPushButton("forget clicks")
+        self.forget_samples_button.setToolTip("Drop the clicked samples")
+        self.forget_samples_button.setEnabled(False)
+        row = QHBoxLayout()
+        row.addWidget(self.pick_epoxy_button)
+        row.addWidget(self.forget_samples_button)
+        epoxy.addRow(row)
         self.hsv_view = HueSaturationView(self.viewer)
         epoxy.addRow(self.hsv_view.canvas)
         for spin in self.epoxy_spins.values():
             spin.valueChanged.connect(self._show_colours)
+        self.epoxy_auto_check.toggled.connect(self._on_epoxy_auto)
+        self._on_epoxy_auto()
         return self.epoxy_box
+
+    def _on_epoxy_auto(self, *_) -> None:
+        auto = self.epoxy_auto_check.isChecked()
+        for spin in self.epoxy_spins.values():
+            spin.setEnabled(not auto)
+        self._show_colours()
+
+    def _epoxy_found(self):
+        """``(mask, fit)`` of the dye found in the shown plane (None: not
+        known yet); the widget's cache knows it."""
+        return None
 
     def _show_colours(self, *_) -> None:
         """The hue / saturation view of the shown plane, with the window."""
@@ -218,10 +246,13 @@ class AutoLabelForm(QWidget):
         if layer is None or self.method() != "epoxy":
             return
         try:
-            window = self.params().epoxy
+            params = self.params()
         except ThinsegError:
             return  # an empty window: its spins say so
-        self.hsv_view.show(self._plane_image(layer), window)
+        found = None if params.epoxy is not None else self._epoxy_found()
+        self.hsv_view.show(
+            self._plane_image(layer), params.epoxy, found, params.epoxy_samples
+        )
 
     def _image_choices(self, _widget=None) -> list[tuple[str, Image]]:
         return [
@@ -252,20 +283,24 @@ class AutoLabelForm(QWidget):
     def params(self) -> AutoLabelParams:
         """The settings as :class:`AutoLabelParams` (may raise ThinsegError).
 
-        The epoxy window is read only for the epoxy method.
+        The epoxy window is read only for the epoxy method, and only when
+        the dye is not found in the image (which the clicks refine).
         """
         method = self.method()
-        window = EpoxyWindow()
-        if method == "epoxy":
+        window, samples = None, ()
+        if method == "epoxy" and not self.epoxy_auto_check.isChecked():
             window = EpoxyWindow(
                 **{k: s.value() for k, s in self.epoxy_spins.items()}
             )
+        elif method == "epoxy":
+            samples = self.epoxy_samples
         return AutoLabelParams(
             method=method,
             thresholds=self.thresholds(),
             sigma=self.sigma_spin.value(),
             n_classes=self.n_classes_spin.value(),
             epoxy=window,
+            epoxy_samples=samples,
         )
 
     # -- the thresholds ------------------------------------------------------
