@@ -12,10 +12,18 @@ SAMPLE = (
 )
 
 
-def slide_file(folder: Path, dtype=np.uint8) -> tuple[Path, np.ndarray]:
-    """A tiled TIFF twice the packaged thin section's height."""
+def slide_file(
+    folder: Path, dtype=np.uint8, shape=(1000, 640)
+) -> tuple[Path, np.ndarray]:
+    """A tiled TIFF twice the packaged thin section's height (by default;
+    the section and its mirror images tiled to ``shape``)."""
     photo = read_image(SAMPLE)[..., :3]
-    image = np.concatenate([photo, photo[::-1]])[:1000, :640]
+    image = np.concatenate([photo, photo[::-1]])
+    while image.shape[1] < shape[1]:
+        image = np.concatenate([image, image[:, ::-1]], axis=1)
+    while image.shape[0] < shape[0]:
+        image = np.concatenate([image, image[::-1]])
+    image = np.ascontiguousarray(image[: shape[0], : shape[1]])
     if dtype == np.uint16:  # 12-bit data in a 16-bit file
         image = image.astype(np.uint16) * 16
     path = folder / "slide.tif"

@@ -1,5 +1,14 @@
 """Tiles, photos and label files as tasks on a real dask LocalCluster of
-2 worker processes on loopback: the same results as one process."""
+2 worker processes on loopback: the same results as one process, also
+when a worker is killed mid-run; a scheduler killed mid-run ends the run
+in one line and leaves a ``.partial`` that resumes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -14,6 +23,7 @@ from napari_thinseg.distributed import (
 from napari_thinseg.errors import ThinsegError
 from napari_thinseg.imaging.files import write_annotation
 from napari_thinseg.imaging.lazy import open_lazy
+from napari_thinseg.imaging.pyramid import LabelsPyramid, open_levels
 from napari_thinseg.measure.modal import measure_files
 from napari_thinseg.predict_slide import predict_slide
 from napari_thinseg.progress import run
@@ -25,14 +35,22 @@ def client():
         yield c
 
 
-def test_a_slide_on_two_workers_equals_one_process(
-    default_model, client, tmp_path
-):
+@pytest.fixture(scope="module")
+def one_process(default_model, tmp_path_factory):
+    """The test slide and its labels predicted in this process."""
     model, config = default_model
-    path, _ = slide_file(tmp_path)
+    path, _ = slide_file(tmp_path_factory.mktemp("slide"))
     slide = open_lazy(path)
     here = np.zeros(slide.shape[:2], np.uint8)
     run(predict_slide(model, config, slide, here, tile=256))
+    return slide, here
+
+
+def test_a_slide_on_two_workers_equals_one_process(
+    default_model, client, one_process
+):
+    model, config = default_model
+    slide, here = one_process
     there = np.zeros_like(here)
     events = []
     result = run(
@@ -86,3 +104,97 @@ def test_a_missing_scheduler_is_one_line():
         cluster(),
     ):
         pass
+
+
+# -- faults (last: a worker is killed) ----------------------------------------
+def test_a_scheduler_killed_mid_run_leaves_a_partial_that_resumes(
+    default_model, one_process, tmp_path
+):
+    model, config = default_model
+    slide, here = one_process
+    file = tmp_path / "scheduler.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+        + ["--host", "127.0.0.1", "--port", "0", "--no-dashboard"]
+        + ["--scheduler-file", str(file)],
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    worker = None
+    try:
+        deadline = time.monotonic() + 60
+        while not file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        address = json.loads(file.read_text())["address"]
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", address]
+            + ["--nthreads", "1", "--no-dashboard"],
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        out = LabelsPyramid.create(
+            tmp_path / "labels.ome.zarr", slide.shape[:2]
+        )
+
+        def kill_scheduler(event):
+            if event.step == 2:
+                os.kill(scheduler.pid, signal.SIGKILL)
+
+        with (
+            cluster(scheduler=address) as remote,
+            pytest.raises(ThinsegError) as exc,
+        ):
+            remote.wait_for_workers(1, timeout=60)
+            run(
+                predict_slide(
+                    model, config, slide, out, tile=256, client=remote
+                ),
+                kill_scheduler,
+            )
+    finally:
+        for proc in (scheduler, worker):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    message = str(exc.value)
+    assert "lost the connection to the dask scheduler" in message
+    assert f"kept in {out.store_path}: run again to resume" in message
+    assert "\n" not in message
+    # the tiles written are kept: a run here picks them up
+    again = LabelsPyramid.create(out.path, slide.shape[:2])
+    kept = len(again.done)
+    assert again.resumed and kept >= 2
+    result = run(predict_slide(model, config, slide, again, tile=256))
+    assert result.kept == kept
+    again.finish()
+    np.testing.assert_array_equal(open_levels(again.path)[0][:], here)
+
+
+def test_a_worker_killed_mid_run_changes_nothing_but_is_said(
+    default_model, client, one_process
+):
+    model, config = default_model
+    slide, here = one_process
+    pids = client.run(os.getpid)
+    killed = []
+
+    def kill_a_busy_worker(event):
+        # late: its tiles go to the other worker, not to the one its
+        # nanny starts (which builds the model first)
+        if event.step == event.total - 4 and not killed:
+            busy = [a for a, keys in client.processing().items() if keys]
+            victim = (busy or sorted(pids))[0]
+            os.kill(pids[victim], signal.SIGKILL)
+            killed.append(victim)
+
+    events = []
+    there = np.zeros_like(here)
+    result = run(
+        predict_slide(model, config, slide, there, tile=256, client=client),
+        lambda e: (events.append(e), kill_a_busy_worker(e)),
+    )
+    assert killed
+    np.testing.assert_array_equal(there, here)
+    assert result.workers_lost == 1
+    assert events[-1].step == events[-1].total == result.tiles

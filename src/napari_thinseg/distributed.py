@@ -16,6 +16,12 @@ weights, :class:`ModelPayload`), sent once to every worker, never as a
 pickled Keras object; each worker process builds it once and keeps it
 (:func:`worker_model`). Files are named by path: on a cluster of several
 machines they must lie on a file system every worker sees.
+
+Faults: dask runs the tasks of a worker that dies again on the others
+(a ``LocalCluster``'s nanny starts a new one); :class:`WorkerWatch` tells
+a run which workers it lost. A task that killed several workers in turn
+(dask's ``KilledWorker``) and a lost scheduler end the run in one line
+(:class:`ClusterLost` for the scheduler: the caller says what it kept).
 """
 
 from __future__ import annotations
@@ -26,11 +32,16 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ThinsegError
+
+
+class ClusterLost(ThinsegError):
+    """The connection to the dask scheduler was lost mid-run."""
 
 
 def _distributed():
@@ -64,9 +75,11 @@ def cluster(
                 f"cannot reach the dask scheduler at {scheduler} ({exc})"
             ) from None
         try:
-            yield client
+            with _quiet_reconnects():
+                yield client
         finally:
-            client.close()
+            with contextlib.suppress(Exception):  # the scheduler is gone
+                client.close()
         return
     if workers < 1:
         raise ThinsegError(f"workers must be >= 1, got {workers}")
@@ -82,6 +95,22 @@ def cluster(
         distributed.Client(local) as client,
     ):
         yield client
+
+
+@contextlib.contextmanager
+def _quiet_reconnects():
+    """The client's own tracebacks of a lost scheduler left out (the run
+    says it in one line)."""
+    logger = logging.getLogger("distributed.client")
+    utils = logging.getLogger("distributed.utils")
+    levels = logger.level, utils.level
+    logger.setLevel(logging.CRITICAL)
+    utils.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(levels[0])
+        utils.setLevel(levels[1])
 
 
 def n_workers(client) -> int:
@@ -180,22 +209,69 @@ def submit_in_turn(
             submit()
         for future in finished:
             _, item = futures.pop(future.key)
-            value = result(future)
+            value = result(future, client)
             submit()
             yield item, value
     finally:
-        client.cancel([f for f, _ in futures.values()])
+        if client.status == "running":  # else nothing to cancel on
+            client.cancel([f for f, _ in futures.values()])
 
 
-def result(future):
+def result(future, client=None):
+    """A finished task's value; its failure in one line (a lost
+    scheduler: :class:`ClusterLost`)."""
+    from concurrent.futures import CancelledError
+
     try:
         return future.result()
     except ThinsegError:
         raise
+    except CancelledError:
+        if client is not None and client.status != "running":
+            raise ClusterLost(
+                "lost the connection to the dask scheduler"
+            ) from None
+        raise ThinsegError(
+            f"a cluster task was cancelled ({future.key})"
+        ) from None
     except Exception as exc:  # a worker's failure, in one line
+        if type(exc).__name__ == "KilledWorker":
+            raise ThinsegError(
+                "a task was running on every dask worker that died "
+                "(out of memory? fewer workers or a smaller tile)"
+            ) from None
         raise ThinsegError(
             f"a cluster task failed: {type(exc).__name__}: {exc}"
         ) from None
+
+
+class WorkerWatch:
+    """The workers a cluster lost since this was made: those gone from
+    the scheduler's list (polled at most every ``every`` seconds)."""
+
+    def __init__(self, client, every: float = 1.0):
+        self.client = client
+        self.every = every
+        self.lost: list[str] = []
+        self._alive = self._workers()
+        self._polled = time.monotonic()
+
+    def _workers(self) -> set[str]:
+        info = self.client.scheduler_info(n_workers=-1)
+        return set(info["workers"])
+
+    def check(self, force: bool = False) -> list[str]:
+        """The addresses of the workers lost so far."""
+        now = time.monotonic()
+        if self.client.status != "running" or (
+            not force and now - self._polled < self.every
+        ):
+            return self.lost
+        self._polled = now
+        alive = self._workers()
+        self.lost += sorted(self._alive - alive)
+        self._alive = alive
+        return self.lost
 
 
 def in_flight(client) -> int:

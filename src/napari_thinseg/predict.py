@@ -403,3 +403,34 @@ def evaluate(
             "confusion_matrix": cm.tolist(),
         },
     }
+
+
+# -- folder runs -------------------------------------------------------------
+def written_labels(outputs: Sequence) -> tuple[set[int], list]:
+    """What a stopped folder run already wrote of ``outputs`` (label
+    files; a stack's may be its ``.tif``): the indices of those written
+    whole, to skip, and the temporary files interrupted writes left (to
+    report). A label file that exists but does not read back whole is
+    refused in one line (never taken for done, never replaced unasked).
+    """
+    from pathlib import Path
+
+    from .imaging.atomic import leftover_temps
+    from .imaging.files import read_image
+
+    done, leftovers = set(), []
+    for k, out in enumerate(outputs):
+        out = Path(out)
+        for path in dict.fromkeys((out, out.with_suffix(".tif"))):
+            leftovers += leftover_temps(path)
+            if not path.exists():
+                continue
+            try:
+                read_image(path)
+            except ThinsegError as exc:
+                raise ThinsegError(
+                    f"{exc}: a torn label file? remove it, or use "
+                    "overwrite to predict it again"
+                ) from None
+            done.add(k)
+    return done, leftovers

@@ -8,11 +8,24 @@ exactly as :func:`.predict.predict_image` runs it, so the labels equal a
 prediction of the whole image in memory, and a run on a cluster equals a
 run here. Memory: the tiles being worked on and the labels pyramid's
 chunks they touch, never the image (:mod:`.imaging.lazy`).
+
+Resuming: into a :class:`~.imaging.pyramid.LabelsPyramid` opened over
+the ``.partial`` a stopped, killed or cluster-less run left, a run of the
+same model (its weights' digest), input (path, size and modification
+time of the file; the pixels of an array) and tile plan (tile shape,
+margin, precision, test-time augmentation, value range) computes only the
+tiles not yet written, and the pyramid it finishes equals an
+uninterrupted run's; a ``.partial`` of another run is refused in one line
+saying what differs. On a cluster, the tiles of a lost worker run again
+elsewhere (dask reschedules them; the progress says so), and a lost
+scheduler ends the run in one line with the tiles done kept.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
+import uuid
 from collections.abc import Generator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -30,9 +43,11 @@ from .tiling import MarginTile, margin_for, margin_tile_classes, margin_tiles
 @dataclass(frozen=True)
 class TileProgress(Progress):
     """A tile's labels are written: ``region = (y0, y1, x0, x1)`` of the
-    full-resolution image (for a viewer to refresh)."""
+    full-resolution image (for a viewer to refresh); ``kept`` of the
+    ``total`` tiles were kept from a stopped run (counted in ``step``)."""
 
     region: tuple[int, int, int, int] = (0, 0, 0, 0)
+    kept: int = 0
 
 
 @dataclass(frozen=True)
@@ -56,6 +71,10 @@ class SlidePrediction:
     tiles: int
     tile_shape: tuple[int, int]
     workers: int
+    kept: int = 0
+    """Tiles kept from a stopped run (not computed again)."""
+    workers_lost: int = 0
+    """Cluster workers lost during the run (their tiles ran again)."""
 
 
 def plan_slide(
@@ -126,6 +145,7 @@ def _write(out, tile: MarginTile, labels: np.ndarray) -> None:
     y0, y1, x0, x1 = tile.region
     if hasattr(out, "write"):  # a LabelsPyramid: every level
         out.write(y0, x0, labels)
+        out.mark_done(tile.index, tile.region)
     else:
         out[y0:y1, x0:x1] = labels
 
@@ -152,55 +172,188 @@ def predict_slide(
         open the file themselves).
     out : LabelsPyramid or array
         Where the labels go (:class:`~.imaging.pyramid.LabelsPyramid`, a
-        zarr array, a numpy array of the image's size).
+        zarr array, a numpy array of the image's size). A pyramid
+        created over a stopped run's ``.partial`` resumes it: the tiles
+        it holds are kept (refused if another model, input or tile plan
+        made it).
     tile, precision, tta
         As for :func:`~.predict.predict_image`.
     client : distributed.Client, optional
         Run the tiles as tasks on this cluster (:mod:`.distributed`).
 
-    Yields :class:`TileProgress` per tile written (in the order they
-    finish on a cluster).
+    Yields
+    ------
+    TileProgress
+        One per tile written (in the order they finish on a cluster), the
+        tiles kept counted in from the first.
     """
     plan, tiles = plan_slide(model, config, image, tile, precision, tta)
     data = image.data if isinstance(image, LazyImage) else image
     shape = tuple(int(s) for s in data.shape[:2])
     n = len(tiles)
-    what = f"{plan.tile_shape[0]}x{plan.tile_shape[1]} tiles"
-    # before the network is built and traced (seconds): Stop can act
-    yield TileProgress(0, n, f"{n} {what} in {plan.precision}")
-    workers = 1
-    if client is None:
-        results = _here(model, config, data, tiles, plan)
-    else:
+    payload = None
+    if client is not None:
         if not isinstance(image, LazyImage):
             raise ThinsegError(
                 "a cluster reads the slide from its file: open it with "
                 "open_lazy"
             )
-        from .distributed import n_workers
+        from .distributed import ModelPayload
 
-        workers = n_workers(client)
-        results = _on_cluster(client, model, config, image, tiles, plan)
-    yield from fill(out, results, n, workers if client is not None else 0)
-    return SlidePrediction(shape, n, plan.tile_shape, workers)
+        payload = ModelPayload.from_model(model, config)
+    kept = resume(out, model, config, image, plan, n, payload)
+    todo = [t for t in tiles if t.index not in kept]
+    what = f"{plan.tile_shape[0]}x{plan.tile_shape[1]} tiles"
+    first = f"{n} {what} in {plan.precision}"
+    if kept:
+        first += f"; {len(kept)} of {n} kept from {out.store_path}"
+    # before the network is built and traced (seconds): Stop can act
+    yield TileProgress(len(kept), n, first, kept=len(kept))
+    result = SlidePrediction(shape, n, plan.tile_shape, 1, len(kept))
+    if not todo:
+        return result
+    if client is None:
+        results, watch = _here(model, config, data, todo, plan), None
+        yield from fill(out, results, n, kept=len(kept))
+        return result
+    from .distributed import ClusterLost, WorkerWatch, n_workers
+
+    result.workers = n_workers(client)
+    watch = WorkerWatch(client)
+    results = _on_cluster(client, payload, image, todo, plan)
+    try:
+        yield from fill(out, results, n, result.workers, len(kept), watch)
+    except ClusterLost as exc:
+        raise ThinsegError(f"{exc}; {_kept_words(out, n)}") from None
+    result.workers_lost = len(watch.check(force=True))
+    return result
+
+
+def _kept_words(out, n: int) -> str:
+    if not hasattr(out, "done"):
+        return "the run is lost"
+    return (
+        f"the {len(out.done)} of {n} tiles done are kept in "
+        f"{out.store_path}: run again to resume"
+    )
 
 
 def fill(
-    out, results, n_tiles: int, workers: int = 0
+    out,
+    results,
+    n_tiles: int,
+    workers: int = 0,
+    kept: int = 0,
+    watch=None,
 ) -> Generator[TileProgress, None, None]:
     """Write ``(tile, labels)`` results into ``out`` as they come, a
     :class:`TileProgress` each (``workers``: said in the message when
-    they run on a cluster); closes ``results`` on the way out (a Stop
+    they run on a cluster, with the workers ``watch`` saw lost; ``kept``:
+    tiles already there); closes ``results`` on the way out (a Stop
     cancels what was not done)."""
     on = f" on {workers} workers" if workers else ""
     try:
-        for done, (tile, labels) in enumerate(results, start=1):
+        for done, (tile, labels) in enumerate(results, start=kept + 1):
             _write(out, tile, labels)
+            lost = len(watch.check()) if watch is not None else 0
+            note = f" ({lost} lost: their tiles run again)" if lost else ""
             yield TileProgress(
-                done, n_tiles, f"tile {done} of {n_tiles}{on}", tile.region
+                done,
+                n_tiles,
+                f"tile {done} of {n_tiles}{on}{note}",
+                tile.region,
+                kept,
             )
     finally:
         results.close()
+
+
+# -- resuming --------------------------------------------------------------
+def resume(out, model, config, image, plan, n_tiles, payload=None) -> set:
+    """The indices of the tiles ``out`` holds from a stopped run of the
+    same model, input and plan (empty for a new pyramid or an array);
+    refused in one line if another run left it. Records this run in it."""
+    if not hasattr(out, "begin"):
+        return set()
+    if payload is None:
+        from .distributed import ModelPayload
+
+        payload = ModelPayload.from_model(model, config)
+    run = slide_run(payload.digest, image, plan, n_tiles)
+    if out.left is not None:
+        differs = run_differences(out.left, run)
+        if differs:
+            from .imaging.pyramid import DISCARD
+
+            raise ThinsegError(
+                f"{out.store_path}: left by a run with {differs}; {DISCARD}"
+            )
+    out.begin(run)
+    return set(out.done)
+
+
+def slide_run(digest: str, image, plan: SlidePlan, n_tiles: int) -> dict:
+    """What makes a run's tiles what they are, as JSON."""
+    value_range = plan.value_range
+    return {
+        "model": digest,
+        "input": input_identity(image),
+        "tiles": [*plan.tile_shape, plan.margin, n_tiles],
+        "precision": plan.precision,
+        "tta": plan.tta,
+        "values": [
+            None if value_range is None else [float(v) for v in value_range],
+            plan.exclude_zero,
+        ],
+    }
+
+
+def input_identity(image) -> dict:
+    """A slide file's path, size and modification time (every file of a
+    folder's); an array's shape, type and a digest of its pixels."""
+    data = image.data if isinstance(image, LazyImage) else image
+    found = {"shape": list(data.shape), "dtype": str(data.dtype)}
+    if isinstance(image, LazyImage):
+        path = image.path.resolve()
+        files = [path] if path.is_file() else sorted(path.rglob("*"))
+        stats = [f.stat() for f in files if f.is_file()]
+        found["path"] = str(path)
+        found["bytes"] = sum(st.st_size for st in stats)
+        found["modified_ns"] = max((st.st_mtime_ns for st in stats), default=0)
+        return found
+    digest = hashlib.sha256()
+    for y in range(0, data.shape[0], 1024):  # a strip at a time
+        digest.update(np.ascontiguousarray(data[y : y + 1024]).tobytes())
+    found["digest"] = digest.hexdigest()[:16]
+    return found
+
+
+def run_differences(left: dict, run: dict) -> str:
+    """What differs between the run that left a ``.partial`` and this
+    one, in words (empty if nothing)."""
+    words = []
+    if left.get("input") != run["input"]:
+        was, now = left.get("input") or {}, run["input"]
+        if was.get("path") != now.get("path"):
+            words.append(f"another input ({was.get('path', 'an array')})")
+        else:
+            words.append("another input (the file changed since)")
+    if left.get("model") != run["model"]:
+        words.append("another model")
+    if left.get("tiles") != run["tiles"]:
+        (h, w, *_), (nh, nw, *_) = left.get("tiles") or [0, 0], run["tiles"]
+        words.append(f"other tiles ({h}x{w}, now {nh}x{nw})")
+    if left.get("precision") != run["precision"]:
+        words.append(
+            f"another precision ({left.get('precision')}, now "
+            f"{run['precision']})"
+        )
+    if left.get("tta") != run["tta"]:
+        on = "on" if run["tta"] else "off"
+        words.append(f"test-time augmentation (now {on})")
+    if left.get("values") != run["values"]:
+        words.append("another value scaling")
+    return ", ".join(words)
 
 
 def _here(model, config, data, tiles, plan):
@@ -216,14 +369,13 @@ def _here(model, config, data, tiles, plan):
         outputs.close()
 
 
-def _on_cluster(client, model, config, image, tiles, plan):
+def _on_cluster(client, payload, image, tiles, plan):
     """``(tile, labels)`` as the cluster's workers finish them: each
     worker builds the model once from its checkpoint bytes, opens the
     slide's file itself and returns the class map of a tile's core; twice
     the cluster's threads are submitted at a time."""
-    from .distributed import ModelPayload, in_flight, submit_in_turn
+    from .distributed import in_flight, submit_in_turn
 
-    payload = ModelPayload.from_model(model, config)
     shared = client.scatter(payload, broadcast=True)
     return submit_in_turn(
         client,
@@ -231,7 +383,7 @@ def _on_cluster(client, model, config, image, tiles, plan):
         (shared, str(image.path), plan),
         tiles,
         in_flight(client),
-        f"thinseg-tile-{payload.digest}",
+        f"thinseg-tile-{payload.digest}-{uuid.uuid4().hex[:8]}",
     )
 
 

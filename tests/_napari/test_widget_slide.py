@@ -12,6 +12,7 @@ import pytest
 import tifffile
 import zarr
 from napari.layers import Image, Labels
+from qtpy.QtWidgets import QPlainTextEdit
 
 from napari_thinseg._napari.layers import PREDICTION_KEY, scheme_of
 from napari_thinseg._napari.reader import napari_get_reader
@@ -226,6 +227,21 @@ def test_stop_keeps_the_tiles_done(
     assert 0 < done.mean() < 0.9  # some tiles filled, not all
     assert widget.predict_button.isEnabled()
 
+    # Predict again resumes: the tiles done are kept, the rest predicted
+    worker = start(widget, out)
+    assert worker is not None, notes["error"]
+    events = []
+    worker.yielded.connect(events.append)
+    wait(qtbot, widget)
+    kept = [e for e in events if isinstance(e, TileProgress)][0].kept
+    assert kept >= 1
+    assert any(f"{kept} of" in m and "tiles kept" in m for m in notes["info"])
+    assert f"({kept} kept)" in widget.status_label.text()
+    assert out.is_dir() and not partial.exists()
+    final = np.asarray(viewer.layers["scan prediction"].data[0])
+    assert (final > 0).all()
+    assert np.array_equal(final[done], labels[done])
+
 
 def test_closing_the_dock_stops_the_prediction(
     make_napari_viewer, qtbot, notes, tmp_path, default_model
@@ -271,3 +287,42 @@ def test_the_reader_opens_an_ome_zarr_image(make_napari_viewer, tmp_path):
     assert isinstance(layer, Image) and layer.multiscale and layer.rgb
     assert tuple(layer.scale) == (1.5, 1.5)
     assert np.array_equal(np.asarray(layer.data[0]), rgb)
+
+
+def test_measure_text_wraps_and_an_empty_layer_is_no_error(
+    make_napari_viewer, qtbot, notes
+):
+    """Issue 26: the Measure text needs no sideways scrolling, and an
+    empty labels layer (a prediction before its first tile) is measured
+    as "nothing yet", not an error."""
+    from napari_thinseg._napari.layers import labels_kwargs
+    from napari_thinseg.schemes import SEED
+
+    viewer = make_napari_viewer()
+    widget = open_widget(viewer)
+    levels = [np.zeros((64, 64), np.uint8), np.zeros((32, 32), np.uint8)]
+    viewer.add_labels(
+        levels, name="scan prediction", multiscale=True, **labels_kwargs(SEED)
+    )
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: widget.measure_worker is None, timeout=30_000)
+    assert "nothing to measure yet" in widget.report.toPlainText()
+    assert notes["error"] == []
+
+    labels = np.repeat(np.arange(1, 6, dtype=np.uint8), 13)[:64]
+    viewer.layers.clear()
+    viewer.add_labels(
+        [np.tile(labels, (64, 1)), np.tile(labels[::2], (32, 1))],
+        name="scan prediction",
+        multiscale=True,
+        **labels_kwargs(SEED),
+    )
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: widget.measure_worker is None, timeout=30_000)
+    text = widget.report.toPlainText()
+    assert "porosity" in text
+    # the table is narrow; the prose lines wrap at the dock's width
+    mode = widget.report.lineWrapMode()
+    assert mode == QPlainTextEdit.LineWrapMode.WidgetWidth
+    table = [ln for ln in text.split("\n") if ";" not in ln]
+    assert max(len(ln) for ln in table) <= 48, text

@@ -162,3 +162,41 @@ def test_slide_refusals_are_one_line(slide, tmp_path):
         "already exists",
     )
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_a_folder_run_resumes_skipping_the_label_files_written(
+    tmp_path, default_model, capsys
+):
+    from napari_thinseg.cli import main
+    from napari_thinseg.imaging.files import write_png
+    from napari_thinseg.synth import synthetic_sandstone
+
+    photos, out = tmp_path / "photos", tmp_path / "labels"
+    for k in range(3):
+        write_png(photos / f"p{k}.png", synthetic_sandstone((64, 96), k)[0])
+    args = ["predict", "--input_path", str(photos), "--output_path", str(out)]
+    assert main(args) == 0
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    # a stopped run: p2 never written, its write interrupted
+    (out / "p2.png").unlink()
+    leftover = out / ".p2.png.x1y2.part"
+    leftover.write_bytes(b"half")
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 0
+    said = capsys.readouterr().out
+    assert "predicted 1 image(s) (2 already written, kept)" in said
+    assert f"{leftover}: left by an interrupted write" in said
+    assert {p.name: p.read_bytes() for p in out.glob("p*")} == first
+    assert main([*args, "--resume"]) == 0
+    assert "all 3 label file(s) already written" in capsys.readouterr().out
+    # a label file that does not read back is refused, and kept
+    (out / "p1.png").write_bytes(first["p1.png"][:40])
+    assert main([*args, "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "p1.png" in err[0] and "torn" in err[0]
+    assert (out / "p1.png").read_bytes() == first["p1.png"][:40]
+    assert main(args) == 2
+    assert "already exists" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*args, "--resume", "--overwrite"])
+    assert "not allowed with" in capsys.readouterr().err

@@ -115,3 +115,39 @@ def test_bigtiff_holds_the_levels_tiled_with_the_pixel_size(tmp_path):
     with pytest.raises(ThinsegError, match="already exists"):
         write_bigtiff(out, levels)
     assert not partial_path(out).exists()
+
+
+def test_a_partial_records_its_run_and_reopens_with_its_tiles(
+    tmp_path, monkeypatch
+):
+    from napari_thinseg.imaging import pyramid as pm
+
+    out = tmp_path / "labels.ome.zarr"
+    first = LabelsPyramid.create(out, (1100, 2200))
+    assert not first.resumed and len(first.levels) == 2
+    first.mark_done(0, (0, 8, 0, 8))  # before begin: nothing recorded
+    assert not (first.store_path / pm.RUN_RECORD).exists()
+    run = {"model": "abc", "tiles": [512, 512, 32, 12]}
+    first.begin(run)
+    flushed = []
+    monkeypatch.setattr(pm, "fsync_paths", lambda p: flushed.extend(p))
+    first.write(1000, 1030, np.full((100, 40), 4, np.uint8))
+    first.mark_done(7, (1000, 1100, 1030, 1070))
+    # the chunks of the region at both levels were flushed first
+    names = {str(p.relative_to(first.store_path)) for p in flushed}
+    assert names == {"0/0/1", "0/1/1", "1/0/0"}
+    again = LabelsPyramid.create(out, (1100, 2200))
+    assert again.resumed and again.left == run and again.done == {7}
+    assert again.levels[1][500, 515] == 4
+    again.finish()
+    assert not (out / pm.RUN_RECORD).exists()
+    # a partial that recorded no run holds nothing to trust: replaced
+    bare = LabelsPyramid.create(tmp_path / "bare.zarr", (64, 64))
+    bare.write(0, 0, np.ones((8, 8), np.uint8))
+    fresh = LabelsPyramid.create(tmp_path / "bare.zarr", (64, 64))
+    assert not fresh.resumed and fresh.levels[0][0, 0] == 0
+    # an unreadable record is refused, the partial kept
+    (fresh.store_path / pm.RUN_RECORD).write_text("{")
+    with pytest.raises(ThinsegError, match="unreadable; use overwrite"):
+        LabelsPyramid.create(tmp_path / "bare.zarr", (64, 64))
+    assert fresh.store_path.is_dir()

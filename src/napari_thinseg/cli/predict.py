@@ -98,7 +98,7 @@ def check_views_given(config, given: bool, flag: str) -> None:
 def cmd_predict(args) -> int:
     from ..colorize import colorize
     from ..dataset import read_views
-    from ..imaging.atomic import ensure_dir, refuse_existing
+    from ..imaging.atomic import ensure_dir
     from ..imaging.files import (
         is_stack,
         list_images,
@@ -129,7 +129,8 @@ def cmd_predict(args) -> int:
         or args.workers
         or args.scheduler
     ):
-        check_slide_args(args)
+        if check_slide_args(args):
+            return 0
         model, config, weights = _load(args)
         check_views_given(config, False, "--xpl_input_path")
         with client_for(args) as client:
@@ -148,7 +149,10 @@ def cmd_predict(args) -> int:
     else:
         outputs = output_paths(inputs, Path(args.output_path))
     twins = crossed_polars_twins(inputs, args.xpl_input_path, single)
-    refuse_existing(outputs, args.overwrite)
+    kept = keep_written(inputs, outputs, args)
+    if kept and not inputs:
+        print(f"all {kept} label file(s) already written: nothing to do")
+        return 0
     model, config, weights = _load(args)
     check_views_given(config, bool(twins), "--xpl_input_path")
     scheme = config.class_scheme
@@ -238,12 +242,31 @@ def cmd_predict(args) -> int:
     notes = ScalingNotes()
     with client_for(args) as client:
         drive(run_all() if client is None else run_on(client), "predict")
+    kept_words = f" ({kept} already written, kept)" if kept else ""
     print(
-        f"predicted {len(inputs)} image(s) with {weights} into "
+        f"predicted {len(inputs)} image(s){kept_words} with {weights} into "
         f"{written[0] if single else args.output_path}"
     )
     notes.print()
     return 0
+
+
+def keep_written(inputs: list, outputs: list, args) -> int:
+    """``--resume``: drop from ``inputs`` and ``outputs`` (in place) the
+    photos whose label files a stopped run wrote whole, and say how many;
+    without it, refuse existing outputs unless ``--overwrite``."""
+    from ..imaging.atomic import refuse_existing
+    from ..predict import written_labels
+
+    if not args.resume:
+        refuse_existing(outputs, args.overwrite)
+        return 0
+    done, leftovers = written_labels(outputs)
+    for path in leftovers:
+        print(f"note: {path}: left by an interrupted write (safe to delete)")
+    inputs[:] = [p for k, p in enumerate(inputs) if k not in done]
+    outputs[:] = [p for k, p in enumerate(outputs) if k not in done]
+    return len(done)
 
 
 def cmd_evaluate(args) -> int:
@@ -344,7 +367,7 @@ def _add_tile(p) -> None:
 
 def add_commands(sub) -> None:
     """Register predict, evaluate_model and verify_dataset."""
-    from .slide import add_cluster_args
+    from .slide import add_cluster_args, add_resume_args
 
     p = sub.add_parser(
         "predict",
@@ -385,7 +408,7 @@ def add_commands(sub) -> None:
     add_precision(p)
     _add_tta(p)
     add_cluster_args(p)
-    p.add_argument("--overwrite", action="store_true")
+    add_resume_args(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser(

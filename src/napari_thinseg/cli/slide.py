@@ -3,7 +3,10 @@
 OME-Zarr pyramids (``.zarr``) or pyramidal BigTIFFs (``.tif``).
 
 A thin shell over :mod:`..predict_slide`, :mod:`..imaging.pyramid` and
-:mod:`..distributed`.
+:mod:`..distributed`. A whole slide resumes from the ``.partial`` a
+stopped or killed run left (a notice says how many tiles were kept;
+another model, tile plan or input is refused, ``--overwrite`` starts
+over); ``--resume`` also skips a slide already finished.
 """
 
 from __future__ import annotations
@@ -39,6 +42,27 @@ def add_cluster_args(p) -> None:
     )
 
 
+def add_resume_args(p) -> None:
+    """``--resume`` and ``--overwrite`` (one or the other)."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep what a stopped or killed run wrote: a folder's label "
+        "files written whole are skipped (a torn one is refused), a "
+        "finished slide is skipped. A whole slide resumes from its "
+        "<output>.partial with or without --resume, saying how many "
+        "tiles it kept (refused if another model, tile size or input "
+        "made it)",
+    )
+    group.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing outputs, and start a whole slide over "
+        "(its <output>.partial is discarded)",
+    )
+
+
 def client_for(args):
     """A context giving the cluster's client, or None without one."""
     if args.workers is None and args.scheduler is None:
@@ -52,9 +76,9 @@ def is_slide_output(path: str) -> bool:
     return Path(path.rstrip("/")).suffix.lower() in SLIDE_SUFFIXES
 
 
-def check_slide_args(args) -> None:
+def check_slide_args(args) -> bool:
     """Refuse, before any model is loaded, what a whole slide cannot
-    take."""
+    take; True if ``--resume`` finds the output already finished."""
     from ..imaging.atomic import refuse_existing
 
     if args.xpl_input_path:
@@ -69,12 +93,18 @@ def check_slide_args(args) -> None:
             "--colored writes PNGs; a whole-slide output holds class ids "
             "(its colours are in the OME-Zarr / TIFF metadata)"
         )
-    refuse_existing([Path(args.output_path.rstrip("/"))], args.overwrite)
+    out = Path(args.output_path.rstrip("/"))
+    if args.resume and out.exists():
+        print(f"{out}: already predicted (kept; --overwrite replaces it)")
+        return True
+    refuse_existing([out], args.overwrite)
+    return False
 
 
 def predict_slide_file(args, model, config, weights, client) -> int:
     """``thinseg predict`` of one image into a labels pyramid (or, on a
-    cluster, into a PNG), tile by tile."""
+    cluster, into a PNG), tile by tile; resumes a stopped run's
+    ``.partial``."""
     import numpy as np
 
     from ..imaging.files import write_annotation
@@ -100,6 +130,14 @@ def predict_slide_file(args, model, config, weights, client) -> int:
             overwrite=args.overwrite,
             source=str(image.path),
         )
+
+    def say_kept(event, bar) -> None:
+        if event.kept and event.step == event.kept:  # the first event
+            bar.write(
+                f"resuming {labels.store_path}: {event.kept} of "
+                f"{event.total} tiles kept from the stopped run"
+            )
+
     result = drive(
         predict_slide(
             model,
@@ -113,6 +151,7 @@ def predict_slide_file(args, model, config, weights, client) -> int:
         ),
         "predict",
         unit="tile",
+        on_event=say_kept,
     )
     if not pyramid:
         if args.colored:
@@ -135,10 +174,16 @@ def predict_slide_file(args, model, config, weights, client) -> int:
 
         shutil.rmtree(labels.store_path)
     where = f" on {result.workers} workers" if client is not None else ""
+    kept = f", {result.kept} kept" if result.kept else ""
     print(
         f"predicted {image.path} ({shape[0]} x {shape[1]}, {result.tiles} "
-        f"tiles{where}) with {weights} into {out}"
+        f"tiles{kept}{where}) with {weights} into {out}"
     )
+    if result.workers_lost:
+        print(
+            f"note: {result.workers_lost} dask worker(s) lost during the "
+            "run; their tiles ran again on the others"
+        )
     return 0
 
 

@@ -175,3 +175,36 @@ class StagedFiles:
 
 def atomic_write_text(path: Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def leftover_temps(path: str | Path) -> list[Path]:
+    """The temporary files an interrupted atomic write of ``path`` left
+    beside it (:func:`atomic_write_bytes`' ``.<name>.*.part``)."""
+    path = Path(path)
+    with contextlib.suppress(OSError):
+        return sorted(path.parent.glob(f".{path.name}.*.part"))
+    return []
+
+
+def fsync_paths(paths) -> None:
+    """Flush the files at ``paths`` (those that exist) and the folders
+    holding them to disk: what was written is kept through a power cut,
+    not only a crash."""
+    folders = set()
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        folders.add(Path(path).parent)
+    for folder in folders:
+        with contextlib.suppress(OSError):  # not every system syncs folders
+            fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)

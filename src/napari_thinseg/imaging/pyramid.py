@@ -14,6 +14,17 @@ class scheme.
 The pyramid is written under ``<name>.partial`` and renamed to its name
 when :meth:`LabelsPyramid.finish` is called, so a stopped or crashed run
 never leaves a half-written result under the real name.
+
+Resuming: a run that :meth:`LabelsPyramid.begin` says what made it (a
+JSON-able record: the model, the input, the tile plan) keeps that record
+and the indices of the tiles it has written in :data:`RUN_RECORD` inside
+the ``.partial``. The record is rewritten atomically after each tile, once
+the tile's chunks at every level are on disk (zarr writes each chunk to a
+temporary file and renames it, and :meth:`mark_done` flushes them first),
+so a tile counted done is whole at every level whenever the run is
+killed. :meth:`LabelsPyramid.create` over such a ``.partial`` opens it
+again (the caller checks the record, :attr:`LabelsPyramid.left`);
+``overwrite`` discards it.
 :func:`write_bigtiff` streams the levels of a pyramid into a tiled,
 compressed BigTIFF with its levels as SubIFDs.
 """
@@ -21,6 +32,7 @@ compressed BigTIFF with its levels as SubIFDs.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ThinsegError
-from .atomic import ensure_dir, refuse_existing
+from .atomic import atomic_write_text, ensure_dir, fsync_paths, refuse_existing
 
 CHUNK_SIDE = 1024
 """Chunk side of every level (1 MB of uint8 labels a chunk)."""
@@ -37,6 +49,15 @@ MIN_LEVEL_SIDE = 512
 """The coarsest level's shorter side is below twice this."""
 
 COMPRESSION = "zstd"
+
+RUN_RECORD = "thinseg_run.json"
+"""What made a ``.partial`` and which of its tiles are done (removed when
+the pyramid is finished)."""
+
+DISCARD = "use overwrite to discard it and start over"
+
+_ZARR_TEMP = re.compile(r"\.[0-9a-f]{32}\.partial$")
+"""The name ending of a chunk file zarr was writing when killed."""
 
 
 def level_shapes(shape, min_side: int = MIN_LEVEL_SIDE) -> list[tuple]:
@@ -68,14 +89,28 @@ class LabelsPyramid:
     Use :meth:`create`; :meth:`write` a region; :meth:`finish` when done.
     """
 
-    def __init__(self, path: Path, store_path: Path, levels: list):
+    def __init__(self, path: Path, store_path: Path, levels: list, left=None):
         self.path = path
         self.store_path = store_path
         self.levels = levels
+        self.left: dict | None = None
+        """What the run that left this ``.partial`` recorded (its
+        :meth:`begin` record; None for a new pyramid)."""
+        self.done: set[int] = set()
+        """Indices of the tiles written whole (:meth:`mark_done`)."""
+        self._run: dict | None = None
+        if left is not None:
+            self.left = left["run"]
+            self.done = {int(k) for k in left["done"]}
 
     @property
     def shape(self) -> tuple[int, int]:
         return tuple(self.levels[0].shape)
+
+    @property
+    def resumed(self) -> bool:
+        """Opened from what a stopped or killed run left."""
+        return self.left is not None
 
     @classmethod
     def create(
@@ -89,18 +124,26 @@ class LabelsPyramid:
         chunk: int = CHUNK_SIDE,
     ) -> LabelsPyramid:
         """An empty (all 0: unlabelled) pyramid for labels of ``shape``,
-        at ``path`` (refused if it exists, unless ``overwrite``)."""
+        at ``path`` (refused if it exists, unless ``overwrite``); or the
+        ``.partial`` a stopped run of the same labels left, opened to
+        resume (discarded with ``overwrite``; refused in one line if made
+        for other labels)."""
         import zarr
 
         path = Path(path)
         refuse_existing([path], overwrite)
         ensure_dir(path.parent)
         store_path = partial_path(path)
-        if store_path.exists():
-            # what a stopped run left: ours to replace
-            shutil.rmtree(store_path)
-        root = zarr.open_group(str(store_path), mode="w", zarr_format=2)
         shapes = level_shapes(shape)
+        attrs = _ngff_attrs(len(shapes), pixel_size_um, scheme, source)
+        if store_path.exists() and not overwrite:
+            found = _reopen(path, store_path, shapes, attrs)
+            if found is not None:
+                return found
+        if store_path.exists():
+            # what a stopped run left, unresumable or to be discarded
+            _remove(store_path)
+        root = zarr.open_group(str(store_path), mode="w", zarr_format=2)
         levels = [
             root.create_array(
                 str(k),
@@ -113,9 +156,7 @@ class LabelsPyramid:
             )
             for k, s in enumerate(shapes)
         ]
-        root.attrs.update(
-            _ngff_attrs(len(shapes), pixel_size_um, scheme, source)
-        )
+        root.attrs.update(attrs)
         return cls(path, store_path, levels)
 
     def write(self, y: int, x: int, labels: np.ndarray) -> None:
@@ -138,15 +179,127 @@ class LabelsPyramid:
 
         return [da.from_zarr(level) for level in self.levels]
 
+    def begin(self, run: dict) -> None:
+        """Record that the run ``run`` describes (JSON-able) writes into
+        this pyramid; the tiles :attr:`done` so far stay (the caller has
+        checked that :attr:`left`, if any, equals ``run``)."""
+        self._run = json.loads(json.dumps(run))
+        if self.left is None:
+            self.done = set()
+        self.left = self._run
+        self._save()
+
+    def mark_done(self, index: int, region) -> None:
+        """Count tile ``index`` (its labels written at ``region = (y0,
+        y1, x0, x1)``) done: its chunks at every level are flushed to
+        disk, then the record says so (nothing before :meth:`begin`)."""
+        if self._run is None:
+            return
+        y0, y1, x0, x1 = region
+        fsync_paths(self._chunk_files(y0, y1, x0, x1))
+        self.done.add(int(index))
+        self._save()
+
+    def _save(self) -> None:
+        record = {"run": self._run, "done": sorted(self.done)}
+        atomic_write_text(self.store_path / RUN_RECORD, json.dumps(record))
+
+    def _chunk_files(self, y0, y1, x0, x1) -> list[Path]:
+        """The chunk files of every level that the full-resolution region
+        touches."""
+        files = []
+        for k, level in enumerate(self.levels):
+            step = 2**k
+            ly0, lx0 = -(-y0 // step), -(-x0 // step)
+            ly1, lx1 = -(-y1 // step), -(-x1 // step)
+            if ly1 <= ly0 or lx1 <= lx0:
+                continue
+            ch, cw = level.chunks
+            folder = self.store_path / str(k)
+            for cy in range(ly0 // ch, (ly1 - 1) // ch + 1):
+                for cx in range(lx0 // cw, (lx1 - 1) // cw + 1):
+                    files.append(folder / str(cy) / str(cx))
+        return files
+
     def finish(self) -> Path:
         """Move the finished pyramid to its name (replacing what is there
-        only if ``create`` was told to overwrite) and return that path."""
+        only if ``create`` was told to overwrite) and return that path
+        (without the resume record)."""
         if self.path.exists():
             _remove(self.path)
         self.store_path.rename(self.path)
         self.store_path = self.path
+        (self.path / RUN_RECORD).unlink(missing_ok=True)
+        self._run = None
         self.levels = open_levels(self.path)
         return self.path
+
+
+def _reopen(path: Path, store_path: Path, shapes, attrs) -> LabelsPyramid:
+    """The pyramid a stopped run left at ``store_path`` to resume, if it
+    recorded its run (else None: nothing in it can be trusted); refused if
+    it holds other labels than ``shapes`` and ``attrs`` describe."""
+    import zarr
+
+    try:
+        left = json.loads((store_path / RUN_RECORD).read_text())
+        if not isinstance(left.get("run"), dict):
+            raise ValueError("no run")
+        left["done"] = [int(k) for k in left["done"]]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        raise ThinsegError(
+            f"{store_path}: its record of the tiles done is unreadable; "
+            f"{DISCARD}"
+        ) from None
+    try:
+        root = zarr.open_group(str(store_path), mode="r+", zarr_format=2)
+        found = json.loads(json.dumps(dict(root.attrs)))
+        datasets = found["multiscales"][0]["datasets"]
+        levels = [root[d["path"]] for d in datasets]
+        found_shapes = [tuple(level.shape) for level in levels]
+    except Exception:  # noqa: BLE001  (any damage: one line)
+        raise ThinsegError(
+            f"{store_path}: not a labels pyramid this plugin can resume; "
+            f"{DISCARD}"
+        ) from None
+    differs = _differences(found, found_shapes, attrs, shapes)
+    if differs:
+        raise ThinsegError(
+            f"{store_path}: left by a run of other labels ({differs}); "
+            f"{DISCARD}"
+        )
+    for leftover in store_path.rglob("*.partial"):
+        if _ZARR_TEMP.search(leftover.name):  # a chunk being written
+            leftover.unlink(missing_ok=True)
+    return LabelsPyramid(path, store_path, levels, left)
+
+
+def _differences(found, found_shapes, attrs, shapes) -> str:
+    """What differs between a ``.partial``'s labels and those asked for,
+    in words (empty if nothing)."""
+    attrs = json.loads(json.dumps(attrs))
+    if found_shapes[0] != tuple(shapes[0]):
+        (h, w), (nh, nw) = found_shapes[0], shapes[0]
+        return f"{h} x {w} px, not {nh} x {nw}"
+    label, asked = found.get("image-label", {}), attrs["image-label"]
+
+    def scheme(attrs, label):
+        return (
+            attrs.get("thinseg"),
+            label.get("colors"),
+            label.get("properties"),
+        )
+
+    words = []
+    if scheme(found, label) != scheme(attrs, asked):
+        words.append("another class scheme")
+    if found.get("multiscales") != attrs.get("multiscales"):
+        words.append("another pixel size")
+    if label.get("source") != asked.get("source"):
+        words.append("another source image")
+    return ", ".join(words)
 
 
 def _remove(path: Path) -> None:

@@ -11,8 +11,10 @@ napari ``thread_worker`` into a ``LabelsPyramid`` (OME-Zarr, by default
 ``<slide>_labels.ome.zarr`` beside the slide), shown from the start as
 the Labels layer ``"<slide> prediction"`` (the pyramid's zarr arrays),
 refreshed after every tile. Stop (or closing the dock) ends the run at
-the next tile; what was done stays in ``<output>.partial``. The model is
-chosen as in the Predict widget (its methods serve here too).
+the next tile; what was done stays in ``<output>.partial``, and Predict
+again with the same model, tile and precision resumes from it (a
+notification says how many tiles were kept; "overwrite" starts over). The
+model is chosen as in the Predict widget (its methods serve here too).
 
 Measure counts a Labels layer (multiscale or not) at full resolution,
 block by block (:func:`~napari_thinseg.measure.modal.measure_lazy`).
@@ -85,6 +87,7 @@ from ._common import (
     sync_progress,
     time_left_status,
 )
+from .measure import Unlabelled, unlabelled_quietly
 from .measure_region import scale_pixel_size
 from .model_choice import ModelChoice
 from .predict_job import PRECISION_TEXT, ModelSource
@@ -93,6 +96,10 @@ OUT_OF_MEMORY_SLIDE = "out of memory: choose a smaller tile"
 
 
 # -- slides --------------------------------------------------------------
+slide_measure_job = unlabelled_quietly(measure_lazy)
+"""A whole slide's measurement; no class yet is no error."""
+
+
 def slide_levels(levels, min_side: int = MIN_LEVEL_SIDE) -> list:
     """The pyramid napari shows: the file's levels, or for a file of one
     level, that level and every 2nd, 4th... pixel of it while the
@@ -230,7 +237,8 @@ class SlideWidget(ModelChoice, StopsWithDock, QWidget):
         )
         self.report = QPlainTextEdit()
         self.report.setReadOnly(True)
-        self.report.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        # narrow text, long lines wrapped: no sideways scrolling
+        self.report.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
         self.report.setFont(
             QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         )
@@ -427,14 +435,20 @@ class SlideWidget(ModelChoice, StopsWithDock, QWidget):
         if not isinstance(event, TileProgress):  # loading the model
             self._set_status(event.message)
             return
+        first = run["total"] is None
         step, run["total"] = event.step, event.total
+        if first and event.kept:  # resumed from a stopped run
+            notify_info(
+                f"resuming {run['pyramid'].store_path.name}: {event.kept} "
+                f"of {event.total} tiles kept"
+            )
         if step > 0:
             run["done"] = step
             run["layer"].refresh()  # the tile just written shows
         self.progress_bar.setRange(0, max(1, event.total))
         self.progress_bar.setValue(step)
         run["time_left"](event)  # "tile 3 of 20 (about 9 s left)"
-        if step == 0:
+        if first:
             self._set_status(f"{event.message}: building the network…")
         pbar = getattr(self.worker, "pbar", None)
         sync_progress(pbar, step, event.total, event.message)
@@ -451,8 +465,9 @@ class SlideWidget(ModelChoice, StopsWithDock, QWidget):
         layer.data = layer_levels(pyramid.levels)["data"]
         h, w = result.shape
         seconds = time.monotonic() - run["started"]
+        kept = f" ({result.kept} kept)" if result.kept else ""
         message = (
-            f"predicted {result.tiles} tiles of {h:,} x {w:,} px in "
+            f"predicted {result.tiles} tiles{kept} of {h:,} x {w:,} px in "
             f"{seconds:.0f} s into {path}"
         )
         notify_info(message)
@@ -460,10 +475,11 @@ class SlideWidget(ModelChoice, StopsWithDock, QWidget):
         self.predicted.emit(layer)
 
     def _failed(self, message: str, notify=None) -> None:
-        """A run failed; before its first tile, it leaves nothing behind
-        (neither its empty layer nor its ``.partial`` store)."""
+        """A run failed; before its first tile, a new run leaves nothing
+        behind (neither its empty layer nor its ``.partial`` store); a
+        resumed one keeps what it was given."""
         run = self._run
-        if not run["done"]:
+        if not run["done"] and not run["pyramid"].resumed:
             if run["layer"] in self.viewer.layers:
                 self.viewer.layers.remove(run["layer"])
             shutil.rmtree(run["pyramid"].store_path, ignore_errors=True)
@@ -474,7 +490,8 @@ class SlideWidget(ModelChoice, StopsWithDock, QWidget):
         run["layer"].refresh()
         message = (
             f"stopped after {run['done']} of {run['total'] or '?'} tiles; "
-            f"the tiles done are kept in {run['pyramid'].store_path}"
+            f"the tiles done are kept in {run['pyramid'].store_path} "
+            "(Predict resumes)"
         )
         report_failure(self, message, notify_warning)
 
@@ -498,7 +515,7 @@ class SlideWidget(ModelChoice, StopsWithDock, QWidget):
         self.measure_button.setEnabled(False)
         self.report.setPlainText(f"measuring {layer.name}…")
         self.measure_worker = workers.start(
-            measure_lazy,
+            slide_measure_job,
             data,
             scheme_of(layer),
             scale_pixel_size(layer),
@@ -511,7 +528,10 @@ class SlideWidget(ModelChoice, StopsWithDock, QWidget):
         return self.measure_worker
 
     def _on_measured(self, measurement) -> None:
-        self.report.setPlainText(format_measurement(measurement))
+        if isinstance(measurement, Unlabelled):  # nothing predicted yet
+            self.report.setPlainText(f"nothing to measure yet: {measurement}")
+            return
+        self.report.setPlainText(format_measurement(measurement, True))
         self.measured.emit(measurement)
 
     def _measure_failed(self, message: str) -> None:
