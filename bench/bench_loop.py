@@ -458,21 +458,34 @@ class FinetuneRow:
     name = "fine-tune"
 
     def __init__(self, case: Case, start, args):
-        from napari_thinseg.model import checkpoints as ck
-
         self.case, self.args = case, args
         # a copy of its own: the fine-tune may train the model in place
-        prefix = Path(args.work) / f"{case.dataset}-f{case.fold}" / "start"
-        self.model, self.config, _ = ck.load_model(prefix)
+        self.model, self.config, _ = self.load()
+
+    def load(self):
+        from napari_thinseg.model import checkpoints as ck
+
+        work = Path(self.args.work)
+        prefix = work / f"{self.case.dataset}-f{self.case.fold}" / "start"
+        return ck.load_model(prefix)
 
     def replay(self) -> list:
         """The start model's first ``--replay`` training photos, nothing
         painted: the fine-tune keeps its view of them (distillation)."""
         from napari_thinseg.dataset import Pair
+        from napari_thinseg.synth import synthetic_sandstone
 
-        return [
-            Pair(p.name, p.image, np.zeros_like(p.labels))
+        photos = [
+            (p.name, p.image)
             for p in self.case.start_pairs[: self.args.replay]
+        ]
+        for k in range(self.args.replay_synthetic):
+            seed = 9000 + k  # none the start model saw
+            image, _ = synthetic_sandstone((480, 512), seed=seed)
+            photos.append((f"synthetic {seed}", image))
+        return [
+            Pair(name, image, np.zeros(image.shape[:2], np.uint8))
+            for name, image in photos
         ]
 
     def step(self, pairs) -> Step:
@@ -510,6 +523,9 @@ class FinetuneRow:
                 )
             )
 
+        if self.args.from_start:
+            # every round from the start model, on all strokes so far
+            self.model, self.config, _ = self.load()
         result, seconds = cpu(tune)
         if result.model is not None:  # None: nothing was trained
             self.model, self.config = result.model, result.config
@@ -878,11 +894,24 @@ def parse(argv=None):
         "learning_rate=3e-5 distill=5 ...); default the shipped RECIPE",
     )
     ap.add_argument(
+        "--from_start",
+        action="store_true",
+        help="every round fine-tunes the start model on all strokes so "
+        "far (instead of the last round's model)",
+    )
+    ap.add_argument(
         "--replay",
         type=int,
         default=0,
         help="the fine-tune also sees this many of the start model's "
         "training photos, unpainted (it keeps its view of them)",
+    )
+    ap.add_argument(
+        "--replay_synthetic",
+        type=int,
+        default=0,
+        help="the fine-tune also sees this many synthetic sandstones, "
+        "unpainted",
     )
     ap.add_argument(
         "--preview_kw",

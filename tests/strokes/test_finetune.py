@@ -251,3 +251,35 @@ def test_start_share_blends_the_weights_back_towards_the_start(
     trained.set_weights(ones)
     blend_weights(trained, zero, 0.25)
     assert all(np.allclose(w, 0.75) for w in trained.get_weights())
+
+
+def test_replay_keeps_the_start_models_view_of_synthetic_sections(
+    default_model, photo, start
+):
+    """``replay`` adds synthetic sandstones, nothing painted, to the
+    training (their soft targets only); judged on the strokes alone;
+    none for plane + crossed polars."""
+    from dataclasses import replace
+
+    from napari_thinseg.strokes.finetune import replay_pairs
+
+    replayed = replay_pairs(2, 3)
+    assert [p.image.shape for p in replayed] == [(480, 512, 3)] * 2
+    assert not any(p.labels.any() for p in replayed)
+    assert replay_pairs(2, 6) == []
+    model, config = default_model
+    strokes, _ = _corner_strokes(start)
+    result = run(
+        finetune(
+            [Pair("corner", photo, strokes)],
+            SEED,
+            model,
+            config,
+            settings=_small(),
+            recipe=replace(RECIPE, replay=1),
+        )
+    )
+    trained_on = result.config.trained_on
+    assert trained_on["replay"] == ["synthetic 9000 (replay)"]
+    assert trained_on["images"] == ["corner", "synthetic 9000 (replay)"]
+    assert result.verdict is not None

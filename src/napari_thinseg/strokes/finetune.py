@@ -50,7 +50,10 @@ class Recipe:
     ``stroke_crops`` is the share of crops centred on a stroke,
     ``start_share`` the share of the start model's weights blended into
     the fine-tuned ones after training (0: none; a weight-space ensemble
-    that keeps more of what the model knew on photos nobody painted)."""
+    that keeps more of what the model knew on photos nobody painted),
+    ``replay`` the number of synthetic thin sections, nothing painted,
+    on which the fine-tune keeps the start model's view (see
+    :func:`replay_pairs`)."""
 
     optimizer: str = "adam"
     learning_rate: float = 1e-4
@@ -60,6 +63,7 @@ class Recipe:
     frozen_blocks: int = 0
     frozen_norms: bool = True
     start_share: float = 0.0
+    replay: int = 0
 
 
 RECIPE = Recipe()
@@ -73,8 +77,28 @@ TRAINED_FIELDS = (
     "frozen_blocks",
     "frozen_norms",
 )
-"""The recipe's fields that are training settings (``start_share`` acts
-after training)."""
+"""The recipe's fields that are training settings (``start_share`` and
+``replay`` act around training)."""
+REPLAY_SHAPE = (480, 512)
+REPLAY_SEED = 9000
+
+
+def replay_pairs(n: int, channels: int) -> list[Pair]:
+    """``n`` synthetic sandstones (:func:`~napari_thinseg.synth.\
+synthetic_sandstone`, fixed seeds), nothing painted: beside the strokes,
+    the start model's view of them is kept, so the fine-tune drags less
+    of what it knew on photos nobody painted. None for inputs other than
+    one RGB view."""
+    from ..synth import synthetic_sandstone
+
+    if channels != 3:
+        return []
+    out = []
+    for seed in range(REPLAY_SEED, REPLAY_SEED + n):
+        image, _ = synthetic_sandstone(REPLAY_SHAPE, seed=seed)
+        blank = np.zeros(REPLAY_SHAPE, np.uint8)
+        out.append(Pair(f"synthetic {seed} (replay)", image, blank))
+    return out
 
 
 def are_strokes(labels: Sequence[np.ndarray]) -> bool:
@@ -198,14 +222,21 @@ def finetune(
     train_labels, held = split_strokes([p.labels for p in pairs], seed)
     for lab, more in zip(held, judged, strict=False):
         lab[lab == 0] = np.asarray(more)[lab == 0]
-    starts = [_start_view(np.asarray(p.image), config) for p in pairs]
+    channels = np.asarray(pairs[0].image).shape[-1]
+    replayed = replay_pairs(recipe.replay, channels)
     views = []
-    for k, image in enumerate(starts):
+    for pair in [*pairs, *replayed]:
         views.append(
             (
                 yield from _relabel(
-                    start_view(model, config, image, scheme, n_classes),
-                    f"the start model's view of {pairs[k].name}",
+                    start_view(
+                        model,
+                        config,
+                        _start_view(np.asarray(pair.image), config),
+                        scheme,
+                        n_classes,
+                    ),
+                    f"the start model's view of {pair.name}",
                 )
             )
         )
@@ -218,7 +249,7 @@ def finetune(
     training_pairs = [
         replace(p, labels=lab)
         for p, lab in zip(pairs, train_labels, strict=True)
-    ]
+    ] + replayed
     # training may change the start model in place (same crop size)
     start_weights = model.get_weights()
     result = yield from train(
@@ -241,11 +272,13 @@ def finetune(
     if same_network and recipe.start_share:
         blend_weights(result.model, start_weights, recipe.start_share)
         result.config.trained_on["start_share"] = recipe.start_share
+    if replayed:
+        result.config.trained_on["replay"] = [p.name for p in replayed]
     # the start model judged on its class maps of the view above
     before = score(
         [
             np.full(lab.shape, -1) if view.labels is None else view.labels
-            for view, lab in zip(views, held, strict=True)
+            for view, lab in zip(views[: len(pairs)], held, strict=True)
             if lab.any()
         ],
         [lab for lab in held if lab.any()],
