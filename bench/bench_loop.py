@@ -907,6 +907,14 @@ def parse(argv=None):
         "training photos, unpainted (it keeps its view of them)",
     )
     ap.add_argument(
+        "--merge",
+        nargs="+",
+        default=None,
+        metavar="JSON",
+        help="no run: the table, targets and plot of earlier runs' JSON "
+        "files side by side (rows run apart)",
+    )
+    ap.add_argument(
         "--replay_synthetic",
         type=int,
         default=0,
@@ -943,6 +951,42 @@ def parse(argv=None):
     return args
 
 
+def ids_of(dataset: str):
+    """The classes a dataset's mean IoU is over (None: all present)."""
+    from napari_thinseg.schemes import SANDSTONE
+
+    if dataset == "minerals":
+        return [SANDSTONE.id_of(c) for c in MAIN_CLASSES]
+    return None
+
+
+def merge(paths) -> dict:
+    """``{dataset: (per_fold, ids, start_models)}`` of earlier runs'
+    JSON files, their rows side by side (rows run apart, one table)."""
+    out = {}
+    for path in paths:
+        saved = json.loads(Path(path).read_text())
+        for dataset, folds in saved["folds"].items():
+            per_fold, ids, starts = out.setdefault(
+                dataset, ([{} for _ in folds], ids_of(dataset), [])
+            )
+            if not starts:
+                starts.extend(saved["start_models"][dataset])
+            for mine, fold in zip(per_fold, folds, strict=True):
+                for name, rounds in fold.items():
+                    mine.setdefault(
+                        name,
+                        [
+                            {
+                                k: np.array(v) if k.startswith("cm_") else v
+                                for k, v in rec.items()
+                            }
+                            for rec in rounds
+                        ],
+                    )
+    return out
+
+
 def main(argv=None) -> None:
     args = parse(argv)
     if args.start_only:
@@ -951,11 +995,16 @@ def main(argv=None) -> None:
                 start_model(case, args)
         return
     tables, all_checks, folds, starts = {}, [], {}, {}
-    for dataset in args.datasets:
-        its = cases(dataset, args)
-        per_fold = [run_case(c, args) for c in its]
-        starts[dataset] = [c.start_summary for c in its]
-        tables[dataset] = pooled(per_fold, its[0].ids)
+    merged = merge(args.merge) if args.merge else None
+    for dataset in merged or args.datasets:
+        if merged:
+            per_fold, ids, starts[dataset] = merged[dataset]
+        else:
+            its = cases(dataset, args)
+            per_fold = [run_case(c, args) for c in its]
+            starts[dataset] = [c.start_summary for c in its]
+            ids = its[0].ids
+        tables[dataset] = pooled(per_fold, ids)
         folds[dataset] = [
             {
                 name: [
@@ -984,6 +1033,7 @@ def main(argv=None) -> None:
                 "tables": tables,
                 "checks": all_checks,
                 "start_models": starts,
+                "ids": {d: ids_of(d) for d in tables},
                 "folds": folds,
             },
             indent=1,
