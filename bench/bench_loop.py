@@ -158,7 +158,7 @@ def cases(dataset: str, args) -> list[Case]:
                 ids,
                 "default",
             )
-            for k in range(args.run_folds)
+            for k in (args.folds or range(args.run_folds))
         ]
     if not POLARISED.is_dir():
         sys.exit(f"needs the polarised sandstones in {POLARISED}")
@@ -438,6 +438,7 @@ class PreviewRow:
                 pairs,
                 n_classes=self.case.scheme.n_classes,
                 max_images=len(pairs),
+                scheme=self.case.scheme,  # the model's view too
                 **self.args.preview_kw,
             ),
         )
@@ -931,6 +932,14 @@ def parse(argv=None):
     ap.add_argument("--samples", type=int, default=2000)
     ap.add_argument("--trees", type=int, default=100)
     ap.add_argument("--run_folds", type=int, default=1)
+    ap.add_argument(
+        "--folds",
+        type=int,
+        nargs="+",
+        choices=(0, 1, 2),
+        default=None,
+        help="these sandstone-minerals folds (default: the first --run_folds)",
+    )
     ap.add_argument("--start_minutes", type=float, default=6.0)
     ap.add_argument("--start_epochs", type=int, default=6)
     ap.add_argument("--start_only", action="store_true")
@@ -962,19 +971,19 @@ def ids_of(dataset: str):
 
 def merge(paths) -> dict:
     """``{dataset: (per_fold, ids, start_models)}`` of earlier runs'
-    JSON files, their rows side by side (rows run apart, one table)."""
-    out = {}
+    JSON files: their rows side by side, their folds one after another
+    (rows and folds run apart, one table)."""
+    by_fold: dict = {}
     for path in paths:
         saved = json.loads(Path(path).read_text())
         for dataset, folds in saved["folds"].items():
-            per_fold, ids, starts = out.setdefault(
-                dataset, ([{} for _ in folds], ids_of(dataset), [])
-            )
-            if not starts:
-                starts.extend(saved["start_models"][dataset])
-            for mine, fold in zip(per_fold, folds, strict=True):
+            starts = saved["start_models"][dataset]
+            for start, fold in zip(starts, folds, strict=True):
+                rows, _ = by_fold.setdefault(dataset, {}).setdefault(
+                    start["fold"], ({}, start)
+                )
                 for name, rounds in fold.items():
-                    mine.setdefault(
+                    rows.setdefault(
                         name,
                         [
                             {
@@ -984,7 +993,14 @@ def merge(paths) -> dict:
                             for rec in rounds
                         ],
                     )
-    return out
+    return {
+        dataset: (
+            [folds[k][0] for k in sorted(folds)],
+            ids_of(dataset),
+            [folds[k][1] for k in sorted(folds)],
+        )
+        for dataset, folds in by_fold.items()
+    }
 
 
 def main(argv=None) -> None:

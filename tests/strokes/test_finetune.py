@@ -14,6 +14,7 @@ from napari_thinseg.progress import run
 from napari_thinseg.schemes import SEED, ClassScheme, PetroClass
 from napari_thinseg.strokes.finetune import (
     RECIPE,
+    Recipe,
     are_strokes,
     finetune,
     finetune_settings,
@@ -117,13 +118,19 @@ def test_strokes_on_one_region_leave_the_rest_as_the_start_model(
     strokes, far = _corner_strokes(start)
     pairs = [Pair("corner", photo, strokes)]
 
-    def agree_far(settings):
-        result = run(finetune(pairs, SEED, model, config, settings=settings))
+    def agree_far(settings, recipe=RECIPE):
+        result = run(
+            finetune(
+                pairs, SEED, model, config, settings=settings, recipe=recipe
+            )
+        )
         pred = run(predict_image(result.training.model, result.config, photo))
         return float((pred.labels[far] == start[far]).mean())
 
     kept = agree_far(_small())
-    drifted = agree_far(_small(distill=0.0, frozen_norms=False))
+    # strokes alone: no distillation, no replay, no blend back
+    alone = Recipe(distill=0.0, frozen_norms=False, start_share=0, replay=0)
+    drifted = agree_far(_small(distill=0.0, frozen_norms=False), alone)
     assert kept >= 0.95
     assert drifted < kept - 0.03
 

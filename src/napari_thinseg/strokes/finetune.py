@@ -62,8 +62,8 @@ class Recipe:
     augment: bool = True
     frozen_blocks: int = 0
     frozen_norms: bool = True
-    start_share: float = 0.0
-    replay: int = 0
+    start_share: float = 0.25
+    replay: int = 2
 
 
 RECIPE = Recipe()
