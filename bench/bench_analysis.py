@@ -10,9 +10,9 @@ growing size, and their ratio.
 import sys
 import time
 
+from napari_thinseg.dataset.synth import synthetic_sandstone
 from napari_thinseg.measure import measure
 from napari_thinseg.schemes import SANDSTONE
-from napari_thinseg.synth import synthetic_sandstone
 
 
 def timed(fn):

@@ -29,8 +29,8 @@ import skimage
 from skimage.color import rgb2gray, rgb2hsv
 from skimage.filters import gaussian, threshold_multiotsu
 
-from napari_thinseg import autolabel_fast
-from napari_thinseg.autolabel import (
+from napari_thinseg.autolabel import fast as autolabel_fast
+from napari_thinseg.autolabel.rule import (
     DEFAULT_THRESHOLDS,
     AutoLabelParams,
     EpoxyWindow,

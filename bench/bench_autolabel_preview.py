@@ -13,9 +13,9 @@ import time
 
 import numpy as np
 
-from napari_thinseg.autolabel import AutoLabelParams, autolabel
-from napari_thinseg.autolabel_preview import PreviewCache
-from napari_thinseg.synth import synthetic_sandstone
+from napari_thinseg.autolabel.preview import PreviewCache
+from napari_thinseg.autolabel.rule import AutoLabelParams, autolabel
+from napari_thinseg.dataset.synth import synthetic_sandstone
 
 
 def best_of(fn, repeat=3):

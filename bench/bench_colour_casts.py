@@ -23,12 +23,12 @@ import os
 import sys
 from pathlib import Path
 
-from napari_thinseg.augment import cast_copy
-from napari_thinseg.autolabel import autolabel
+from napari_thinseg.autolabel.rule import autolabel
+from napari_thinseg.dataset.augment import cast_copy
 from napari_thinseg.errors import ThinsegError
 from napari_thinseg.imaging.files import read_annotation, read_image
+from napari_thinseg.inference.predict import predict_image
 from napari_thinseg.model import checkpoints as ck
-from napari_thinseg.predict import predict_image
 from napari_thinseg.progress import run
 
 SHARED = Path(__file__).parents[2] / "shared" / "data"

@@ -18,8 +18,8 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 
-from napari_thinseg.autolabel import EpoxyWindow, autolabel
-from napari_thinseg.epoxy import fit_epoxy
+from napari_thinseg.autolabel.epoxy import fit_epoxy
+from napari_thinseg.autolabel.rule import EpoxyWindow, autolabel
 from napari_thinseg.schemes import SEED
 
 DATA = Path(__file__).parents[2] / "shared/data/sandstone-minerals"

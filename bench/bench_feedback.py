@@ -7,7 +7,7 @@ the held-out images, scored against their dense expert labels
 (unlabelled pixels left out). Methods:
 
 - ``enc <model>``: the encoder classifier
-  (:mod:`napari_thinseg.encoder_classifier`: a random forest of
+  (:mod:`napari_thinseg.strokes.encoder_classifier`: a random forest of
   ``--trees`` trees on the VGG-UNet's features at the stroked pixels, at
   most ``--samples`` a class), on the features of the shipped
   ``sandstone`` and ``default`` models; ``enc+rgb sandstone`` adds the
@@ -16,7 +16,7 @@ the held-out images, scored against their dense expert labels
   logits added) and ``enc123`` (block 4 left out);
 - ``enc+filt sandstone`` (``--methods encfilt``): the encoder classifier
   on the sandstone model's features and the ``ilastik`` row's filter
-  features of the same pixels (:mod:`napari_thinseg.filter_features`:
+  features of the same pixels (:mod:`napari_thinseg.strokes.filter_features`:
   computed on each whole image, sampled at the stroked pixels and, to
   predict, at the forest's grid points every 2 pixels);
 - ``fine-tune <s> s``: the shipped sandstone model trained on the strokes
@@ -75,9 +75,12 @@ from _learning_data import (
     stroke_labels,
 )
 
-from napari_thinseg.encoder_classifier import FEATURE_LAYERS
-from napari_thinseg.metrics import confusion_matrix, iou_from_confusion
+from napari_thinseg.inference.metrics import (
+    confusion_matrix,
+    iou_from_confusion,
+)
 from napari_thinseg.schemes import SANDSTONE
+from napari_thinseg.strokes.encoder_classifier import FEATURE_LAYERS
 
 POLARISED_SCHEME = polarised_scheme()
 
@@ -157,9 +160,11 @@ def mean_iou(cm, ids):
 
 # -- methods -----------------------------------------------------------------
 def encoder_rows(models, train_f, test_f, strokes, args, rows, n):
-    from napari_thinseg import encoder_classifier as ec
-    from napari_thinseg.filter_features import fit_filter_encoder_classifier
     from napari_thinseg.progress import run
+    from napari_thinseg.strokes import encoder_classifier as ec
+    from napari_thinseg.strokes.filter_features import (
+        fit_filter_encoder_classifier,
+    )
 
     for label, (model, config), layers in models:
         row = rows.setdefault(label, Row(label, n))
@@ -192,11 +197,11 @@ def encoder_rows(models, train_f, test_f, strokes, args, rows, n):
 
 
 def finetune_rows(scheme, train_f, test_f, strokes, args, rows, n):
-    from napari_thinseg.dataset import Pair
+    from napari_thinseg.dataset.folders import Pair
+    from napari_thinseg.inference.predict import predict_image
     from napari_thinseg.model import checkpoints as ck
-    from napari_thinseg.predict import predict_image
     from napari_thinseg.progress import run
-    from napari_thinseg.train import TrainSettings, train
+    from napari_thinseg.training.loop import TrainSettings, train
 
     pairs = [Pair(f.name, f.ppl, strokes[f.name]) for f in train_f]
     for budget in args.budgets:
@@ -257,7 +262,7 @@ def ilastik_features(image):
 def ilastik_row(train_f, test_f, strokes, args, rows, n):
     from sklearn.ensemble import RandomForestClassifier
 
-    from napari_thinseg.encoder_classifier import sample_strokes
+    from napari_thinseg.strokes.encoder_classifier import sample_strokes
 
     row = rows.setdefault("ilastik", Row("ilastik", n))
     t0 = time.process_time()

@@ -99,7 +99,10 @@ from _learning_data import (
     stroke_labels,
 )
 
-from napari_thinseg.metrics import confusion_matrix, iou_from_confusion
+from napari_thinseg.inference.metrics import (
+    confusion_matrix,
+    iou_from_confusion,
+)
 from napari_thinseg.schemes import SANDSTONE, ClassScheme
 
 POLARISED_SCHEME = polarised_scheme()
@@ -258,7 +261,7 @@ class Clock:
 
 
 def settings_for(args, seed: int, frozen_blocks: int = 0):
-    from napari_thinseg.train import TrainSettings
+    from napari_thinseg.training.loop import TrainSettings
 
     return TrainSettings(
         input_height=args.size,
@@ -282,13 +285,13 @@ def settings_for(args, seed: int, frozen_blocks: int = 0):
 def cnn_fold(curve, task, args, budgets, k, train_f, test_f) -> list[dict]:
     """One fold's points: the held-out confusion matrix after the batch
     that passes each budget (CPU seconds)."""
-    from napari_thinseg.dataset import Pair
+    from napari_thinseg.dataset.folders import Pair
+    from napari_thinseg.inference.predict import predict_image
     from napari_thinseg.model import checkpoints as ck
     from napari_thinseg.model.cache import inference_networks
-    from napari_thinseg.predict import predict_image
     from napari_thinseg.progress import run
-    from napari_thinseg.recipe import averaged_weights
-    from napari_thinseg.train import train
+    from napari_thinseg.training.loop import train
+    from napari_thinseg.training.recipe import averaged_weights
 
     n = task.scheme.n_classes
     pairs = [
@@ -408,10 +411,10 @@ def pool(per_fold: list[list[dict]]) -> list[dict]:
 def six_channel_problem(scheme: ClassScheme) -> str | None:
     """Why this checkout cannot train and predict a PPL + XPL network
     (None when it can): one tiny random network, no batch trained."""
-    from napari_thinseg.dataset import Pair
-    from napari_thinseg.predict import predict_image
+    from napari_thinseg.dataset.folders import Pair
+    from napari_thinseg.inference.predict import predict_image
     from napari_thinseg.progress import run
-    from napari_thinseg.train import TrainSettings, train
+    from napari_thinseg.training.loop import TrainSettings, train
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (64, 64, 6), dtype=np.uint8)

@@ -16,7 +16,7 @@ Rows (each paints against its own current prediction; round 1 against the
 start model's, which every row starts from):
 
 - ``start model``: the start model alone (round 0; a constant);
-- ``preview``: :func:`napari_thinseg.quick_preview.quick_preview`, the
+- ``preview``: :func:`napari_thinseg.strokes.preview.quick_preview`, the
   forest on the start model's features the Train widget shows first
   (``--preview_kw KEY=VALUE ...``: more of its keyword arguments);
 - ``fine-tune``: :func:`napari_thinseg.strokes.finetune.finetune` of the
@@ -129,7 +129,7 @@ class Case:
 
 
 def cases(dataset: str, args) -> list[Case]:
-    from napari_thinseg.dataset import Pair
+    from napari_thinseg.dataset.folders import Pair
     from napari_thinseg.imaging.convert import stack_views
     from napari_thinseg.schemes import SANDSTONE
 
@@ -222,7 +222,7 @@ def train_start(case: Case, args, folder: Path, prefix: Path) -> None:
 
     from napari_thinseg.model import checkpoints as ck
     from napari_thinseg.progress import run
-    from napari_thinseg.train import TrainSettings, train
+    from napari_thinseg.training.loop import TrainSettings, train
 
     if folder.exists():
         shutil.rmtree(folder)
@@ -368,7 +368,7 @@ def paint(
 
 # -- scores --------------------------------------------------------------
 def confusion(truths, preds, n: int) -> np.ndarray:
-    from napari_thinseg.metrics import confusion_matrix
+    from napari_thinseg.inference.metrics import confusion_matrix
 
     cm = np.zeros((n, n), np.int64)
     for t, p in zip(truths, preds, strict=True):
@@ -378,7 +378,7 @@ def confusion(truths, preds, n: int) -> np.ndarray:
 
 
 def mean_iou(cm: np.ndarray, ids) -> float:
-    from napari_thinseg.metrics import iou_from_confusion
+    from napari_thinseg.inference.metrics import iou_from_confusion
 
     iou = iou_from_confusion(cm)
     if ids is None:
@@ -409,7 +409,7 @@ def cpu(fn, *a, **kw):
 
 
 def model_predictions(model, config, pairs) -> list:
-    from napari_thinseg.predict import predict_image
+    from napari_thinseg.inference.predict import predict_image
     from napari_thinseg.progress import run
 
     return [run(predict_image(model, config, p.image)).labels for p in pairs]
@@ -424,11 +424,11 @@ class PreviewRow:
         self.case, (self.model, self.config), self.args = case, start, args
 
     def step(self, pairs) -> Step:
-        from napari_thinseg.encoder_classifier import (
+        from napari_thinseg.progress import run
+        from napari_thinseg.strokes.encoder_classifier import (
             predict_encoder_classifier,
         )
-        from napari_thinseg.progress import run
-        from napari_thinseg.quick_preview import quick_preview
+        from napari_thinseg.strokes.preview import quick_preview
 
         preview, seconds = cpu(
             run,
@@ -473,8 +473,8 @@ class FinetuneRow:
     def replay(self) -> list:
         """The start model's first ``--replay`` training photos, nothing
         painted: the fine-tune keeps its view of them (distillation)."""
-        from napari_thinseg.dataset import Pair
-        from napari_thinseg.synth import synthetic_sandstone
+        from napari_thinseg.dataset.folders import Pair
+        from napari_thinseg.dataset.synth import synthetic_sandstone
 
         photos = [
             (p.name, p.image)
@@ -567,7 +567,7 @@ class ForestRow:
     def fit(self, pairs):
         from sklearn.ensemble import RandomForestClassifier
 
-        from napari_thinseg.encoder_classifier import sample_strokes
+        from napari_thinseg.strokes.encoder_classifier import sample_strokes
 
         labels = [p.labels for p in pairs]
         picked = sample_strokes(labels, self.args.samples)
@@ -598,7 +598,7 @@ ROW_CLASSES["forest"] = ForestRow
 def run_case(case: Case, args) -> dict:
     """``{row: [round 0, 1, ...]}`` of dicts: the confusion matrices of the
     corrected and unseen photos, CPU seconds, verdict, painted share."""
-    from napari_thinseg.dataset import Pair
+    from napari_thinseg.dataset.folders import Pair
 
     start = start_model(case, args)
     n = case.scheme.n_classes

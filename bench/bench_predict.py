@@ -32,17 +32,17 @@ from bench_model import conv_gflop, sgemm, timings
 
 from napari_thinseg._napari.sample_data import SEED_SAMPLE
 from napari_thinseg.imaging.files import read_image
-from napari_thinseg.model.backend import resolve_precision, tensorflow
-from napari_thinseg.model.checkpoints import default_model_prefix, load_model
-from napari_thinseg.model.vgg_unet import preprocess, vgg_unet
-from napari_thinseg.predict import predict_image, tile_shape
-from napari_thinseg.progress import run
-from napari_thinseg.tiling import (
+from napari_thinseg.inference.predict import predict_image, tile_shape
+from napari_thinseg.inference.tiling import (
     margin_for,
     predict_tiles,
     tile_pixels,
     tile_starts,
 )
+from napari_thinseg.model.backend import resolve_precision, tensorflow
+from napari_thinseg.model.checkpoints import default_model_prefix, load_model
+from napari_thinseg.model.vgg_unet import preprocess, vgg_unet
+from napari_thinseg.progress import run
 
 
 def best_of(fn, repeat: int) -> float:

@@ -31,15 +31,15 @@ from pathlib import Path
 import numpy as np
 from bench_model import timings
 
-import napari_thinseg.train as train_module
-from napari_thinseg.augment import CropSampler
-from napari_thinseg.dataset import check_pairs, pairs_from_folders
+import napari_thinseg.training.loop as train_module
+from napari_thinseg.dataset.augment import CropSampler
+from napari_thinseg.dataset.folders import check_pairs, pairs_from_folders
 from napari_thinseg.model.backend import dtype_policy, resolve_precision
 from napari_thinseg.model.config import ModelConfig
 from napari_thinseg.model.vgg_unet import build
-from napari_thinseg.recipe import loss_function, make_optimizer
 from napari_thinseg.schemes import SEED as SEED_SCHEME
-from napari_thinseg.train import TrainSettings, train
+from napari_thinseg.training.loop import TrainSettings, train
+from napari_thinseg.training.recipe import loss_function, make_optimizer
 
 SEED = Path(__file__).parents[2] / "shared" / "data" / "seed-thin-sections"
 

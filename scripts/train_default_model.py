@@ -27,15 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_thinseg.autolabel import autolabel
-from napari_thinseg.dataset import Pair
+from napari_thinseg.autolabel.rule import autolabel
+from napari_thinseg.dataset.folders import Pair
+from napari_thinseg.dataset.synth import synthetic_sandstone, to_seed_labels
 from napari_thinseg.imaging.files import read_image
+from napari_thinseg.inference.predict import evaluate
 from napari_thinseg.model import checkpoints as ck
-from napari_thinseg.predict import evaluate
 from napari_thinseg.progress import run
 from napari_thinseg.schemes import SEED
-from napari_thinseg.synth import synthetic_sandstone, to_seed_labels
-from napari_thinseg.train import TrainSettings, train
+from napari_thinseg.training.loop import TrainSettings, train
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_DATA = ROOT.parent / "shared" / "data" / "seed-thin-sections"

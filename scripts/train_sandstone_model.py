@@ -40,16 +40,19 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_thinseg.augment import cast_copy
-from napari_thinseg.dataset import Pair
+from napari_thinseg.dataset.augment import cast_copy
+from napari_thinseg.dataset.folders import Pair
+from napari_thinseg.dataset.synth import synthetic_sandstone
 from napari_thinseg.imaging.files import read_annotation, read_image
-from napari_thinseg.metrics import confusion_matrix, iou_from_confusion
+from napari_thinseg.inference.metrics import (
+    confusion_matrix,
+    iou_from_confusion,
+)
+from napari_thinseg.inference.predict import predict_image
 from napari_thinseg.model import checkpoints as ck
-from napari_thinseg.predict import predict_image
 from napari_thinseg.progress import run
 from napari_thinseg.schemes import SANDSTONE
-from napari_thinseg.synth import synthetic_sandstone
-from napari_thinseg.train import TrainSettings, train
+from napari_thinseg.training.loop import TrainSettings, train
 
 ROOT = Path(__file__).resolve().parents[1]
 MINERALS = ROOT.parent / "shared" / "data" / "sandstone-minerals"

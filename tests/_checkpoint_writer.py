@@ -11,7 +11,7 @@ its first save and ``saved <n> <seconds>`` after each, flushed.
 ``--keras`` saves a real Keras model built from the config (imports
 TensorFlow, seconds); without it, a stand-in with the same layers, weight
 names and arrays as the base file (read with h5py), which starts in a
-fraction of a second. :func:`napari_thinseg.checkpoints.save_checkpoint`
+fraction of a second. :func:`napari_thinseg.model.checkpoints.save_checkpoint`
 writes the same layout from either.
 """
 

@@ -1,8 +1,37 @@
 """Test session set-up shared by every test module."""
 
 import os
+from pathlib import Path
 
 import pytest
+
+SLOW_MODULES = {
+    # they train networks, run keras-segmentation beside ours, start dask
+    # clusters or kill processes: minutes each; `pytest -m "not slow"`
+    # leaves them out, CI runs them all
+    "strokes/test_finetune.py",
+    "training/test_train.py",
+    "training/test_distribute.py",
+    "cli/test_cli_train.py",
+    "_napari/test_widget_train.py",
+    "_napari/test_widget_train_defaults.py",
+    "model/test_oracle_parity.py",
+    "model/test_default_model.py",
+    "inference/test_cluster.py",
+    "inference/test_slide_memory.py",
+    "inference/test_slide_resume.py",
+    "test_faults.py",
+    "test_fuzz.py",
+}
+TESTS = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests of :data:`SLOW_MODULES` ``slow``."""
+    for item in items:
+        rel = Path(item.fspath).relative_to(TESTS).as_posix()
+        if rel in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_configure(config):
@@ -29,6 +58,12 @@ def pytest_configure(config):
     widget.close()
     widget.deleteLater()
     app.processEvents()
+    # and TensorFlow as napari users get it, after the canvas: tests that
+    # `import keras` directly would otherwise load it bound to Mesa's LLVM
+    # and crash in its static initialisers (seen on Intel Xeon machines)
+    from napari_thinseg.model.backend import tensorflow
+
+    tensorflow()
 
 
 @pytest.fixture
@@ -69,12 +104,19 @@ def no_default_model(monkeypatch):
             "thinseg_default_config.json); give --checkpoints_path"
         )
 
+    shipped = checkpoints.shipped_model_prefix
+
+    def shipped_but_default(name: str = "default"):
+        return missing() if name == "default" else shipped(name)
+
     monkeypatch.setattr(checkpoints, "default_model_prefix", missing)
-    for module in ("model_choice", "train_form"):
-        monkeypatch.setattr(
-            f"napari_thinseg._napari.widgets.{module}.default_model_prefix",
-            missing,
-        )
+    monkeypatch.setattr(
+        checkpoints, "shipped_model_prefix", shipped_but_default
+    )
+    monkeypatch.setattr(
+        "napari_thinseg._napari.widgets.model_choice.default_model_prefix",
+        missing,
+    )
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 from _checkpoint_writer import shifted
 
-from napari_thinseg.dataset import Pair
+from napari_thinseg.dataset.folders import Pair
+from napari_thinseg.dataset.synth import synthetic_sandstone, to_seed_labels
 from napari_thinseg.model import checkpoints as ck
 from napari_thinseg.model import weights as wt
 from napari_thinseg.model.backend import tensorflow
@@ -27,8 +28,7 @@ from napari_thinseg.model.config import ModelConfig
 from napari_thinseg.model.vgg_unet import build
 from napari_thinseg.progress import run
 from napari_thinseg.schemes import SEED
-from napari_thinseg.synth import synthetic_sandstone, to_seed_labels
-from napari_thinseg.train import TrainResult, TrainSettings, train
+from napari_thinseg.training.loop import TrainResult, TrainSettings, train
 
 pytestmark = pytest.mark.skipif(
     sys.platform == "win32", reason="SIGKILL and SIGINT are POSIX signals"

@@ -33,7 +33,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from napari_thinseg.autolabel import (
+from napari_thinseg.autolabel.rule import (
     AutoLabelParams,
     EpoxyWindow,
     autolabel,

@@ -3,8 +3,12 @@
 import pytest
 
 from napari_thinseg.progress import (
+    ItemProgress,
     Progress,
+    Stopped,
     TimeLeft,
+    as_message,
+    relay,
     run,
     time_left_text,
 )
@@ -56,3 +60,46 @@ def test_time_before_the_first_event_does_not_count():
 )
 def test_time_left_text(seconds, text):
     assert time_left_text(seconds) == text
+
+
+def _three_steps():
+    for k in range(3):
+        yield Progress(k + 1, 3, f"step {k + 1}")
+    return "result"
+
+
+def test_relay_yields_the_sub_jobs_events_wrapped_and_returns_its_result():
+    def outer():
+        got = yield from relay(_three_steps(), lambda p: ItemProgress(1, 2, p))
+        yield from relay(_three_steps(), as_message("again"))
+        return got
+
+    events = []
+    assert run(outer(), events.append) == "result"
+    assert [(e.index, e.progress.step) for e in events[:3]] == [
+        (1, 1),
+        (1, 2),
+        (1, 3),
+    ]
+    assert [(e.step, e.message) for e in events[3:]] == [
+        (1, "again"),
+        (2, "again"),
+        (3, "again"),
+    ]
+
+
+def test_relay_closes_the_sub_job_once_stop_turns_true():
+    closed = []
+
+    def job():
+        try:
+            yield from _three_steps()
+        finally:
+            closed.append(True)
+
+    seen = []
+    relayed = relay(job(), stop=lambda: len(seen) >= 1)
+    with pytest.raises(Stopped):
+        for event in relayed:
+            seen.append(event)
+    assert len(seen) == 1 and closed == [True]

@@ -19,17 +19,17 @@ import pytest
 import tifffile
 
 from napari_thinseg.cli import main
-from napari_thinseg.dataset import Pair, export_dataset
+from napari_thinseg.dataset.folders import Pair, export_dataset
+from napari_thinseg.dataset.synth import synthetic_sandstone, to_seed_labels
 from napari_thinseg.errors import ThinsegError
 from napari_thinseg.imaging import atomic
 from napari_thinseg.imaging import files as tio
+from napari_thinseg.inference.predict import predict_image
 from napari_thinseg.model import checkpoints as ck
 from napari_thinseg.model import keras_archive as ka
 from napari_thinseg.model.config import ModelConfig
 from napari_thinseg.model.vgg_unet import build
-from napari_thinseg.predict import predict_image
 from napari_thinseg.progress import run
-from napari_thinseg.synth import synthetic_sandstone, to_seed_labels
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (40, 60, 3), dtype=np.uint8)
@@ -289,7 +289,7 @@ def test_20000_square_prediction_stays_in_bounded_memory():
 def test_tiling_in_strips_matches_one_buffer():
     """The strip-wise blend gives the same classes as blending into one
     whole-image buffer (reference computed here the simple way)."""
-    from napari_thinseg import tiling
+    from napari_thinseg.inference import tiling
     from napari_thinseg.model.backend import tensorflow
     from napari_thinseg.model.vgg_unet import preprocess
 
@@ -650,7 +650,7 @@ def test_existing_output_needs_overwrite(tmp_path, capsys):
 
 
 def test_out_of_memory_becomes_advice(pair_folders, capsys, monkeypatch):
-    from napari_thinseg import train as train_module
+    from napari_thinseg.training import loop as train_module
 
     class ResourceExhaustedError(Exception):
         """Named as TensorFlow's, raised where a too-large batch fails."""
@@ -674,7 +674,7 @@ def test_out_of_memory_becomes_advice(pair_folders, capsys, monkeypatch):
 def test_internal_fault_exit_1_and_debug(tmp_path, capsys, monkeypatch):
     import importlib
 
-    autolabel_module = importlib.import_module("napari_thinseg.autolabel")
+    autolabel_module = importlib.import_module("napari_thinseg.autolabel.rule")
 
     def bug(*args, **kwargs):
         raise ZeroDivisionError("a bug")

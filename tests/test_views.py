@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from napari_thinseg.dataset import (
+from napari_thinseg.dataset.folders import (
     Pair,
     export_dataset,
     pairs_from_folders,
@@ -22,12 +22,12 @@ from napari_thinseg.imaging.convert import (
     views8,
 )
 from napari_thinseg.imaging.files import write_png
+from napari_thinseg.inference.predict import predict_image
 from napari_thinseg.model import checkpoints as ck
 from napari_thinseg.model.config import ModelConfig
-from napari_thinseg.predict import predict_image
 from napari_thinseg.progress import run
 from napari_thinseg.schemes import SEED
-from napari_thinseg.train import TrainSettings, train
+from napari_thinseg.training.loop import TrainSettings, train
 
 
 def field(shape=(64, 80), seed=0):

@@ -25,6 +25,16 @@ class Progress:
     message: str = ""
 
 
+@dataclass(frozen=True)
+class ItemProgress:
+    """``progress`` within item ``index`` of ``n`` (an image of a
+    folder, say)."""
+
+    index: int
+    n: int
+    progress: Progress
+
+
 class TimeLeft:
     """Estimated seconds left of a job, from its progress events.
 
@@ -76,6 +86,36 @@ def run(
             return stop.value
         if on_event is not None:
             on_event(event)
+
+
+def relay(
+    gen: Generator[Any, Any, T],
+    wrap: Callable[[Any], Any] = lambda event: event,
+    stop: Callable[[], bool] | None = None,
+) -> Generator[Any, Any, T]:
+    """Drive sub-generator ``gen`` inside another: yield each of its
+    events through ``wrap`` and return its result (``result = yield from
+    relay(job, ...)``). Once ``stop()`` is true ``gen`` is closed and
+    :class:`Stopped` raised, between two events."""
+    while True:
+        try:
+            event = next(gen)
+        except StopIteration as done:
+            return done.value
+        if stop is not None and stop():
+            gen.close()
+            raise Stopped
+        yield wrap(event)
+
+
+def as_message(message: str) -> Callable[[Progress], Progress]:
+    """A ``wrap`` for :func:`relay`: the event's progress, told as
+    ``message``."""
+    return lambda event: Progress(event.step, event.total, message)
+
+
+class Stopped(Exception):
+    """A relayed job was stopped (its ``stop()`` turned true)."""
 
 
 def drive_with_bar(

@@ -19,7 +19,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_thinseg._napari.widgets.panel import STEPS, ThinSectionsPanel
-from napari_thinseg.synth import synthetic_sandstone
+from napari_thinseg.dataset.synth import synthetic_sandstone
 
 SCREEN = (1920, 1080)
 CONTROLS = (

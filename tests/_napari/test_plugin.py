@@ -11,7 +11,7 @@ from napari.layers import Image, Labels
 from napari.utils.colormaps import DirectLabelColormap
 
 from napari_thinseg._napari.reader import napari_get_reader
-from napari_thinseg.dataset import Pair, export_dataset
+from napari_thinseg.dataset.folders import Pair, export_dataset
 from napari_thinseg.progress import run
 from napari_thinseg.schemes import SANDSTONE, SEED
 
@@ -192,7 +192,7 @@ def test_samples(make_napari_viewer):
 def test_reader_names_a_broken_file(tmp_path):
     """A truncated image in a dataset folder: one line naming it."""
     from napari_thinseg._napari.reader import read_dataset_layers
-    from napari_thinseg.dataset import images_dir
+    from napari_thinseg.dataset.folders import images_dir
     from napari_thinseg.errors import ThinsegError
 
     _dataset(tmp_path)

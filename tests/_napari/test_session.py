@@ -13,10 +13,10 @@ from napari_thinseg._napari.session import (
     open_session,
     save_session,
 )
+from napari_thinseg.dataset.synth import synthetic_sandstone
 from napari_thinseg.errors import ThinsegError
 from napari_thinseg.model import cache
 from napari_thinseg.schemes import SANDSTONE
-from napari_thinseg.synth import synthetic_sandstone
 
 pytestmark = pytest.mark.usefixtures("no_trained_models")
 

@@ -11,7 +11,7 @@ from napari_thinseg._napari.widgets.train_plots import (
     TrainingPlots,
 )
 from napari_thinseg.schemes import SEED
-from napari_thinseg.train import TrainEvent
+from napari_thinseg.training.loop import TrainEvent
 
 SHOTS = os.environ.get("THINSEG_SCREENSHOTS")
 

@@ -9,7 +9,6 @@ import pytest
 from matplotlib.backend_bases import MouseEvent
 from napari.utils.colormaps import DirectLabelColormap
 
-from napari_thinseg import autolabel_preview
 from napari_thinseg._napari.widgets import autolabel as widget_module
 from napari_thinseg._napari.widgets.autolabel import (
     STAMP_KEY,
@@ -19,7 +18,8 @@ from napari_thinseg._napari.widgets.autolabel_form import (
     ALL_PLANES,
     CURRENT_PLANE,
 )
-from napari_thinseg.autolabel import (
+from napari_thinseg.autolabel import preview as autolabel_preview
+from napari_thinseg.autolabel.rule import (
     AutoLabelParams,
     autolabel,
     autolabel_stack,

@@ -14,7 +14,7 @@ from napari_thinseg._napari.layers import (
     labels_kwargs,
 )
 from napari_thinseg._napari.widgets.export import ExportWidget
-from napari_thinseg.dataset import (
+from napari_thinseg.dataset.folders import (
     annotations_dir,
     images_dir,
     safe_stem,

@@ -453,7 +453,7 @@ def test_pixel_size_from_the_file_sets_the_scale(
     auto-label and its measurement come in micrometres without typing."""
     import tifffile
 
-    from napari_thinseg.synth import synthetic_sandstone
+    from napari_thinseg.dataset.synth import synthetic_sandstone
 
     rgb, _ = synthetic_sandstone((60, 80), seed=1)
     path = tmp_path / "cam.tif"

@@ -16,13 +16,15 @@ from napari_thinseg._napari.widgets.predict import (
     STAMP_KEY,
     PredictWidget,
 )
-from napari_thinseg.dataset import Pair
+from napari_thinseg.dataset.folders import Pair
+from napari_thinseg.dataset.synth import synthetic_sandstone, to_seed_labels
+from napari_thinseg.inference.predict import (
+    predict_image as predict_image_core,
+)
 from napari_thinseg.model import cache, checkpoints, keras_archive
-from napari_thinseg.predict import predict_image as predict_image_core
 from napari_thinseg.progress import run
 from napari_thinseg.schemes import SEED
-from napari_thinseg.synth import synthetic_sandstone, to_seed_labels
-from napari_thinseg.train import TrainSettings, train
+from napari_thinseg.training.loop import TrainSettings, train
 
 SHAPE = (64, 80)
 TIMEOUT_MS = 60_000

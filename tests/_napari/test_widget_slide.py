@@ -25,7 +25,7 @@ from napari_thinseg._napari.widgets.slide import (
     slide_levels,
 )
 from napari_thinseg.imaging.lazy import open_lazy
-from napari_thinseg.predict_slide import TileProgress, predict_slide
+from napari_thinseg.inference.slides import TileProgress, predict_slide
 from napari_thinseg.progress import run
 
 SHAPE = (1024, 1024)  # the labels pyramid has 2 levels
@@ -47,7 +47,7 @@ def photo() -> np.ndarray:
         rgb = iio.imread(found[0])[..., :3]
         reps = (-(-SHAPE[0] // rgb.shape[0]), -(-SHAPE[1] // rgb.shape[1]), 1)
         return np.ascontiguousarray(np.tile(rgb, reps)[: SHAPE[0], : SHAPE[1]])
-    from napari_thinseg.synth import synthetic_sandstone
+    from napari_thinseg.dataset.synth import synthetic_sandstone
 
     return synthetic_sandstone(SHAPE, seed=3)[0]
 

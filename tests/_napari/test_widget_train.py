@@ -21,13 +21,13 @@ from napari_thinseg._napari.widgets.train import (
     VAL_NONE,
     TrainWidget,
 )
-from napari_thinseg.dataset import Pair, hold_out
+from napari_thinseg.dataset.folders import Pair, hold_out
+from napari_thinseg.dataset.synth import synthetic_sandstone, to_seed_labels
 from napari_thinseg.errors import ThinsegError
 from napari_thinseg.model import cache
 from napari_thinseg.progress import TimeLeft
 from napari_thinseg.schemes import SANDSTONE, SEED
-from napari_thinseg.synth import synthetic_sandstone, to_seed_labels
-from napari_thinseg.train import TrainResult
+from napari_thinseg.training.loop import TrainResult
 
 SHAPE = (64, 80)
 TIMEOUT_MS = 60_000
@@ -362,7 +362,7 @@ def test_precision_and_averaging_choices_reach_training(
     make_napari_viewer, qtbot, notes
 ):
     from napari_thinseg.model.vgg_unet import compute_dtype
-    from napari_thinseg.recipe import AVERAGE_MOMENTUM
+    from napari_thinseg.training.recipe import AVERAGE_MOMENTUM
 
     viewer = make_napari_viewer()
     add_pair(viewer, "a", 1)
@@ -397,7 +397,7 @@ def test_time_budget_fits_the_settings_and_shows_the_estimate(
     (the recipe's proposal for the ticked images), the estimate is shown
     before Start, and the budget goes into the settings."""
     from napari_thinseg._napari.widgets import train_budget
-    from napari_thinseg.recipe import propose
+    from napari_thinseg.training.recipe import propose
 
     monkeypatch.setattr(train_budget, "sgemm_gflops", lambda: 100.0)
     viewer = make_napari_viewer()
@@ -559,7 +559,7 @@ def test_a_stop_before_the_first_epoch_keeps_the_model_trained_before(
     """Issue 12: stopping in the first epoch replaced "model just trained"
     with a barely trained network, and said "no finished epoch
     finished"."""
-    from napari_thinseg.train import TrainEvent
+    from napari_thinseg.training.loop import TrainEvent
 
     def one_batch_then_stop(*args, stop, **kwargs):
         yield TrainEvent(1, 10, "epoch 1/1", batch=1, loss=1.0)

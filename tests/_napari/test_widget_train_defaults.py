@@ -20,6 +20,7 @@ from napari_thinseg._napari.widgets.train_choices import (
     START_NEW,
     START_SANDSTONE,
 )
+from napari_thinseg.dataset.synth import synthetic_sandstone, to_seed_labels
 from napari_thinseg.model import cache
 from napari_thinseg.model.checkpoints import read_config
 from napari_thinseg.model.config import ModelConfig
@@ -30,8 +31,7 @@ from napari_thinseg.strokes.finetune import (
     RECIPE,
     FinetuneResult,
 )
-from napari_thinseg.synth import synthetic_sandstone, to_seed_labels
-from napari_thinseg.train import TrainEvent, TrainResult
+from napari_thinseg.training.loop import TrainEvent, TrainResult
 
 pytestmark = pytest.mark.usefixtures("no_trained_models")
 

@@ -6,7 +6,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from napari_thinseg.autolabel import autolabel
+from napari_thinseg.autolabel.rule import autolabel
 from napari_thinseg.colorize import colorize, match_colors
 from napari_thinseg.schemes import SANDSTONE, SEED
 
@@ -167,6 +167,15 @@ def test_autolabel_refuses_existing_output(images, tmp_path):
     proc = thinseg("autolabel", images, "--out", out, "--overwrite")
     assert proc.returncode == 0
     assert iio.imread(out / "a.png").ndim == 2
+
+
+def test_two_photos_of_one_stem_are_refused_before_any_work(images, tmp_path):
+    # the Folders tab refuses the same (tests/_napari/test_widget_folders)
+    iio.imwrite(images / "a.tif", np.zeros((20, 30, 3), np.uint8))
+    out = tmp_path / "out"
+    proc = thinseg("autolabel", images, "--out", out)
+    assert_bad_input(proc, "a.", "outputs would collide")
+    assert not out.exists() or not any(out.iterdir())
 
 
 @pytest.mark.parametrize(

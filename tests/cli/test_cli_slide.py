@@ -10,7 +10,7 @@ from test_cli import assert_bad_input, thinseg
 from napari_thinseg.imaging.files import read_annotation, write_annotation
 from napari_thinseg.imaging.lazy import open_lazy, read_region
 from napari_thinseg.imaging.pyramid import open_levels, thinseg_attrs
-from napari_thinseg.predict import predict_image
+from napari_thinseg.inference.predict import predict_image
 from napari_thinseg.progress import run
 
 
@@ -72,8 +72,8 @@ def test_a_slide_goes_into_an_ome_zarr_and_a_bigtiff(
 def test_photos_on_two_workers_get_the_labels_of_one_process(
     tmp_path, default_model
 ):
+    from napari_thinseg.dataset.synth import synthetic_sandstone
     from napari_thinseg.imaging.files import read_image, write_png
-    from napari_thinseg.synth import synthetic_sandstone
 
     model, config = default_model
     photos = tmp_path / "photos"
@@ -168,8 +168,8 @@ def test_a_folder_run_resumes_skipping_the_label_files_written(
     tmp_path, default_model, capsys
 ):
     from napari_thinseg.cli import main
+    from napari_thinseg.dataset.synth import synthetic_sandstone
     from napari_thinseg.imaging.files import write_png
-    from napari_thinseg.synth import synthetic_sandstone
 
     photos, out = tmp_path / "photos", tmp_path / "labels"
     for k in range(3):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_thinseg.autolabel import autolabel
+from napari_thinseg.autolabel.rule import autolabel
 from napari_thinseg.imaging.convert import (
     data_range,
     describe_scaling,
@@ -13,7 +13,7 @@ from napari_thinseg.imaging.convert import (
     to_float,
     used_bits,
 )
-from napari_thinseg.tiling import tile_rgb
+from napari_thinseg.inference.tiling import tile_rgb
 
 
 @pytest.mark.parametrize(

@@ -98,3 +98,15 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_output_paths_refuse_two_inputs_of_one_stem(tmp_path):
+    from napari_thinseg.imaging.files import output_paths
+
+    ins = [tmp_path / "a.png", tmp_path / "b.jpg"]
+    assert output_paths(ins, tmp_path / "out") == [
+        tmp_path / "out" / "a.png",
+        tmp_path / "out" / "b.png",
+    ]
+    with pytest.raises(ThinsegError, match="a.tif: same name as .*a.png"):
+        output_paths([*ins, tmp_path / "a.tif"], tmp_path / "out")

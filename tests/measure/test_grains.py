@@ -79,7 +79,7 @@ def test_grain_phi_stats_with_pixel_size():
 
 
 def test_synthetic_sandstone_grain_size():
-    from napari_thinseg.synth import synthetic_sandstone
+    from napari_thinseg.dataset.synth import synthetic_sandstone
 
     _, labels = synthetic_sandstone((512, 512), seed=4, grain_size=14)
     m = measure(labels, SANDSTONE, pixel_size_um=10)
@@ -91,7 +91,7 @@ def test_synthetic_sandstone_grain_size():
 
 # -- grains of gray-level classes (issue 12) ---------------------------------
 def test_gray_level_schemes_are_known():
-    from napari_thinseg.autolabel import AutoLabelParams, label_scheme
+    from napari_thinseg.autolabel.rule import AutoLabelParams, label_scheme
 
     assert is_gray_level(SEED)
     assert is_gray_level(
@@ -143,7 +143,7 @@ def test_synthetic_sandstone_grain_count_within_5_percent(
     """Every synthetic grain is a cell of the layout: their number (with at
     least MIN_OBJECT_PX grain pixels) is the true count. Measured -1 % to
     -3.4 %."""
-    from napari_thinseg import synth
+    from napari_thinseg.dataset import synth
     from napari_thinseg.measure.grains import MIN_OBJECT_PX
 
     labels, cell, _ = synth._layout(
@@ -160,7 +160,7 @@ def test_real_seed_photo_grain_count_against_a_hand_count():
     2.5 um/px: 117 grains counted by hand (README, "Grain counts"); the
     dock said 1,364 grains of median 17 um before, now 136 of median
     89 um (36 px)."""
-    from napari_thinseg.autolabel import (
+    from napari_thinseg.autolabel.rule import (
         AutoLabelParams,
         autolabel,
         label_scheme,

@@ -329,3 +329,19 @@ def test_mixed_precision_models_save_float32_checkpoints(tmp_path, model):
     assert compute_dtype(loaded) == "float32"
     for a, b in zip(loaded.get_weights(), model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_shipped_model_of_a_scheme_is_found_by_its_class_names():
+    # the Train tab starts from it; the preview takes its features
+    from napari_thinseg.schemes import SANDSTONE, SEED, ClassScheme, PetroClass
+    from napari_thinseg.strokes.preview import features_model_prefix
+
+    assert ck.shipped_model_of(SEED.names) == "default"
+    assert ck.shipped_model_of(SANDSTONE.names) == "sandstone"
+    other = ClassScheme(
+        "two", (PetroClass(1, "a", "#ff0000"), PetroClass(2, "b", "#00ff00"))
+    )
+    assert ck.shipped_model_of(other.names) is None
+    assert features_model_prefix(SEED) == ck.model_prefix("default")
+    assert features_model_prefix(other) == ck.model_prefix("sandstone")
+    assert ck.model_prefix("default") == ck.default_model_prefix()

@@ -1,10 +1,10 @@
 """The shipped default model loads and classifies the sample thin section."""
 
 from napari_thinseg._napari.sample_data import SEED_SAMPLE
-from napari_thinseg.autolabel import EpoxyWindow, autolabel
+from napari_thinseg.autolabel.rule import EpoxyWindow, autolabel
 from napari_thinseg.imaging.files import read_image
+from napari_thinseg.inference.predict import predict_image
 from napari_thinseg.model import checkpoints as ck
-from napari_thinseg.predict import predict_image
 from napari_thinseg.progress import run
 from napari_thinseg.schemes import SEED
 
@@ -32,9 +32,12 @@ def test_sandstone_model_classes_minerals(sandstone_model):
     """The shipped mineral model: the sandstone scheme, 11 outputs, and on
     a synthetic sandstone of its training set it finds the pores and the
     quartz (held-out numbers are in its model card)."""
-    from napari_thinseg.metrics import confusion_matrix, iou_from_confusion
+    from napari_thinseg.dataset.synth import synthetic_sandstone
+    from napari_thinseg.inference.metrics import (
+        confusion_matrix,
+        iou_from_confusion,
+    )
     from napari_thinseg.schemes import SANDSTONE
-    from napari_thinseg.synth import synthetic_sandstone
 
     model, config, weights = ck.load_model(sandstone_model)
     assert config.class_scheme == SANDSTONE and config.n_classes == 11

@@ -31,15 +31,15 @@ if any(
 from napari_thinseg.errors import ThinsegError  # noqa: E402
 from napari_thinseg.imaging.files import read_annotation, read_image  # noqa: E402
 from napari_thinseg.imaging.resize import resize_bilinear
-from napari_thinseg.model import checkpoints as ck  # noqa: E402
-from napari_thinseg.model import weights as wt  # noqa: E402
-from napari_thinseg.model.vgg_unet import vgg_unet
-from napari_thinseg.model.weights import weight_layers  # noqa: E402
-from napari_thinseg.predict import (
+from napari_thinseg.inference.predict import (
     evaluate,
     predict_image,
     predict_resize_output,
 )
+from napari_thinseg.model import checkpoints as ck  # noqa: E402
+from napari_thinseg.model import weights as wt  # noqa: E402
+from napari_thinseg.model.vgg_unet import vgg_unet
+from napari_thinseg.model.weights import weight_layers  # noqa: E402
 from napari_thinseg.progress import run  # noqa: E402
 
 ORACLE = Path(__file__).parents[1] / "oracle" / "kseg_oracle.py"
@@ -117,8 +117,8 @@ def data(tmp_path_factory):
     names = sorted(p.stem for p in images.glob("*.png"))
     assert len(names) == 2
     # an image of another size, so that both sides resize it to the input
+    from napari_thinseg.dataset.synth import synthetic_sandstone
     from napari_thinseg.imaging.files import write_png
-    from napari_thinseg.synth import synthetic_sandstone
 
     odd = write_png(
         root / "odd" / "odd.png", synthetic_sandstone((90, 140), seed=7)[0]

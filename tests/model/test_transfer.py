@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_thinseg.dataset import Pair
+from napari_thinseg.dataset.folders import Pair
 from napari_thinseg.model.config import ModelConfig
 from napari_thinseg.model.transfer import (
     HEAD,
@@ -15,7 +15,7 @@ from napari_thinseg.model.vgg_unet import vgg_unet
 from napari_thinseg.model.weights import weight_layers
 from napari_thinseg.progress import run
 from napari_thinseg.schemes import SANDSTONE, SEED, ClassScheme, PetroClass
-from napari_thinseg.train import TrainSettings, train
+from napari_thinseg.training.loop import TrainSettings, train
 
 MINERALS = ClassScheme(
     "minerals",

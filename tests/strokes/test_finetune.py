@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_thinseg.dataset import Pair
+from napari_thinseg.dataset.folders import Pair
 from napari_thinseg.imaging.files import read_image
+from napari_thinseg.inference.predict import predict_image
 from napari_thinseg.model import checkpoints as ck
-from napari_thinseg.predict import predict_image
 from napari_thinseg.progress import run
 from napari_thinseg.schemes import SEED, ClassScheme, PetroClass
 from napari_thinseg.strokes.finetune import (
@@ -20,7 +20,7 @@ from napari_thinseg.strokes.finetune import (
     finetune_settings,
 )
 from napari_thinseg.strokes.soft_targets import soft_targets
-from napari_thinseg.train import TrainSettings
+from napari_thinseg.training.loop import TrainSettings
 
 PHOTO = (
     Path(__file__).parents[2] / "src/napari_thinseg/data/seed/sandstone_2.png"

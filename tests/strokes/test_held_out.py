@@ -70,7 +70,7 @@ def test_agreement_is_the_class_averaged_share(default_model):
     model, config = default_model
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
-    from napari_thinseg.predict import predict_image
+    from napari_thinseg.inference.predict import predict_image
 
     pred = run(predict_image(model, config, image)).labels
     held = np.zeros_like(pred)

@@ -7,11 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_thinseg import encoder_classifier as ec
+from napari_thinseg.dataset.synth import synthetic_sandstone
 from napari_thinseg.errors import ThinsegError
-from napari_thinseg.predict import predict_image
+from napari_thinseg.inference.predict import predict_image
 from napari_thinseg.progress import run
 from napari_thinseg.schemes import SEED, ClassScheme, PetroClass
+from napari_thinseg.strokes import encoder_classifier as ec
 from napari_thinseg.strokes.prior import (
     PriorFeatures,
     fit_prior_classifier,
@@ -19,7 +20,6 @@ from napari_thinseg.strokes.prior import (
     unpainted,
     with_prior,
 )
-from napari_thinseg.synth import synthetic_sandstone
 
 pytest.importorskip("sklearn", reason="the forest needs scikit-learn")
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..dataset import is_dataset, read_dataset
+from ..dataset.folders import is_dataset, read_dataset
 from ..imaging.files import read_annotation, read_image
 from ..schemes import SCHEME_FILENAME
 from .layers import labels_layer_data, layer_levels

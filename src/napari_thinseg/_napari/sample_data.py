@@ -13,7 +13,7 @@ SEED_SAMPLE = Path(__file__).parents[1] / "data" / "seed" / "sandstone_2.png"
 
 def synthetic_sandstone_sample(shape=(512, 512), seed=0):
     """A synthetic thin section and its ground-truth labels."""
-    from ..synth import synthetic_sandstone
+    from ..dataset.synth import synthetic_sandstone
 
     rgb, labels = synthetic_sandstone(shape, seed=seed)
     return [

@@ -1,7 +1,7 @@
 """The ``thinseg`` command: the plugin's work, headless.
 
 A thin shell over the pipeline modules, one module per group of commands:
-:mod:`.label` (autolabel, colorize, synth), :mod:`.model` (train) and
+:mod:`.label` (autolabel, colorize, synth), :mod:`.train` (train) and
 :mod:`.predict` (predict, evaluate_model, verify_dataset: with train,
 keras-segmentation's flags), :mod:`.measure` (stats) and :mod:`.rocktype`
 (rocktype). Bad input exits with status 2 and
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from .._version import __version__
 from ..errors import OUT_OF_MEMORY, ThinsegError, is_out_of_memory
-from . import label, measure, model, predict, rocktype
+from . import label, measure, predict, rocktype, train
 from ._common import ThinsegParser
 
 
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     label.add_commands(sub)
-    model.add_commands(sub)
+    train.add_commands(sub)
     predict.add_commands(sub)
     measure.add_commands(sub)
     rocktype.add_commands(sub)

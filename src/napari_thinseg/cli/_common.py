@@ -4,8 +4,6 @@ progress bar and the output names."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
-from pathlib import Path
 
 from ..errors import ThinsegError
 from ..progress import drive_with_bar as drive
@@ -14,7 +12,6 @@ __all__ = [
     "ThinsegParser",
     "count",
     "drive",
-    "output_paths",
     "positive_float",
     "size",
 ]
@@ -38,26 +35,12 @@ def size(text: str) -> tuple[int, int]:
 
 
 def thresholds(text: str):
-    from ..autolabel import parse_thresholds
+    from ..autolabel.rule import parse_thresholds
 
     try:
         return parse_thresholds(text)
     except ThinsegError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def output_paths(
-    inputs: Sequence[Path], out: Path, suffix=".png"
-) -> list[Path]:
-    """``out/<stem><suffix>`` for each input, refusing two equal stems."""
-    seen: dict[str, Path] = {}
-    for p in inputs:
-        if p.stem in seen:
-            raise ThinsegError(
-                f"{p}: same name as {seen[p.stem]}; outputs would collide"
-            )
-        seen[p.stem] = p
-    return [out / f"{p.stem}{suffix}" for p in inputs]
 
 
 def positive_float(text: str) -> float:

@@ -7,12 +7,13 @@ import argparse
 from pathlib import Path
 
 from ..errors import ThinsegError
-from ._common import ScalingNotes, drive, output_paths, size, thresholds
+from ..imaging.files import output_paths
+from ._common import ScalingNotes, drive, size, thresholds
 
 
 # -- autolabel ---------------------------------------------------------------
 def _autolabel_files(inputs, out, params, overwrite, notes, points=()):
-    from ..autolabel import autolabel, autolabel_stack
+    from ..autolabel.rule import autolabel, autolabel_stack
     from ..imaging.atomic import refuse_existing
     from ..imaging.convert import is_rgb
     from ..imaging.files import (
@@ -58,7 +59,7 @@ def _with_samples(params, image, rgb, points):
     row) of ``image`` as epoxy samples (of every plane of a stack)."""
     from dataclasses import replace
 
-    from ..epoxy import sample_colour
+    from ..autolabel.epoxy import sample_colour
 
     if not rgb:
         raise ThinsegError("--epoxy_sample needs a colour (RGB) image")
@@ -86,7 +87,7 @@ def _progress(k, n, name):
 def _epoxy_window(args):
     """The fixed epoxy window the flags give (None: none given, the dye
     is found in each image)."""
-    from ..autolabel import EpoxyWindow
+    from ..autolabel.rule import EpoxyWindow
 
     given = (args.hue, args.min_saturation, args.min_value)
     if all(v is None for v in given):
@@ -104,7 +105,7 @@ def _epoxy_window(args):
 
 
 def cmd_autolabel(args) -> int:
-    from ..autolabel import AutoLabelParams
+    from ..autolabel.rule import AutoLabelParams
     from ..imaging.atomic import ensure_dir
     from ..imaging.files import list_images
 
@@ -211,8 +212,8 @@ def cmd_colorize(args) -> int:
 
 # -- synth -------------------------------------------------------------------
 def _synth_pairs(n, size, seed, scheme_name):
-    from ..dataset import Pair
-    from ..synth import synthetic_sandstone, to_seed_labels
+    from ..dataset.folders import Pair
+    from ..dataset.synth import synthetic_sandstone, to_seed_labels
 
     for k in range(n):
         rgb, labels = synthetic_sandstone(size, seed=seed + k)
@@ -222,7 +223,7 @@ def _synth_pairs(n, size, seed, scheme_name):
 
 
 def cmd_synth(args) -> int:
-    from ..dataset import export_dataset
+    from ..dataset.folders import export_dataset
     from ..schemes import get_scheme
 
     if args.n < 1:
@@ -250,7 +251,7 @@ def cmd_synth(args) -> int:
 def add_commands(sub) -> None:
     """Register autolabel, colorize and synth on the ``thinseg``
     subparsers."""
-    from ..autolabel import DEFAULT_THRESHOLDS, METHODS, EpoxyWindow
+    from ..autolabel.rule import DEFAULT_THRESHOLDS, METHODS, EpoxyWindow
 
     p = sub.add_parser(
         "autolabel",

@@ -45,9 +45,7 @@ def _load(args):
     from ..model import checkpoints as ck
 
     _check_model_args(args)
-    path = args.checkpoints_path or ck.shipped_model_prefix(
-        args.model or "default"
-    )
+    path = args.checkpoints_path or ck.model_prefix(args.model or "default")
     return ck.load_model(path)
 
 
@@ -97,21 +95,22 @@ def check_views_given(config, given: bool, flag: str) -> None:
 
 def cmd_predict(args) -> int:
     from ..colorize import colorize
-    from ..dataset import read_views
+    from ..dataset.folders import read_views
     from ..imaging.atomic import ensure_dir
     from ..imaging.files import (
         is_stack,
         list_images,
+        output_paths,
         write_annotation,
         write_png,
         write_tiff,
     )
     from ..imaging.lazy import is_lazy_readable, is_zarr
     from ..imaging.pixel_size import file_pixel_size_um
-    from ..overlap import map_ahead
-    from ..predict import check_tile, predict_image
+    from ..inference.predict import check_tile, predict_image
+    from ..prefetch import map_ahead
     from ..progress import Progress
-    from ._common import ScalingNotes, drive, output_paths
+    from ._common import ScalingNotes, drive
     from .slide import (
         check_slide_args,
         client_for,
@@ -256,7 +255,7 @@ def keep_written(inputs: list, outputs: list, args) -> int:
     photos whose label files a stopped run wrote whole, and say how many;
     without it, refuse existing outputs unless ``--overwrite``."""
     from ..imaging.atomic import refuse_existing
-    from ..predict import written_labels
+    from ..inference.predict import written_labels
 
     if not args.resume:
         refuse_existing(outputs, args.overwrite)
@@ -270,8 +269,8 @@ def keep_written(inputs: list, outputs: list, args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from ..dataset import pairs_from_folders
-    from ..predict import check_tile, evaluate
+    from ..dataset.folders import pairs_from_folders
+    from ..inference.predict import check_tile, evaluate
     from ._common import drive
 
     check_tile(args.tile)
@@ -298,7 +297,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from ..dataset import check_pairs, pairs_from_folders
+    from ..dataset.folders import check_pairs, pairs_from_folders
 
     pairs = pairs_from_folders(
         args.images_path, args.segs_path, args.xpl_images_path

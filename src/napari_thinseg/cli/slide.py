@@ -67,7 +67,7 @@ def client_for(args):
     """A context giving the cluster's client, or None without one."""
     if args.workers is None and args.scheduler is None:
         return contextlib.nullcontext()
-    from ..distributed import cluster
+    from ..inference.cluster import cluster
 
     return cluster(args.workers, args.scheduler)
 
@@ -110,7 +110,7 @@ def predict_slide_file(args, model, config, weights, client) -> int:
     from ..imaging.files import write_annotation
     from ..imaging.lazy import open_lazy
     from ..imaging.pyramid import LabelsPyramid, write_bigtiff
-    from ..predict_slide import predict_slide
+    from ..inference.slides import predict_slide
     from ._common import drive
 
     out = Path(args.output_path.rstrip("/"))
@@ -189,7 +189,7 @@ def predict_slide_file(args, model, config, weights, client) -> int:
 
 def predicted_on_cluster(client, model, config, inputs, twins, args):
     """``(index, labels)`` of every photo as the cluster finishes them."""
-    from ..distributed import ModelPayload, map_files, predict_file_task
+    from ..inference.cluster import ModelPayload, map_files, predict_file_task
 
     settings = {
         "mode": args.mode,

@@ -301,6 +301,23 @@ def list_images(inputs: Iterable[str | Path]) -> list[Path]:
     return found
 
 
+def output_paths(
+    inputs: Iterable[str | Path], out: str | Path, suffix: str = ".png"
+) -> list[Path]:
+    """``out/<stem><suffix>`` for each input; two inputs of one stem
+    (``a.png`` and ``a.tif``) are refused before any work, since their
+    outputs would be one file. The CLI and the Folders tab both plan by
+    it."""
+    seen: dict[str, Path] = {}
+    for p in map(Path, inputs):
+        if p.stem in seen:
+            raise ThinsegError(
+                f"{p}: same name as {seen[p.stem]}; outputs would collide"
+            )
+        seen[p.stem] = p
+    return [Path(out) / f"{stem}{suffix}" for stem in seen]
+
+
 def check_labels(labels: np.ndarray, name: str = "labels") -> np.ndarray:
     """Return ``labels`` as uint8 class ids, refusing what a PNG can't hold."""
     labels = np.asarray(labels)

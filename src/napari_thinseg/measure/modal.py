@@ -428,7 +428,7 @@ def measure_files(
     files = list_images(paths)
     chosen = None if scheme is None else get_scheme(scheme)
     if client is not None:
-        from ..distributed import map_files
+        from ..inference.cluster import map_files
 
         options = {
             "pixel_size_um": pixel_size_um,

@@ -240,6 +240,20 @@ def model_prefix(name_or_path: str | Path) -> Path:
     return Path(name_or_path)
 
 
+def shipped_model_of(class_names) -> str | None:
+    """The name of the shipped model whose classes are ``class_names``
+    (a scheme's names, in order), if one is installed: what a run on
+    labels of that scheme starts from when nothing else is chosen."""
+    for name in SHIPPED_MODELS:
+        try:
+            config = read_config(shipped_model_prefix(name))
+        except ThinsegError:
+            continue  # not installed
+        if tuple(config.class_scheme.names) == tuple(class_names):
+            return name
+    return None
+
+
 def resolve_prefix(path: str | Path) -> Path:
     """A checkpoints prefix from a prefix, its config file, or a folder
     holding exactly one ``*_config.json``."""

@@ -6,13 +6,14 @@ A petrographer predicts, paints strokes where the prediction is wrong
 1. a share of the strokes is held out (:mod:`.held_out`);
 2. every unpainted pixel keeps the start model's class probabilities as
    its target (:mod:`.soft_targets`), weighted against the painted
-   pixels' cross-entropy (:func:`~napari_thinseg.recipe.distillation_loss`),
+   pixels' cross-entropy
+   (:func:`~napari_thinseg.training.recipe.distillation_loss`),
    so strokes move the model where they are painted without dragging the
    rest;
 3. crops favour the painted places; the recipe (:data:`RECIPE`: optimizer,
    learning rate, weight) is the one ``bench/bench_loop.py`` measured
    best; a time budget sizes the run in short epochs and always leaves a
-   model (:func:`~napari_thinseg.recipe.propose`);
+   model (:func:`~napari_thinseg.training.recipe.propose`);
 4. the start model and the fine-tuned one are scored on the held-out
    strokes, and the better one is the result (:class:`.held_out.Verdict`:
    "held-out strokes: 61 % -> 78 % agree; kept the fine-tuned model"),
@@ -27,12 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..dataset import Pair
+from ..dataset.folders import Pair
 from ..model import checkpoints as ck
 from ..model.config import ModelConfig
-from ..progress import Progress
+from ..progress import Progress, as_message, relay
 from ..schemes import ClassScheme
-from ..train import TrainResult, TrainSettings, train
+from ..training.loop import TrainResult, TrainSettings, train
 from .held_out import Verdict, agreement, score, split_strokes
 from .soft_targets import start_view
 
@@ -84,12 +85,12 @@ REPLAY_SEED = 9000
 
 
 def replay_pairs(n: int, channels: int) -> list[Pair]:
-    """``n`` synthetic sandstones (:func:`~napari_thinseg.synth.\
+    """``n`` synthetic sandstones (:func:`~napari_thinseg.dataset.synth.\
 synthetic_sandstone`, fixed seeds), nothing painted: beside the strokes,
     the start model's view of them is kept, so the fine-tune drags less
     of what it knew on photos nobody painted. None for inputs other than
     one RGB view."""
-    from ..synth import synthetic_sandstone
+    from ..dataset.synth import synthetic_sandstone
 
     if channels != 3:
         return []
@@ -124,11 +125,11 @@ def finetune_settings(
     **given,
 ) -> TrainSettings:
     """Training settings of a fine-tune from strokes: the sizes
-    :func:`~napari_thinseg.recipe.propose` fits in ``minutes`` on this
+    :func:`~napari_thinseg.training.recipe.propose` fits in ``minutes`` on this
     machine for images of ``shapes``, the recipe's optimizer and weights;
     ``given`` settings (a flag the user gave) win."""
     from ..model.backend import resolve_precision
-    from ..recipe import propose, sgemm_gflops
+    from ..training.recipe import propose, sgemm_gflops
 
     resolved = resolve_precision(precision)
     proposal = propose(
@@ -180,16 +181,6 @@ def _start_view(image: np.ndarray, config: ModelConfig) -> np.ndarray:
     return image
 
 
-def _relabel(gen, message: str):
-    """Relay ``gen``'s progress as ``message``; return its result."""
-    while True:
-        try:
-            event = next(gen)
-        except StopIteration as done:
-            return done.value
-        yield Progress(event.step, event.total, message)
-
-
 def finetune(
     pairs: Sequence[Pair],
     scheme: ClassScheme,
@@ -211,11 +202,11 @@ def finetune(
 
     ``settings`` default to :func:`finetune_settings` for ``minutes``;
     ``checkpoints_path``, ``overwrite``, ``n_classes``, ``stop`` and
-    ``validation`` are :func:`~napari_thinseg.train.train`'s.
+    ``validation`` are :func:`~napari_thinseg.training.loop.train`'s.
     ``judged``: per pair, more strokes to judge on and never train on (a
     check a petrographer painted, say; one per pair, or none);
     ``recipe`` gives the default settings and ``start_share``. Yields
-    training's events (:class:`~napari_thinseg.train.TrainEvent`) and
+    training's events (:class:`~napari_thinseg.training.loop.TrainEvent`) and
     the start model's and the judging's progress.
     """
     n_classes = n_classes or scheme.n_classes
@@ -228,7 +219,7 @@ def finetune(
     for pair in [*pairs, *replayed]:
         views.append(
             (
-                yield from _relabel(
+                yield from relay(
                     start_view(
                         model,
                         config,
@@ -236,7 +227,7 @@ def finetune(
                         scheme,
                         n_classes,
                     ),
-                    f"the start model's view of {pair.name}",
+                    as_message(f"the start model's view of {pair.name}"),
                 )
             )
         )
@@ -283,7 +274,7 @@ def finetune(
         ],
         [lab for lab in held if lab.any()],
     )
-    after = yield from _relabel(
+    after = yield from relay(
         agreement(
             result.model,
             result.config,
@@ -292,7 +283,7 @@ def finetune(
             scheme,
             n_classes,
         ),
-        "judging the fine-tuned model on held-out strokes",
+        as_message("judging the fine-tuned model on held-out strokes"),
     )
     verdict = Verdict(before, after)
     if verdict.kept_start:

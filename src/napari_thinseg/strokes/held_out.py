@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..inference.predict import predict_image
 from ..model.config import ModelConfig
-from ..predict import predict_image
 from ..progress import Progress
 from ..schemes import ClassScheme
 from .soft_targets import labels_ids

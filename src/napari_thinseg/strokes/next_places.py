@@ -3,7 +3,8 @@
 A stroke helps most where the model is unsure or wrong. After a
 prediction, :func:`next_places` ranks the places worth a stroke: where the
 confidence (``1 - normalised softmax entropy``, from
-:func:`napari_thinseg.predict.predict_image` with ``confidence=True``) is
+:func:`napari_thinseg.inference.predict.predict_image` with
+``confidence=True``) is
 low and, when a second class map is given (the quick preview's, say),
 where the two maps disagree. The uncertainty is smoothed at about a
 brush's scale, so that a patch a stroke can cover outranks a lone noisy
@@ -165,7 +166,7 @@ def next_places(
     ----------
     confidence : array_like
         The prediction's confidence, H x W floats 0..1
-        (:attr:`napari_thinseg.predict.Prediction.confidence`).
+        (:attr:`napari_thinseg.inference.predict.Prediction.confidence`).
     labels : array_like
         The prediction's class map, H x W (the class of each place).
     other : array_like, optional

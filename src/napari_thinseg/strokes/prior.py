@@ -22,7 +22,11 @@ from collections.abc import Generator, Sequence
 
 import numpy as np
 
-from ..encoder_classifier import (
+from ..errors import ThinsegError
+from ..model.config import ModelConfig
+from ..progress import Progress
+from ..schemes import ClassScheme
+from .encoder_classifier import (
     FEATURE_LAYERS,
     EncoderClassifier,
     FeatureNetwork,
@@ -32,10 +36,6 @@ from ..encoder_classifier import (
     grid_features,
     sample_strokes,
 )
-from ..errors import ThinsegError
-from ..model.config import ModelConfig
-from ..progress import Progress
-from ..schemes import ClassScheme
 from .soft_targets import shared_classes
 
 PRIOR_LAYER = "head_conv"

@@ -17,18 +17,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..imaging.convert import data_range
-from ..model.backend import resolve_precision
-from ..model.config import ModelConfig
-from ..model.transfer import class_mapping
-from ..predict import check_model_input, margin_forward, tile_shape
-from ..progress import Progress
-from ..schemes import ClassScheme
-from ..tiling import (
+from ..inference.predict import check_model_input, margin_forward, tile_shape
+from ..inference.tiling import (
     class_map,
     margin_for,
     margin_tile_probabilities,
     margin_tiles,
 )
+from ..model.backend import resolve_precision
+from ..model.config import ModelConfig
+from ..model.transfer import class_mapping
+from ..progress import Progress
+from ..schemes import ClassScheme
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def probability_map(
 ) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray]]:
     """Class probabilities ``(H, W, config.n_classes)`` (float16) of
     ``model`` at every pixel of ``image`` and its class map (uint8), from
-    margin tiles as :func:`~napari_thinseg.predict.predict_image`
+    margin tiles as :func:`~napari_thinseg.inference.predict.predict_image`
     predicts (the same class map)."""
     image = np.asarray(image)
     check_model_input(image, config)

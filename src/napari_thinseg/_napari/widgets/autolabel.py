@@ -20,8 +20,8 @@ from collections.abc import Callable
 import numpy as np
 from napari.layers import Image, Labels
 
-from ...autolabel import AutoLabelParams, autolabel_stack, label_scheme
-from ...autolabel_preview import PreviewCache
+from ...autolabel.preview import PreviewCache
+from ...autolabel.rule import AutoLabelParams, autolabel_stack, label_scheme
 from ...errors import ThinsegError
 from .. import workers
 from ..layers import (

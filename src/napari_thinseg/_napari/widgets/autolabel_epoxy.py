@@ -1,6 +1,6 @@
 """The Auto-label widget's "Click the epoxy": the colour around a clicked
 pixel is a sample of the dye that refines the dye found in the image
-(:func:`~napari_thinseg.epoxy.fit_epoxy`); several clicks add up."""
+(:func:`~napari_thinseg.autolabel.epoxy.fit_epoxy`); several clicks add up."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import contextlib
 
 import numpy as np
 
-from ...epoxy import fit_epoxy, sample_colour
+from ...autolabel.epoxy import fit_epoxy, sample_colour
 from ...errors import ThinsegError
 
 

@@ -28,7 +28,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ...autolabel import (
+from ...autolabel.rule import (
     DEFAULT_THRESHOLDS,
     AutoLabelParams,
     EpoxyWindow,

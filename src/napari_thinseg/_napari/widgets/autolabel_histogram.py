@@ -11,7 +11,7 @@ from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from qtpy.QtWidgets import QSizePolicy
 
-from ...autolabel import DEFAULT_THRESHOLDS, AutoLabelParams, label_scheme
+from ...autolabel.rule import DEFAULT_THRESHOLDS, AutoLabelParams, label_scheme
 from ...errors import ThinsegError
 from ._common import theme_colors
 

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from qtpy.QtWidgets import QSizePolicy
 
-from ...autolabel import EpoxyWindow
+from ...autolabel.rule import EpoxyWindow
 from ...imaging.convert import rgb8
 from ._common import theme_colors
 

@@ -1,7 +1,8 @@
 """The "Export annotations" widget: layers to a keras-segmentation dataset.
 
-A thin shell over :func:`napari_thinseg.dataset.export_dataset`, which runs
-in a napari ``thread_worker`` (one progress step per pair) so the viewer
+A thin shell over
+:func:`napari_thinseg.dataset.folders.export_dataset`, which runs in
+a napari ``thread_worker`` (one progress step per pair) so the viewer
 stays responsive. The core checks every pair and every target file before
 it writes anything.
 """
@@ -23,7 +24,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ...dataset import ExportResult, Pair, export_dataset
+from ...dataset.folders import ExportResult, Pair, export_dataset
 from ...errors import ThinsegError
 from ...schemes import ClassScheme
 from .. import workers
@@ -44,7 +45,7 @@ class ExportWidget(QWidget):
     Attributes
     ----------
     exported : Signal(object)
-        Emitted with the :class:`~napari_thinseg.dataset.ExportResult`.
+        Emitted with the :class:`~napari_thinseg.dataset.folders.ExportResult`.
     failed : Signal(str)
         Emitted with the one-line reason when an export is refused.
     worker : GeneratorWorker or None

@@ -3,7 +3,7 @@
 A thin shell over :func:`napari_thinseg.measure.measure`. The dock follows
 the chosen Labels layer: every brush stroke, fill or new data array starts
 a new measurement after a short pause (:data:`DEBOUNCE_MS`). The counting
-runs in a napari ``thread_worker`` (:func:`~.workers.start`) on a copy of
+runs in a napari ``thread_worker`` (:func:`..workers.start`) on a copy of
 the labels, so big images stay responsive; a result that a newer change
 has made stale is dropped.
 
@@ -119,8 +119,8 @@ def unlabelled_quietly(job):
 
 def measure_job(request: Request) -> Measurement | Unlabelled:
     """:func:`~napari_thinseg.measure.measure` of a :class:`Request`, the
-    job :func:`~.workers.start` runs (its refusals come back as
-    :class:`~.workers.Refused`; labels with no class yet as
+    job :func:`..workers.start` runs (its refusals come back as
+    :class:`~..workers.Refused`; labels with no class yet as
     :class:`Unlabelled`)."""
     return unlabelled_quietly(measure)(
         request.labels,

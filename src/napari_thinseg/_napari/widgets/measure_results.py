@@ -47,7 +47,8 @@ class MeasurementView:
     table : QTableWidget
         One row per class, then the porosity row.
     size_labels : dict of str to QLabel
-        The grain and pore lines, by :data:`~.report.SIZE_KEYS`.
+        The grain and pore lines, by
+        :data:`~napari_thinseg.measure.report.SIZE_KEYS`.
     figure, canvas, bar_ax, hist_ax
         The charts.
     """

@@ -10,7 +10,7 @@ from qtpy.QtWidgets import QComboBox, QFileDialog, QLabel, QLineEdit
 
 from ...errors import ThinsegError
 from ...model.cache import checkpoint_prefix, trained_models
-from ...model.checkpoints import default_model_prefix, shipped_model_prefix
+from ...model.checkpoints import default_model_prefix, model_prefix
 from ..notify import one_line, reports_errors
 from ._common import button
 from .predict_job import ModelSource, file_source, trained_source
@@ -80,9 +80,7 @@ class ModelChoice:
         kind = self.model_kind()
         if kind in (MODEL_DEFAULT, MODEL_SANDSTONE):
             try:
-                if kind == MODEL_DEFAULT:
-                    return default_model_prefix()
-                return shipped_model_prefix(kind)
+                return model_prefix(kind)  # as `thinseg predict --model`
             except ThinsegError:
                 raise ThinsegError(
                     f"the {kind} model is not installed: choose a "

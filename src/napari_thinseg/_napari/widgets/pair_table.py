@@ -27,7 +27,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ...dataset import Pair
+from ...dataset.folders import Pair
 from ...errors import ThinsegError
 from ...imaging.convert import stack_views
 from ...imaging.pairing import View, pair_text, pair_views
@@ -111,7 +111,7 @@ def match_labels(image, labels_layers: Sequence, taken: Sequence = ()):
     First ``"<image> labels"``, ``"<image> annotation"``, ``"<image> truth"``
     (case-insensitive), else the first layer of the same 2D shape that is
     not in ``taken`` (layers that other images claim by name) nor a
-    model's prediction (:func:`~.layers.is_model_output`: chosen by hand
+    model's prediction (:func:`~..layers.is_model_output`: chosen by hand
     only).
 
     Returns

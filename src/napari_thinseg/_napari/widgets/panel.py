@@ -32,9 +32,9 @@ from ..notify import notify_info, reports_errors
 from ..session import open_session, save_session, session_settings
 from ._common import LAYER_CHOICE, LayerCombo, taken_out_of_dock
 from .autolabel import AutoLabelWidget
-from .batch import BatchWidget
 from .colors import ColorsWidget
 from .export import ExportWidget
+from .folders import FoldersWidget
 from .measure import MeasureWidget
 from .point_count import PointCountWidget
 from .predict import PredictWidget
@@ -47,7 +47,7 @@ STEPS = (
     ("Export", ExportWidget),
     ("Train", TrainWidget),
     ("Predict", PredictWidget),
-    ("Folders", BatchWidget),
+    ("Folders", FoldersWidget),
     ("Whole slide", SlideWidget),
     ("Measure", MeasureWidget),
     ("Points", PointCountWidget),

@@ -1,7 +1,8 @@
 """The "Predict" widget: class maps of open images with a VGG-UNet.
 
-A thin shell over :func:`napari_thinseg.predict.predict_image`, a generator
-that yields progress per tile. Model loading and prediction run in one
+A thin shell over
+:func:`napari_thinseg.inference.predict.predict_image`, a generator that
+yields progress per tile. Model loading and prediction run in one
 napari ``thread_worker`` (:mod:`.predict_job`; TensorFlow is first imported
 there), with a progress bar and a Stop that takes effect within one tile.
 For a plane + crossed polars model the image is stacked with its
@@ -40,7 +41,7 @@ from qtpy.QtWidgets import (
 
 from ...errors import ThinsegError
 from ...imaging.files import check_image
-from ...predict import MODES, Prediction
+from ...inference.predict import MODES, Prediction
 from ...progress import TimeLeft, time_left_text
 from .. import workers
 from ..layers import PREDICTION_KEY
@@ -86,8 +87,8 @@ from .pair_table import (
 from .predict_job import (
     PRECISION_TEXT,
     Done,
+    ItemProgress,
     ModelSource,
-    Tick,
     predict_job,
 )
 
@@ -99,7 +100,7 @@ __all__ = [
     "Done",
     "ModelSource",
     "PredictWidget",
-    "Tick",
+    "ItemProgress",
     "predict_job",
 ]
 
@@ -359,7 +360,7 @@ class PredictWidget(ModelChoice, StopsWithDock, QWidget):
             return
         p = item.progress
         done = item.index * UNITS + (UNITS * p.step) // max(1, p.total)
-        total = item.n_images * UNITS
+        total = item.n * UNITS
         self.progress_bar.setRange(0, total)
         self.progress_bar.setValue(done)
         left = time_left_text(self._time_left.update(done, total))

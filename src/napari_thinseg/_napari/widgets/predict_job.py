@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...inference.predict import Prediction, predict_image
 from ...model.cache import ModelFile, loaded_models
-from ...predict import Prediction, predict_image
-from ...progress import Progress
+from ...progress import ItemProgress, Progress, relay
 from ._common import import_tensorflow
 
 PRECISION_TEXT = {
@@ -55,15 +55,6 @@ def file_source(prefix) -> ModelSource:
 
 
 @dataclass(frozen=True)
-class Tick:
-    """Progress of image ``index`` (of ``n_images``)."""
-
-    index: int
-    n_images: int
-    progress: Progress
-
-
-@dataclass(frozen=True)
 class Done:
     """Image ``index`` is predicted."""
 
@@ -79,14 +70,14 @@ def predict_job(
     in :data:`loaded_models`), then predict every image in ``precision``
     (with test-time augmentation when ``tta``).
 
-    Yields :class:`Tick` per tile (or batch of tiles) and :class:`Done`
+    Yields :class:`ItemProgress` per tile (or batch of tiles) and :class:`Done`
     per image.
     """
     n = len(images)
     import_tensorflow()
     model, config = source.model, source.config
     if model is None:
-        yield Tick(0, n, Progress(0, 1, f"loading {source.name}"))
+        yield ItemProgress(0, n, Progress(0, 1, f"loading {source.name}"))
         model, config = loaded_models.load(source.file)
     for index, image in enumerate(images):
         gen = predict_image(
@@ -98,11 +89,8 @@ def predict_job(
             precision=precision,
             tta=tta,
         )
-        while True:
-            try:
-                progress = next(gen)
-            except StopIteration as stop:
-                yield Done(index, stop.value, config)
-                break
-            yield Tick(index, n, progress)
+        result = yield from relay(
+            gen, lambda p, k=index: ItemProgress(k, n, p)
+        )
+        yield Done(index, result, config)
     return n

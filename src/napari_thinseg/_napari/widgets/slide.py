@@ -6,7 +6,7 @@ multiscale Image layer: the file's pyramid, or coarser levels made by
 striding a file of one level, so that napari shows a 30,000 x 30,000
 scan without reading it whole.
 
-Predict runs :func:`~napari_thinseg.predict_slide.predict_slide` in a
+Predict runs :func:`~napari_thinseg.inference.slides.predict_slide` in a
 napari ``thread_worker`` into a ``LabelsPyramid`` (OME-Zarr, by default
 ``<slide>_labels.ome.zarr`` beside the slide), shown from the start as
 the Labels layer ``"<slide> prediction"`` (the pyramid's zarr arrays),
@@ -51,14 +51,14 @@ from ...imaging.lazy import (
     open_lazy,
 )
 from ...imaging.pyramid import MIN_LEVEL_SIDE, LabelsPyramid
+from ...inference.predict import check_model_input, check_tile
+from ...inference.slides import TileProgress, predict_slide
+from ...inference.tiling import GRID
 from ...measure.modal import measure_lazy
 from ...measure.report import format_measurement
 from ...model.cache import loaded_models
 from ...model.config import MAX_INPUT_SIDE
-from ...predict import check_model_input, check_tile
-from ...predict_slide import TileProgress, predict_slide
 from ...progress import Progress
-from ...tiling import GRID
 from .. import workers
 from ..layers import (
     PREDICTION_KEY,
@@ -152,7 +152,7 @@ def slide_job(source: ModelSource, slide, out, tile, precision, tta):
     """Generator for the worker: load the model (once per checkpoint, kept
     in :data:`loaded_models`), then predict ``slide`` into ``out`` tile
     by tile; yields :class:`TileProgress` and returns the
-    :class:`~napari_thinseg.predict_slide.SlidePrediction`."""
+    :class:`~napari_thinseg.inference.slides.SlidePrediction`."""
     import_tensorflow()
     model, config = source.model, source.config
     if model is None:

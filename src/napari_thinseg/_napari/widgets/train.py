@@ -1,7 +1,8 @@
 """The "Train" widget: train the VGG-UNet on open image / labels layers.
 
-A thin shell over :func:`napari_thinseg.train.train`, a generator that
-yields a :class:`~napari_thinseg.train.TrainEvent` per batch and per epoch,
+A thin shell over :func:`napari_thinseg.training.loop.train`, a generator that
+yields a :class:`~napari_thinseg.training.loop.TrainEvent` per batch and
+per epoch,
 or, for strokes on a start model
 (:func:`~napari_thinseg.strokes.finetune.wants_finetune`), over
 :func:`~napari_thinseg.strokes.finetune.finetune` with the settings
@@ -41,11 +42,9 @@ from ...model.cache import TrainedModel, trained_models
 from ...model.checkpoints import (
     load_model,
     plan_checkpoints,
-    shipped_model_prefix,
 )
 from ...model.config import ModelConfig
 from ...progress import Progress, TimeLeft, time_left_text
-from ...quick_preview import QuickPreview, quick_preview
 from ...strokes.finetune import (
     DEFAULT_MINUTES,
     FinetuneResult,
@@ -53,7 +52,12 @@ from ...strokes.finetune import (
     finetune_settings,
     wants_finetune,
 )
-from ...train import TrainEvent, TrainResult, train
+from ...strokes.preview import (
+    QuickPreview,
+    features_model_prefix,
+    quick_preview,
+)
+from ...training.loop import TrainEvent, TrainResult, train
 from .. import workers
 from ..layers import PREVIEW_KEY
 from ..notify import (
@@ -121,13 +125,15 @@ class PreviewSkipped:
 
 
 def preview_job(plan: TrainPlan, model, config, stop):
-    """Yield the :class:`~napari_thinseg.quick_preview.QuickPreview` of
-    the plan's pairs (the start model's features, else the shipped
-    sandstone model's), or :class:`PreviewSkipped` with the reason."""
+    """Yield the :class:`~napari_thinseg.strokes.preview.QuickPreview` of
+    the plan's pairs (the start model's features, else those of
+    :func:`~napari_thinseg.strokes.preview.features_model_prefix`), or
+    :class:`PreviewSkipped` with the reason."""
     try:
         if model is None:
-            yield Progress(0, 1, "loading the sandstone model (preview)")
-            model, config, _ = load_model(shipped_model_prefix("sandstone"))
+            prefix = features_model_prefix(plan.scheme)
+            yield Progress(0, 1, f"loading {prefix.name} (preview)")
+            model, config, _ = load_model(prefix)
         preview = yield from quick_preview(
             model,
             config,
@@ -164,7 +170,7 @@ def finetune_plan_settings(plan: TrainPlan):
 
 def train_job(plan: TrainPlan, stop):
     """Generator for the worker: load the start model, make the quick
-    preview when asked, then :func:`~napari_thinseg.train.train`, or
+    preview when asked, then :func:`~napari_thinseg.training.loop.train`, or
     :func:`~napari_thinseg.strokes.finetune.finetune` for strokes on a
     start model."""
     s = plan.settings
@@ -221,17 +227,17 @@ class TrainWidget(StopsWithDock, QWidget):
     Attributes
     ----------
     trained : Signal(object)
-        Emitted with the :class:`~napari_thinseg.train.TrainResult`, or
+        Emitted with the :class:`~napari_thinseg.training.loop.TrainResult`, or
         the :class:`~napari_thinseg.strokes.finetune.FinetuneResult` of
         a fine-tune from strokes (also when stopped).
     failed : Signal(str)
         Emitted with a one-line reason when a run is refused, fails or is
         cancelled.
     progressed : Signal(object)
-        Emitted with every :class:`~napari_thinseg.train.TrainEvent`.
+        Emitted with every :class:`~napari_thinseg.training.loop.TrainEvent`.
     previewed : Signal(object)
         Emitted with the quick preview
-        (:class:`~napari_thinseg.quick_preview.QuickPreview`) once its
+        (:class:`~napari_thinseg.strokes.preview.QuickPreview`) once its
         layers are written.
     worker : GeneratorWorker or None
         The running training, if any.

@@ -3,7 +3,7 @@ it, and the estimated time of the current settings shown before Start.
 The budget starts at a fine-tune's
 (:data:`~napari_thinseg.strokes.finetune.DEFAULT_MINUTES`).
 
-The estimate comes from :mod:`napari_thinseg.recipe`: the machine's
+The estimate comes from :mod:`napari_thinseg.training.recipe`: the machine's
 matrix-product speed, measured once (a few milliseconds), and the work of
 a training step.
 """
@@ -15,8 +15,13 @@ from collections.abc import Callable
 from qtpy.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QWidget
 
 from ...model.backend import BF16_CPU_FLAGS, cpu_flags
-from ...recipe import Proposal, propose, seconds_per_step, sgemm_gflops
 from ...strokes.finetune import DEFAULT_MINUTES
+from ...training.recipe import (
+    Proposal,
+    propose,
+    seconds_per_step,
+    sgemm_gflops,
+)
 from ._common import button
 
 
@@ -41,7 +46,7 @@ class BudgetRow(QWidget):
         The form's ``(height, width, batch, steps per epoch, epochs,
         precision, frozen encoder blocks)``.
     apply : callable
-        Puts a :class:`~napari_thinseg.recipe.Proposal` into the form
+        Puts a :class:`~napari_thinseg.training.recipe.Proposal` into the form
         (Fit: over the user's sizes too).
     """
 

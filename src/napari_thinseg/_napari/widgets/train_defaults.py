@@ -22,13 +22,13 @@ from pathlib import Path
 
 from qtpy.QtWidgets import QAbstractButton, QComboBox
 
-from ...dataset import Pair
+from ...dataset.folders import Pair
 from ...errors import ThinsegError
 from ...model import checkpoints as ck
 from ...model.cache import describe, trained_models
 from ...schemes import ClassScheme
 from ...strokes.finetune import RECIPE, TRAINED_FIELDS, wants_finetune
-from ...train import TrainSettings
+from ...training.loop import TrainSettings
 from ..layers import PREDICTION_KEY
 from ..notify import one_line
 from ._common import layer_array
@@ -40,7 +40,8 @@ from .train_choices import (
     START_SANDSTONE,
 )
 
-#: the settings Fit proposes for a budget (:func:`.recipe.propose`)
+#: the settings Fit proposes for a budget
+#: (:func:`~napari_thinseg.training.recipe.propose`)
 SIZE_FIELDS = (
     "input_height",
     "input_width",
@@ -92,26 +93,6 @@ def _stamped_start(stamp: dict) -> tuple[str, str] | None:
     return None
 
 
-def shipped_prefix(kind: str) -> Path:
-    """A shipped model's prefix (raises :class:`ThinsegError` where it is
-    not installed)."""
-    if kind == START_DEFAULT:
-        return ck.default_model_prefix()
-    return ck.shipped_model_prefix(kind)
-
-
-def _scheme_start(scheme: ClassScheme) -> tuple[str, str] | None:
-    """The shipped model of ``scheme``'s classes (by name), if any."""
-    for kind in ck.SHIPPED_MODELS:
-        try:
-            config = describe(shipped_prefix(kind)).config
-        except ThinsegError:
-            continue  # not installed
-        if config.class_scheme.names == scheme.names:
-            return kind, ""
-    return None
-
-
 def start_candidates(
     stamps: Sequence[dict], scheme: ClassScheme | None
 ) -> list[tuple[str, str]]:
@@ -119,8 +100,9 @@ def start_candidates(
     the stamped models, the shipped model of ``scheme``, a new model.
     The caller takes the first that is there."""
     out = [s for s in map(_stamped_start, stamps) if s is not None]
-    if scheme is not None and (found := _scheme_start(scheme)) is not None:
-        out.append(found)
+    shipped = None if scheme is None else ck.shipped_model_of(scheme.names)
+    if shipped is not None:
+        out.append((shipped, ""))
     out.append((START_NEW, ""))
     return out
 
@@ -128,7 +110,7 @@ def start_candidates(
 def shown_defaults(finetune: bool) -> dict:
     """What the recipe's controls show: the fine-tune recipe's values
     (:data:`~napari_thinseg.strokes.finetune.RECIPE`) for a fine-tune
-    from strokes, else :class:`~napari_thinseg.train.TrainSettings`'
+    from strokes, else :class:`~napari_thinseg.training.loop.TrainSettings`'
     defaults."""
     source = RECIPE if finetune else TrainSettings()
     return {name: getattr(source, name) for name in RECIPE_FIELDS}

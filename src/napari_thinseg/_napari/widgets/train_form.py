@@ -29,15 +29,15 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ...dataset import Pair, hold_out
+from ...dataset.folders import Pair, hold_out
 from ...errors import ThinsegError
 from ...model.cache import checkpoint_prefix
-from ...model.checkpoints import default_model_prefix, shipped_model_prefix
+from ...model.checkpoints import model_prefix
 from ...model.config import check_input_size
 from ...model.vgg_unet import ENCODER_BLOCKS
-from ...recipe import AVERAGE_MOMENTUM
 from ...schemes import ClassScheme
-from ...train import TrainSettings
+from ...training.loop import TrainSettings
+from ...training.recipe import AVERAGE_MOMENTUM
 from ..notify import reports_errors
 from ._common import CONFIDENCE_KEY, button, layer_array
 from .export import PairTable, dataset_scheme, layer_pairs
@@ -356,10 +356,8 @@ class TrainForm(FormDefaults, QWidget):
 
     @staticmethod
     def _prefix_of(kind: str, path: str) -> Path | None:
-        if kind == START_DEFAULT:
-            return default_model_prefix()
-        if kind == START_SANDSTONE:
-            return shipped_model_prefix("sandstone")
+        if kind in (START_DEFAULT, START_SANDSTONE):
+            return model_prefix(kind)  # as `thinseg train --base NAME`
         if kind == START_CHECKPOINT:
             if not path.strip():
                 raise ThinsegError("choose the checkpoint to start from")
@@ -422,7 +420,8 @@ class TrainForm(FormDefaults, QWidget):
         )
 
     def apply_proposal(self, proposal, force: bool = True) -> None:
-        """Put a :class:`~napari_thinseg.recipe.Proposal` into the form
+        """Put a :class:`~napari_thinseg.training.recipe.Proposal` into the
+        form
         (the crop size only where the start model does not fix it);
         ``force``: over the user's sizes too, which follow the proposals
         again (Fit)."""

@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (
 )
 
 from ...schemes import ClassScheme
-from ...train import TrainEvent, TrainResult
+from ...training.loop import TrainEvent, TrainResult
 from ._common import single_shot_timer, theme_colors
 
 #: the plots are redrawn at most this often while training (ms)
@@ -34,7 +34,7 @@ class TrainingPlots(QWidget):
     """Loss and validation-IoU plots of a training run, and the per-class
     IoU table of its last validated epoch.
 
-    Feed it every :class:`~napari_thinseg.train.TrainEvent` with
+    Feed it every :class:`~napari_thinseg.training.loop.TrainEvent` with
     :meth:`add`; batch losses are redrawn at most every
     :data:`PLOT_INTERVAL_MS`, epochs at once.
     """
