@@ -219,7 +219,7 @@ def train(
 
     model, transfer = _network(
         model,
-        base and (*base, config.n_classes),
+        base,
         new_config,
         settings,
         precision,
@@ -267,7 +267,8 @@ def _checked_pairs(pairs, validation, scheme, n_classes):
 def _start_network(model, config, scheme, n_classes, pairs):
     """``(base, model)``: the start model trained as it is (``base``
     None), or, with other classes or another input, ``base = (model, its
-    scheme)`` whose weights a new network takes (``model`` None)."""
+    scheme, its class count)`` whose weights a new network takes
+    (``model`` None)."""
     if model is None or config is None:
         return None, model
     channels = pairs[0].image.shape[-1]
@@ -286,7 +287,7 @@ def _start_network(model, config, scheme, n_classes, pairs):
         and config.input_channels == channels
     ):
         return None, model
-    return (model, config.class_scheme), None
+    return (model, config.class_scheme, config.n_classes), None
 
 
 def _new_config(pairs, scheme, settings, n_classes, distilled):
