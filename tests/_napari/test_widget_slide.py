@@ -243,6 +243,35 @@ def test_stop_keeps_the_tiles_done(
     assert np.array_equal(final[done], labels[done])
 
 
+def test_a_bigtiff_output_and_the_outputs_refused(
+    make_napari_viewer, qtbot, notes, tmp_path, default_model
+):
+    """The CLI's whole-slide outputs (imaging.pyramid.check_slide_output):
+    a pyramidal BigTIFF written from the working OME-Zarr, shown from the
+    finished file; other names and the slide itself refused in one line."""
+    viewer = make_napari_viewer()
+    widget = open_widget(viewer)
+    path = write_slide(tmp_path)
+    widget.open_slide(path)
+    for bad, words in (
+        (tmp_path / "labels.png", "OME-Zarr folder (.zarr) or a pyramidal"),
+        (path, "that is the slide itself"),
+    ):
+        assert start(widget, bad) is None
+        assert words in notes["error"][-1] and "\n" not in notes["error"][-1]
+    out = tmp_path / "scan_labels.tif"
+    assert start(widget, out) is not None, notes["error"]
+    assert Path(f"{out}.zarr.partial").is_dir()  # written tile by tile
+    wait(qtbot, widget)
+    assert notes["error"][2:] == [] and str(out) in widget.status_label.text()
+    assert out.is_file() and not list(tmp_path.glob("*.partial"))
+    tiff = open_lazy(out)
+    assert tiff.pixel_size_um == pytest.approx(UM) and len(tiff.levels) == 2
+    layer = viewer.layers["scan prediction"]
+    assert np.array_equal(np.asarray(layer.data[0]), np.asarray(tiff.data))
+    assert (np.asarray(tiff.data) > 0).all()
+
+
 def test_closing_the_dock_stops_the_prediction(
     make_napari_viewer, qtbot, notes, tmp_path, default_model
 ):

@@ -161,7 +161,9 @@ def test_train_from_manifest_then_resume_and_stop(
     # fine-tune that checkpoint, resuming its prefix; Stop ends the run
     # within a batch and saves no unfinished epoch
     widget.form.set_start(START_CHECKPOINT, tmp_path / "P_config.json")
-    assert not widget.form.input_height.isEnabled()
+    # the start model's crop size unless the user edits it (as the CLI)
+    assert widget.form.input_height.isEnabled()
+    assert widget.form.settings().input_height == 32
     assert "32×32" in widget.form.model_label.text()
     widget.form.set_if_exists(IF_EXISTS_RESUME)
     widget.form.set_validation(VAL_NONE)

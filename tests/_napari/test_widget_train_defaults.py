@@ -160,7 +160,14 @@ def test_dense_labels_train_as_they_are(make_napari_viewer, default_model):
     assert not form.run_label.isVisible()
     assert form.optimizer.currentText() == "adadelta"
     assert form.learning_rate.value() == 0  # the optimizer's default
-    assert not form.input_height.isEnabled()
+    # crop_size's rule: the start model's size, unless edited
+    _, config = default_model
+    assert form.settings().input_height == config.input_height
+    assert form.settings().input_width == config.input_width
+    form.input_height.setValue(config.input_height - 32)
+    form._refresh()
+    assert form.settings().input_height == config.input_height - 32
+    assert form.settings().input_width == config.input_width
     assert form.settings().minutes == DEFAULT_MINUTES
 
 

@@ -162,6 +162,20 @@ def test_slide_refusals_are_one_line(slide, tmp_path):
         "already exists",
     )
     assert (out / "keep.txt").read_text() == "mine"
+    # the Whole slide tab's rule (imaging.pyramid.check_slide_output)
+    before = path.read_bytes()
+    assert_bad_input(
+        thinseg(
+            "predict",
+            "--input_path",
+            path,
+            "--output_path",
+            path,
+            "--overwrite",
+        ),
+        "that is the slide itself",
+    )
+    assert path.read_bytes() == before
 
 
 def test_a_folder_run_resumes_skipping_the_label_files_written(

@@ -462,6 +462,9 @@ def test_recipe_and_transfer_options(trained, tmp_path):
     assert "kept the output weights of" in proc.stdout
     config = json.loads((tmp_path / "more_config.json").read_text())
     assert config["n_classes"] == 8
+    # crop_size: the sides given win over the base model's (the Train tab's
+    # rule too)
+    assert (config["input_height"], config["input_width"]) == (64, 96)
     assert config["trained_on"]["transfer"]["from_classes"] == 6
     assert config["trained_on"]["frozen_blocks"] == 2
     # frozen random weights, or more blocks than the encoder has

@@ -8,6 +8,8 @@ from napari_thinseg.errors import ThinsegError
 from napari_thinseg.imaging.lazy import multiscales_of, open_lazy, read_region
 from napari_thinseg.imaging.pyramid import (
     LabelsPyramid,
+    check_slide_output,
+    is_slide_output,
     level_shapes,
     open_levels,
     partial_path,
@@ -151,3 +153,50 @@ def test_a_partial_records_its_run_and_reopens_with_its_tiles(
     with pytest.raises(ThinsegError, match="unreadable; use overwrite"):
         LabelsPyramid.create(tmp_path / "bare.zarr", (64, 64))
     assert fresh.store_path.is_dir()
+
+
+def test_a_bigtiff_output_is_written_from_its_working_pyramid(tmp_path):
+    out = tmp_path / "labels.tif"
+    labels = np.random.default_rng(0).integers(0, 5, (1100, 1030), np.uint8)
+    pyramid = LabelsPyramid.create(out, labels.shape, SANDSTONE, 2.0)
+    assert pyramid.store_path == tmp_path / "labels.tif.zarr.partial"
+    pyramid.begin({"model": "m"})
+    pyramid.write(0, 0, labels[:600])
+    pyramid.mark_done(0, (0, 600, 0, 1030))
+    # a stopped run resumes from the working pyramid, as for OME-Zarr
+    again = LabelsPyramid.create(out, labels.shape, SANDSTONE, 2.0)
+    assert again.resumed and again.done == {0}
+    again.write(600, 0, labels[600:])
+    assert again.finish() == out
+    assert not list(tmp_path.glob("*.partial")) and out.is_file()
+    tiff = open_lazy(out)
+    assert tiff.pixel_size_um == pytest.approx(2.0)
+    np.testing.assert_array_equal(read_region(tiff.data), labels)
+    np.testing.assert_array_equal(
+        np.asarray(again.levels[1]), labels[::2, ::2]
+    )
+    with pytest.raises(ThinsegError, match="already exists"):
+        LabelsPyramid.create(out, labels.shape, SANDSTONE, 2.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("", "choose the output"),
+        ("labels.png", "OME-Zarr folder (.zarr) or a pyramidal BigTIFF"),
+        ("scan.tif", "that is the slide itself"),
+    ],
+)
+def test_slide_outputs_refused_in_one_line(tmp_path, name, words):
+    slide = tmp_path / "scan.tif"
+    path = str(tmp_path / name) if name else "  "
+    with pytest.raises(ThinsegError) as caught:
+        check_slide_output(path, slide)
+    assert words in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_slide_outputs_allowed():
+    for name in ("a.ome.zarr", "a.zarr/", "a.TIF", "a.btf", "a.tiff"):
+        assert is_slide_output(name)
+        assert check_slide_output(name, "scan.tif").name == name.rstrip("/")
+    assert not is_slide_output("a.png")

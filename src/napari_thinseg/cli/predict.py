@@ -107,16 +107,12 @@ def cmd_predict(args) -> int:
     )
     from ..imaging.lazy import is_lazy_readable, is_zarr
     from ..imaging.pixel_size import file_pixel_size_um
+    from ..imaging.pyramid import is_slide_output
     from ..inference.predict import check_tile, predict_image
     from ..prefetch import map_ahead
     from ..progress import Progress
     from ._common import ScalingNotes, drive
-    from .slide import (
-        check_slide_args,
-        client_for,
-        is_slide_output,
-        predict_slide_file,
-    )
+    from .slide import check_slide_args, client_for, predict_slide_file
 
     check_tile(args.tile)
     _check_model_args(args)

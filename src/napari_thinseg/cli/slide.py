@@ -15,9 +15,7 @@ import contextlib
 from pathlib import Path
 
 from ..errors import ThinsegError
-
-SLIDE_SUFFIXES = (".zarr", ".tif", ".tiff", ".btf")
-"""Label outputs written as a tiled pyramid, tile by tile."""
+from ..imaging.pyramid import check_slide_output, is_slide_output
 
 
 def add_cluster_args(p) -> None:
@@ -72,10 +70,6 @@ def client_for(args):
     return cluster(args.workers, args.scheduler)
 
 
-def is_slide_output(path: str) -> bool:
-    return Path(path.rstrip("/")).suffix.lower() in SLIDE_SUFFIXES
-
-
 def check_slide_args(args) -> bool:
     """Refuse, before any model is loaded, what a whole slide cannot
     take; True if ``--resume`` finds the output already finished."""
@@ -94,6 +88,8 @@ def check_slide_args(args) -> bool:
             "(its colours are in the OME-Zarr / TIFF metadata)"
         )
     out = Path(args.output_path.rstrip("/"))
+    if is_slide_output(out):
+        out = check_slide_output(out, args.input_path)
     if args.resume and out.exists():
         print(f"{out}: already predicted (kept; --overwrite replaces it)")
         return True
@@ -109,7 +105,7 @@ def predict_slide_file(args, model, config, weights, client) -> int:
 
     from ..imaging.files import write_annotation
     from ..imaging.lazy import open_lazy
-    from ..imaging.pyramid import LabelsPyramid, write_bigtiff
+    from ..imaging.pyramid import LabelsPyramid
     from ..inference.slides import predict_slide
     from ._common import drive
 
@@ -121,9 +117,8 @@ def predict_slide_file(args, model, config, weights, client) -> int:
     if not pyramid:
         labels = np.zeros(shape, np.uint8)
     else:
-        zarr_out = out if out.suffix.lower() == ".zarr" else None
         labels = LabelsPyramid.create(
-            zarr_out or out.with_name(out.name + ".zarr"),
+            out,
             shape,
             scheme,
             image.pixel_size_um,
@@ -166,13 +161,8 @@ def predict_slide_file(args, model, config, weights, client) -> int:
             )
         else:
             write_annotation(out, labels, args.overwrite, image.pixel_size_um)
-    elif zarr_out is not None:
-        labels.finish()
     else:
-        write_bigtiff(out, labels.levels, image.pixel_size_um, args.overwrite)
-        import shutil
-
-        shutil.rmtree(labels.store_path)
+        labels.finish()
     where = f" on {result.workers} workers" if client is not None else ""
     kept = f", {result.kept} kept" if result.kept else ""
     print(

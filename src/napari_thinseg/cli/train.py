@@ -11,14 +11,9 @@ from ..errors import ThinsegError
 from ..schemes import scheme_near
 from ..strokes.finetune import finetune_settings, wants_finetune
 from ..training.recipe import SCHEDULES
+from ..training.settings import crop_size
 from ._common import count, positive_float
 from .predict import add_precision, add_xpl_folder
-
-
-def _input_size(args) -> tuple[int, int]:
-    h = 416 if args.input_height is None else args.input_height
-    w = 608 if args.input_width is None else args.input_width
-    return h, w
 
 
 def _proposal(args, pairs):
@@ -69,16 +64,12 @@ def cmd_train(args) -> int:
         model, config, _ = ck.load_model(ck.model_prefix(args.base))
     if wants_finetune(model, pairs):
         return _finetune(args, pairs, scheme, model, config, validation)
-    h, w = _input_size(args)
-    if config is not None:  # the base model's size unless one is given
-        h = config.input_height if args.input_height is None else h
-        w = config.input_width if args.input_width is None else w
     sizes = {"epochs": 5, "batch_size": 2, "steps_per_epoch": 512}
+    proposal = None
     if args.minutes is not None:
         proposal, estimate = _proposal(args, pairs)
         sizes = {k: getattr(proposal, k) for k in sizes}
-        if args.input_height is None and config is None:
-            h, w = proposal.input_height, proposal.input_width
+    h, w = crop_size((args.input_height, args.input_width), config, proposal)
     for key in sizes:
         if getattr(args, key) is not None:
             sizes[key] = getattr(args, key)  # given flags win

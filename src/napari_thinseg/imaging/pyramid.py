@@ -13,7 +13,13 @@ class scheme.
 
 The pyramid is written under ``<name>.partial`` and renamed to its name
 when :meth:`LabelsPyramid.finish` is called, so a stopped or crashed run
-never leaves a half-written result under the real name.
+never leaves a half-written result under the real name. A name ending in
+``.tif`` / ``.tiff`` / ``.btf`` (:data:`TIFF_OUTPUTS`) asks for a
+pyramidal BigTIFF: the pyramid is written under
+``<name>.zarr.partial`` and :meth:`LabelsPyramid.finish` streams it into
+the BigTIFF (:func:`write_bigtiff`), then removes it; the rule
+:func:`check_slide_output` applies for the CLI and the Whole slide tab
+alike.
 
 Resuming: a run that :meth:`LabelsPyramid.begin` says what made it (a
 JSON-able record: the model, the input, the tile plan) keeps that record
@@ -54,6 +60,11 @@ RUN_RECORD = "thinseg_run.json"
 """What made a ``.partial`` and which of its tiles are done (removed when
 the pyramid is finished)."""
 
+ZARR_OUTPUTS = (".zarr",)
+TIFF_OUTPUTS = (".tif", ".tiff", ".btf")
+SLIDE_OUTPUTS = (*ZARR_OUTPUTS, *TIFF_OUTPUTS)
+"""What a whole slide's labels can be written to, tile by tile."""
+
 DISCARD = "use overwrite to discard it and start over"
 
 _ZARR_TEMP = re.compile(r"\.[0-9a-f]{32}\.partial$")
@@ -68,6 +79,43 @@ def level_shapes(shape, min_side: int = MIN_LEVEL_SIDE) -> list[tuple]:
         h, w = shapes[-1]
         shapes.append((-(-h // 2), -(-w // 2)))
     return shapes
+
+
+def is_slide_output(path: str | Path) -> bool:
+    """Whether ``path`` names a labels pyramid (:data:`SLIDE_OUTPUTS`)."""
+    return Path(str(path).rstrip("/")).suffix.lower() in SLIDE_OUTPUTS
+
+
+def is_tiff_output(path: str | Path) -> bool:
+    return Path(str(path).rstrip("/")).suffix.lower() in TIFF_OUTPUTS
+
+
+def check_slide_output(path: str | Path, slide: str | Path | None = None):
+    """``path`` as a whole slide's labels output; refused in one line when
+    empty, not an OME-Zarr folder or BigTIFF name, or the slide itself."""
+    text = str(path).strip().rstrip("/")
+    if not text:
+        raise ThinsegError(
+            "choose the output (an .ome.zarr folder or a .tif BigTIFF)"
+        )
+    out = Path(text).expanduser()
+    if not is_slide_output(out):
+        raise ThinsegError(
+            f"{out.name}: a whole slide's labels are an OME-Zarr folder "
+            "(.zarr) or a pyramidal BigTIFF (.tif, .tiff, .btf)"
+        )
+    if slide is not None and out.resolve() == Path(slide).resolve():
+        raise ThinsegError(f"{out.name}: that is the slide itself")
+    return out
+
+
+def working_store(path: str | Path) -> Path:
+    """The OME-Zarr a labels pyramid for ``path`` is written into: its
+    ``.partial`` (a BigTIFF's: ``<name>.zarr.partial``)."""
+    path = Path(path)
+    if is_tiff_output(path):
+        path = path.with_name(path.name + ".zarr")
+    return partial_path(path)
 
 
 def partial_path(path: str | Path) -> Path:
@@ -93,6 +141,7 @@ class LabelsPyramid:
         self.path = path
         self.store_path = store_path
         self.levels = levels
+        self.pixel_size_um: float | None = None
         self.left: dict | None = None
         """What the run that left this ``.partial`` recorded (its
         :meth:`begin` record; None for a new pyramid)."""
@@ -133,12 +182,13 @@ class LabelsPyramid:
         path = Path(path)
         refuse_existing([path], overwrite)
         ensure_dir(path.parent)
-        store_path = partial_path(path)
+        store_path = working_store(path)
         shapes = level_shapes(shape)
         attrs = _ngff_attrs(len(shapes), pixel_size_um, scheme, source)
         if store_path.exists() and not overwrite:
             found = _reopen(path, store_path, shapes, attrs)
             if found is not None:
+                found.pixel_size_um = pixel_size_um
                 return found
         if store_path.exists():
             # what a stopped run left, unresumable or to be discarded
@@ -157,7 +207,9 @@ class LabelsPyramid:
             for k, s in enumerate(shapes)
         ]
         root.attrs.update(attrs)
-        return cls(path, store_path, levels)
+        made = cls(path, store_path, levels)
+        made.pixel_size_um = pixel_size_um
+        return made
 
     def write(self, y: int, x: int, labels: np.ndarray) -> None:
         """Put ``labels`` (full resolution) at ``(y, x)``, and every
@@ -223,8 +275,17 @@ class LabelsPyramid:
 
     def finish(self) -> Path:
         """Move the finished pyramid to its name (replacing what is there
-        only if ``create`` was told to overwrite) and return that path
-        (without the resume record)."""
+        only if ``create`` was told to overwrite), or stream it into its
+        BigTIFF, and return that path (without the resume record); the
+        levels are then the finished file's."""
+        if is_tiff_output(self.path):
+            write_bigtiff(
+                self.path, self.levels, self.pixel_size_um, overwrite=True
+            )
+            shutil.rmtree(self.store_path)
+            self.store_path, self._run = self.path, None
+            self.levels = tiff_levels(self.path)
+            return self.path
         if self.path.exists():
             _remove(self.path)
         self.store_path.rename(self.path)
@@ -360,6 +421,13 @@ def open_levels(path: str | Path) -> list:
     if found is None:
         raise ThinsegError(f"{path}: not an OME-Zarr pyramid")
     return [root[d["path"]] for d in found["datasets"]]
+
+
+def tiff_levels(path: str | Path) -> list:
+    """The levels of a pyramidal TIFF, full size first (lazy arrays)."""
+    from .lazy import open_lazy
+
+    return open_lazy(path).levels
 
 
 def thinseg_attrs(path: str | Path) -> dict:

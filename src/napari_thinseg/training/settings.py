@@ -124,3 +124,30 @@ class TrainSettings:
             raise ThinsegError(
                 f"learning rate must be positive, got {self.learning_rate}"
             )
+
+
+KERAS_SEGMENTATION_CROP = (416, 608)
+"""keras-segmentation's ``input_height`` and ``input_width``."""
+
+
+def crop_size(given=(None, None), start_config=None, proposal=None):
+    """``(height, width)`` of the crops a training (not a fine-tune from
+    strokes, whose recipe sizes its own) learns from, side by side: the
+    size given (a flag, or the Train tab's boxes once edited); else the
+    start model's own (its batch statistics were learnt at that size;
+    the VGG-UNet takes any size); else what a time budget proposes
+    (:func:`.recipe.propose`); else keras-segmentation's 416 x 608. The
+    rule of ``thinseg train`` and the Train tab alike."""
+    sources = [
+        given,
+        (start_config.input_height, start_config.input_width)
+        if start_config is not None
+        else (None, None),
+        (proposal.input_height, proposal.input_width)
+        if proposal is not None
+        else (None, None),
+        KERAS_SEGMENTATION_CROP,
+    ]
+    return tuple(
+        next(int(s[k]) for s in sources if s[k] is not None) for k in (0, 1)
+    )

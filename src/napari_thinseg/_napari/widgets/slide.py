@@ -8,9 +8,10 @@ scan without reading it whole.
 
 Predict runs :func:`~napari_thinseg.inference.slides.predict_slide` in a
 napari ``thread_worker`` into a ``LabelsPyramid`` (OME-Zarr, by default
-``<slide>_labels.ome.zarr`` beside the slide), shown from the start as
-the Labels layer ``"<slide> prediction"`` (the pyramid's zarr arrays),
-refreshed after every tile. Stop (or closing the dock) ends the run at
+``<slide>_labels.ome.zarr`` beside the slide, or a pyramidal BigTIFF
+named ``.tif``: the CLI's outputs), shown from the start as the Labels
+layer ``"<slide> prediction"`` (the pyramid's zarr arrays), refreshed
+after every tile. Stop (or closing the dock) ends the run at
 the next tile; what was done stays in ``<output>.partial``, and Predict
 again with the same model, tile and precision resumes from it (a
 notification says how many tiles were kept; "overwrite" starts over). The
@@ -50,7 +51,11 @@ from ...imaging.lazy import (
     ZARR_SUFFIXES,
     open_lazy,
 )
-from ...imaging.pyramid import MIN_LEVEL_SIDE, LabelsPyramid
+from ...imaging.pyramid import (
+    MIN_LEVEL_SIDE,
+    LabelsPyramid,
+    check_slide_output,
+)
 from ...inference.predict import check_model_input, check_tile
 from ...inference.slides import TileProgress, predict_slide
 from ...inference.tiling import GRID
@@ -220,7 +225,9 @@ class SlideWidget(ModelChoice, StopsWithDock, QWidget):
         self.tile.setSuffix(" px")
         self.tile.setToolTip(f"Tile side, a multiple of {GRID}")
         self.output = QLineEdit()
-        self.output.setPlaceholderText("<slide>_labels.ome.zarr")
+        self.output.setPlaceholderText(
+            "<slide>_labels.ome.zarr (or a .tif BigTIFF)"
+        )
         self.overwrite = QCheckBox("overwrite an existing output")
         self.predict_button = button(
             "Predict", self.predict, "Predict the slide tile by tile"
@@ -334,20 +341,10 @@ class SlideWidget(ModelChoice, StopsWithDock, QWidget):
 
     # -- predicting ----------------------------------------------------------
     def output_path(self) -> Path:
-        """The output OME-Zarr folder (refused: none, not ``.zarr``, the
-        slide itself)."""
-        text = self.output.text().strip().rstrip("/")
-        if not text:
-            raise ThinsegError("choose the output (an .ome.zarr folder)")
-        path = Path(text).expanduser()
-        if path.suffix.lower() not in ZARR_SUFFIXES:
-            raise ThinsegError(
-                f"{path.name}: the labels are an OME-Zarr folder; end the "
-                "output's name in .zarr"
-            )
-        if path.resolve() == Path(self.slide.path).resolve():
-            raise ThinsegError(f"{path.name}: that is the slide itself")
-        return path
+        """The output: an OME-Zarr folder or a BigTIFF
+        (:func:`~napari_thinseg.imaging.pyramid.check_slide_output`, the
+        CLI's rule)."""
+        return check_slide_output(self.output.text(), self.slide.path)
 
     @reports_errors
     def predict(self):

@@ -29,6 +29,7 @@ from ...model.cache import describe, trained_models
 from ...schemes import ClassScheme
 from ...strokes.finetune import RECIPE, TRAINED_FIELDS, wants_finetune
 from ...training.loop import TrainSettings
+from ...training.settings import crop_size
 from ..layers import PREDICTION_KEY
 from ..notify import one_line
 from ._common import layer_array
@@ -305,13 +306,11 @@ class FormDefaults:
             )
             self._finetune = finetune
             self._start_config = None if finetune else config
-            fixed = self._start_config is not None
-            for name in ("input_height", "input_width"):
-                if fixed:
-                    value = getattr(self._start_config, name)
-                    self.defaults.offer(name, value, force=True)
-            self.input_height.setEnabled(not fixed)
-            self.input_width.setEnabled(not fixed)
+            if self._start_config is not None:
+                # the CLI's rule: the start model's size unless edited
+                sizes = crop_size(start_config=self._start_config)
+                self.defaults.offer("input_height", sizes[0])
+                self.defaults.offer("input_width", sizes[1])
             for name, value in shown_defaults(finetune).items():
                 if name in self.defaults:
                     self.defaults.offer(name, value)

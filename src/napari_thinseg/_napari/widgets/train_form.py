@@ -367,9 +367,6 @@ class TrainForm(FormDefaults, QWidget):
     def settings(self) -> TrainSettings:
         """The training settings of the form (validated)."""
         height, width = self.input_height.value(), self.input_width.value()
-        if self._start_config is not None:
-            height = self._start_config.input_height
-            width = self._start_config.input_width
         check_input_size(height, width)
         rate = self.learning_rate.value()
         return TrainSettings(
@@ -422,7 +419,8 @@ class TrainForm(FormDefaults, QWidget):
     def apply_proposal(self, proposal, force: bool = True) -> None:
         """Put a :class:`~napari_thinseg.training.recipe.Proposal` into the
         form
-        (the crop size only where the start model does not fix it);
+        (the crop size only without a start model, as
+        :func:`~napari_thinseg.training.settings.crop_size` ranks them);
         ``force``: over the user's sizes too, which follow the proposals
         again (Fit)."""
         names = ["batch_size", "steps_per_epoch", "epochs"]
