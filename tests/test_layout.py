@@ -191,8 +191,8 @@ def test_the_package_keeps_its_import_contract():
 
 def test_function_level_imports_are_in_the_graph():
     graph, _ = import_graph()
-    # cli.label imports the pipeline only inside its command functions
-    assert f"{PACKAGE}.autolabel.rule" in graph[f"{PACKAGE}.cli.label"]
+    # cli.autolabel imports the pipeline only inside its command functions
+    assert f"{PACKAGE}.autolabel.rule" in graph[f"{PACKAGE}.cli.autolabel"]
     # `from ..model import checkpoints` is an edge to the module
     assert f"{PACKAGE}.model.checkpoints" in graph[f"{PACKAGE}.training.loop"]
 

@@ -35,6 +35,33 @@ class ItemProgress:
     progress: Progress
 
 
+@dataclass(frozen=True)
+class ItemDone:
+    """Item ``index`` of ``n`` is finished; ``result`` is what it made
+    (an image's prediction, a label file written...)."""
+
+    index: int
+    n: int
+    result: Any
+
+
+ITEM_UNITS = 1000
+"""Units of progress an item counts for in :func:`item_steps`."""
+
+
+def item_steps(event: ItemProgress | ItemDone) -> tuple[int, int]:
+    """``(done, total)`` units of a job over items that ``event`` says
+    (each item :data:`ITEM_UNITS`; an :class:`ItemDone` counts whole)."""
+    if isinstance(event, ItemDone):
+        done = (event.index + 1) * ITEM_UNITS
+    else:
+        p = event.progress
+        done = event.index * ITEM_UNITS + ITEM_UNITS * p.step // max(
+            1, p.total
+        )
+    return done, max(1, event.n) * ITEM_UNITS
+
+
 class TimeLeft:
     """Estimated seconds left of a job, from its progress events.
 

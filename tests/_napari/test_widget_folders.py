@@ -98,6 +98,31 @@ def test_auto_label_a_folder(
     stats, failed = run(qtbot, widget)
     assert failed is None and stats is not None
 
+    # resume (thinseg predict --resume's rule): the files written whole
+    # are kept, the missing one labelled, the stats cover all four
+    widget.resume.setChecked(True)
+    assert not widget.overwrite.isChecked()  # one or the other
+    (out / "ts2.png").unlink()
+    kept = {n: (out / n).stat().st_mtime_ns for n in ("ts0.png", "cam.png")}
+    stats, failed = run(qtbot, widget)
+    assert failed is None, failed
+    assert {n: (out / n).stat().st_mtime_ns for n in kept} == kept
+    assert np.array_equal(
+        iio.imread(out / "ts2.png"),
+        autolabel(iio.imread(photos / "ts2.png"), method="epoxy"),
+    )
+    again = list(csv.DictReader(stats.open()))
+    assert [r["porosity_fraction"] for r in again] == [
+        r["porosity_fraction"] for r in rows
+    ]
+    assert widget.table.item(1, 0).toolTip() == "kept from a stopped run"
+    # a torn label file is refused in one line, and kept
+    (out / "ts0.png").write_bytes(b"\x89PNG torn")
+    stats, failed = run(qtbot, widget)
+    assert stats is None and "torn label file" in notes["error"][-1]
+    assert "\n" not in notes["error"][-1]
+    assert (out / "ts0.png").read_bytes() == b"\x89PNG torn"
+
 
 def test_predict_a_folder_with_the_default_model(
     make_napari_viewer, qtbot, notes, photos, tmp_path, default_model

@@ -591,3 +591,32 @@ def test_train_from_a_base_on_strokes_fine_tunes_and_judges(tmp_path):
     assert held["kept"] in ("start", "fine-tuned")
     assert held["pixels"] > 0 and set(held["start"]["per_class"]) == {"3", "5"}
     assert Path(f"{out}.0").exists()
+    assert "forest_share" not in trained_on  # off by default
+    # the strokes' forest mixed into the targets: recorded; a share past 1
+    # is refused in one line (the recipe's rule)
+    proc = thinseg(
+        "train",
+        f"--train_images={images}",
+        f"--train_annotations={strokes}",
+        "--base=default",
+        f"--checkpoints_path={tmp_path / 'forest'}",
+        "--epochs=1",
+        "--steps_per_epoch=2",
+        "--input_height=64",
+        "--input_width=64",
+        "--forest_share=0.5",
+    )
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((tmp_path / "forest_config.json").read_text())
+    assert config["trained_on"]["forest_share"] == 0.5
+    assert_bad_input(
+        thinseg(
+            "train",
+            f"--train_images={images}",
+            f"--train_annotations={strokes}",
+            "--base=default",
+            f"--checkpoints_path={tmp_path / 'bad'}",
+            "--forest_share=2",
+        ),
+        "forest_share must be 0 to 1",
+    )

@@ -1,12 +1,12 @@
 """The ``thinseg`` command: the plugin's work, headless.
 
-A thin shell over the pipeline modules, one module per group of commands:
-:mod:`.label` (autolabel, colorize, synth), :mod:`.train` (train) and
-:mod:`.predict` (predict, evaluate_model, verify_dataset: with train,
-keras-segmentation's flags), :mod:`.measure` (stats) and :mod:`.rocktype`
-(rocktype). Bad input exits with status 2 and
-one line on stderr naming the file and the problem; nothing on disk is
-replaced without ``--overwrite``.
+A thin shell over the pipeline modules, a module per command:
+:mod:`.autolabel`, :mod:`.colorize`, :mod:`.synth`, :mod:`.train` and
+:mod:`.predict` (predict, with evaluate_model and verify_dataset: with
+train, keras-segmentation's flags; whole slides and clusters in
+:mod:`.slide`), :mod:`.measure` (stats) and :mod:`.rocktype`. Bad input
+exits with status 2 and one line on stderr naming the file and the
+problem; nothing on disk is replaced without ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from .._version import __version__
 from ..errors import OUT_OF_MEMORY, ThinsegError, is_out_of_memory
-from . import label, measure, predict, rocktype, train
+from . import autolabel, colorize, measure, predict, rocktype, synth, train
 from ._common import ThinsegParser
 
 
@@ -35,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", required=True, parser_class=ThinsegParser
     )
 
-    label.add_commands(sub)
+    autolabel.add_commands(sub)
+    colorize.add_commands(sub)
+    synth.add_commands(sub)
     train.add_commands(sub)
     predict.add_commands(sub)
     measure.add_commands(sub)

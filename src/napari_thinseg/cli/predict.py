@@ -94,24 +94,12 @@ def check_views_given(config, given: bool, flag: str) -> None:
 
 
 def cmd_predict(args) -> int:
-    from ..colorize import colorize
-    from ..dataset.folders import read_views
     from ..imaging.atomic import ensure_dir
-    from ..imaging.files import (
-        is_stack,
-        list_images,
-        output_paths,
-        write_annotation,
-        write_png,
-        write_tiff,
-    )
+    from ..imaging.files import list_images, output_paths
     from ..imaging.lazy import is_lazy_readable, is_zarr
-    from ..imaging.pixel_size import file_pixel_size_um
     from ..imaging.pyramid import is_slide_output
-    from ..inference.predict import check_tile, predict_image
-    from ..prefetch import map_ahead
-    from ..progress import Progress
-    from ._common import ScalingNotes, drive
+    from ..inference.predict import check_tile
+    from ._common import drive
     from .slide import check_slide_args, client_for, predict_slide_file
 
     check_tile(args.tile)
@@ -150,15 +138,45 @@ def cmd_predict(args) -> int:
         return 0
     model, config, weights = _load(args)
     check_views_given(config, bool(twins), "--xpl_input_path")
-    scheme = config.class_scheme
     ensure_dir(outputs[0].parent)
+    photos = PhotoRun(args, model, config, inputs, outputs, twins)
+    with client_for(args) as client:
+        drive(
+            photos.here() if client is None else photos.on(client), "predict"
+        )
+    kept_words = f" ({kept} already written, kept)" if kept else ""
+    print(
+        f"predicted {len(inputs)} image(s){kept_words} with {weights} into "
+        f"{photos.written[0] if single else args.output_path}"
+    )
+    photos.notes.print()
+    return 0
 
-    def predict_one(image, name):
+
+class PhotoRun:
+    """``thinseg predict`` of photos (not a whole slide): each photo's
+    labels (a stack's plane by plane), written beside the others, in this
+    process (:meth:`here`) or on a dask cluster (:meth:`on`); both yield
+    a :class:`~napari_thinseg.progress.Progress` per photo."""
+
+    def __init__(self, args, model, config, inputs, outputs, twins):
+        from ._common import ScalingNotes
+
+        self.args, self.model, self.config = args, model, config
+        self.inputs, self.outputs, self.twins = inputs, outputs, twins
+        self.written: list[Path] = []
+        self.notes = ScalingNotes()
+
+    def predict_one(self, image, name: str) -> np.ndarray:
+        from ..inference.predict import predict_image
+        from ._common import drive
+
+        args = self.args
         try:
             return drive(
                 predict_image(
-                    model,
-                    config,
+                    self.model,
+                    self.config,
                     image,
                     mode=args.mode,
                     tile=args.tile,
@@ -171,79 +189,84 @@ def cmd_predict(args) -> int:
         except ThinsegError as exc:
             raise ThinsegError(f"{name}: {exc}") from None
 
-    written = []
+    def colored(self, labels: np.ndarray) -> np.ndarray:
+        from ..colorize import colorize
 
-    def labels_of(src, image):
-        if twins or not is_stack(image):
-            labels = predict_one(image, str(src))
-            return colorize(labels, scheme) if args.colored else labels
+        if not self.args.colored:
+            return labels
+        return colorize(labels, self.config.class_scheme)
+
+    def labels_of(self, src, image) -> np.ndarray:
+        from ..imaging.files import is_stack
+
+        if self.twins or not is_stack(image):
+            return self.colored(self.predict_one(image, str(src)))
         # every plane, kept together in one TIFF as autolabel does
-        labels = np.stack(
+        return np.stack(
             [
-                predict_one(plane, f"{src} plane {i}")
+                self.colored(self.predict_one(plane, f"{src} plane {i}"))
                 for i, plane in enumerate(image)
             ]
         )
-        if args.colored:
-            labels = np.stack([colorize(p, scheme) for p in labels])
-        return labels
 
-    def write(dst, labels, stack, um):
+    def write(self, dst, labels, stack: bool, um) -> None:
+        from ..imaging.files import write_annotation, write_png, write_tiff
+
         # the labels keep the photo's pixel size (stats reads it back)
         if stack:
-            write_tiff(dst, labels, args.overwrite)
-        elif args.colored:
+            write_tiff(dst, labels, self.args.overwrite)
+        elif self.args.colored:
             write_png(dst, labels, overwrite=True, pixel_size_um=um)
         else:
             write_annotation(dst, labels, overwrite=True, pixel_size_um=um)
 
-    def run_all():
-        # the next photo is read, and the last labels written, while the
-        # network works on this one
-        images = map_ahead(lambda src: read_views(src, twins.get(src)), inputs)
+    def here(self):
+        """Predict in this process: the next photo is read, and the last
+        labels written, while the network works on this one."""
+        from ..dataset.folders import read_views
+        from ..imaging.files import is_stack
+        from ..imaging.pixel_size import file_pixel_size_um
+        from ..prefetch import map_ahead
+        from ..progress import Progress
+
+        twins, n = self.twins, len(self.inputs)
+        images = map_ahead(
+            lambda src: read_views(src, twins.get(src)), self.inputs
+        )
         with ThreadPoolExecutor(1, thread_name_prefix="thinseg-write") as pool:
             writing = None
             for k, (src, dst, image) in enumerate(
-                zip(inputs, outputs, images, strict=True)
+                zip(self.inputs, self.outputs, images, strict=True)
             ):
-                notes.check(src.name, image)
-                labels = labels_of(src, image)
+                self.notes.check(src.name, image)
+                labels = self.labels_of(src, image)
                 stack = not twins and is_stack(image)
                 if stack:
                     dst = dst.with_suffix(".tif")
                 if writing is not None:
                     writing.result()  # a failed write stops the run here
                 um = file_pixel_size_um(src)
-                writing = pool.submit(write, dst, labels, stack, um)
-                written.append(dst)
-                yield Progress(k + 1, len(inputs), src.name)
+                writing = pool.submit(self.write, dst, labels, stack, um)
+                self.written.append(dst)
+                yield Progress(k + 1, n, src.name)
             if writing is not None:
                 writing.result()
 
-    def run_on(client):
+    def on(self, client):
+        """Predict on a dask cluster, one task a photo."""
+        from ..imaging.pixel_size import file_pixel_size_um
+        from ..progress import Progress
         from .slide import predicted_on_cluster
 
         results = predicted_on_cluster(
-            client, model, config, inputs, twins, args
+            client, self.model, self.config, self.inputs, self.twins, self.args
         )
         for done, (k, labels) in enumerate(results, start=1):
-            src, dst = inputs[k], outputs[k]
-            if args.colored:
-                labels = colorize(labels, scheme)
-            write(dst, labels, False, file_pixel_size_um(src))
-            written.append(dst)
-            yield Progress(done, len(inputs), src.name)
-
-    notes = ScalingNotes()
-    with client_for(args) as client:
-        drive(run_all() if client is None else run_on(client), "predict")
-    kept_words = f" ({kept} already written, kept)" if kept else ""
-    print(
-        f"predicted {len(inputs)} image(s){kept_words} with {weights} into "
-        f"{written[0] if single else args.output_path}"
-    )
-    notes.print()
-    return 0
+            src, dst = self.inputs[k], self.outputs[k]
+            labels = self.colored(labels)
+            self.write(dst, labels, False, file_pixel_size_um(src))
+            self.written.append(dst)
+            yield Progress(done, len(self.inputs), src.name)
 
 
 def keep_written(inputs: list, outputs: list, args) -> int:

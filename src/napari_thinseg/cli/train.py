@@ -64,6 +64,11 @@ def cmd_train(args) -> int:
         model, config, _ = ck.load_model(ck.model_prefix(args.base))
     if wants_finetune(model, pairs):
         return _finetune(args, pairs, scheme, model, config, validation)
+    if args.forest_share is not None:
+        raise ThinsegError(
+            "--forest_share is for a fine-tune from strokes: --base and "
+            "labels that are strokes (0 = unpainted)"
+        )
     sizes = {"epochs": 5, "batch_size": 2, "steps_per_epoch": 512}
     proposal = None
     if args.minutes is not None:
@@ -152,8 +157,14 @@ def _finetune(args, pairs, scheme, model, config, validation) -> int:
     """``--base`` and strokes: the fine-tune that keeps what the model
     knows (:mod:`..strokes.finetune`), its recipe's defaults where no
     flag is given, judged on held-out strokes."""
-    from ..strokes.finetune import DEFAULT_MINUTES, finetune
+    from dataclasses import replace
+
+    from ..strokes.finetune import DEFAULT_MINUTES, RECIPE, finetune
     from ._common import drive
+
+    recipe = RECIPE
+    if args.forest_share is not None:
+        recipe = replace(RECIPE, forest_share=args.forest_share)
 
     given = {
         "input_height": args.input_height,
@@ -201,6 +212,7 @@ def _finetune(args, pairs, scheme, model, config, validation) -> int:
             checkpoints_path=args.checkpoints_path,
             overwrite=args.overwrite,
             n_classes=args.n_classes,
+            recipe=recipe,
         ),
         "train",
         unit="batch",
@@ -335,6 +347,16 @@ def add_commands(sub) -> None:
         help="with --base or --load_weights: the encoder's first N VGG "
         "blocks (of 4) keep their weights; fewer weights to fit from few "
         "images",
+    )
+    p.add_argument(
+        "--forest_share",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help="fine-tune from strokes: the share (0 to 1; default 0) of an "
+        "ilastik-style forest on the strokes in the unpainted pixels' "
+        "targets; 0.5 follows the strokes much further on the photos "
+        "painted, at a cost on others (docs/loop.md)",
     )
     p.add_argument(
         "--average_weights",

@@ -176,6 +176,109 @@ def check_model_input(image: np.ndarray, config: ModelConfig) -> None:
     check_image(image[..., :3] if views > 1 else image)
 
 
+def _check_request(image, config, mode, overlap, precision, tile, tta):
+    """``image`` as an array, once it and the options suit the model and
+    :func:`predict_image`; refused in one line if not."""
+    if mode not in MODES:
+        raise ThinsegError(f"unknown mode {mode!r} (use {', '.join(MODES)})")
+    if not 0.0 <= overlap < 0.9:
+        raise ThinsegError(f"overlap must be in [0, 0.9), got {overlap}")
+    if precision not in PRECISIONS:
+        resolve_precision(precision)  # the one message for a bad name
+    check_tile(tile)
+    image = np.asarray(image)
+    check_model_input(image, config)
+    if config.n_views == 1 and is_stack(image):
+        raise ThinsegError(
+            f"expected a 2D image, got shape {image.shape}; predict a stack "
+            "plane by plane"
+        )
+    if tta and mode == "resize":
+        raise ThinsegError(
+            "test-time augmentation works in tile mode; resize mode is "
+            "keras-segmentation's, unchanged"
+        )
+    return image
+
+
+def _predict_resized(model, config, image, confidence, exclude_zero):
+    """Resize mode: the class map (and confidence) of the image resized
+    to the model's input, brought back to the image's size."""
+    height, width = image.shape[:2]
+    probs = predict_resize_output(model, config, views8(image))
+    yield Progress(1, 1, "resized image")
+    labels = resize_nearest(class_map(probs, exclude_zero), height, width)
+    conf = None
+    if confidence:
+        conf = resize_nearest(confidence_map(probs), height, width)
+    return Prediction(labels, conf)
+
+
+def _predict_classic_tiles(
+    model,
+    config: ModelConfig,
+    image: np.ndarray,
+    shape: tuple[int, int],
+    overlap: float,
+    batch_size: int,
+    precision: str,
+    tta: bool,
+    confidence: bool,
+    exclude_zero: bool,
+):
+    """Tile mode at the model's input size ``shape``: overlapping tiles,
+    blended; refuses ``tta``, which needs fitted tiles."""
+    if tta:
+        raise ThinsegError(
+            "test-time augmentation needs fitted tiles: leave the tile "
+            "size automatic (or give another than the model's input "
+            "size)"
+        )
+    # batches run along a row of tiles: none padded for a narrow image
+    per_row = len(overlap_starts(image.shape[1], shape[1], overlap))
+    batch_size = min(batch_size, per_row)
+    forward = _training_size_forward(model, config, batch_size, precision)
+    labels, conf = yield from predict_tiles(
+        forward,
+        image,
+        shape,
+        config.n_classes,
+        overlap,
+        batch_size,
+        confidence,
+        exclude_zero,
+    )
+    return Prediction(labels, conf)
+
+
+def _predict_fitted_tiles(
+    model,
+    config: ModelConfig,
+    image: np.ndarray,
+    shape: tuple[int, int],
+    precision: str,
+    tta: bool,
+    confidence: bool,
+    exclude_zero: bool,
+):
+    """Tile mode at a fitted ``shape``: margin tiles whose context is
+    dropped, in ``precision`` (resolved here), averaged over flips and
+    turns with ``tta``."""
+    height, width = image.shape[:2]
+    precision = resolve_precision(precision)
+    margin = margin_for(shape)
+    n_tiles = len(margin_starts(height, shape[0], margin)) * len(
+        margin_starts(width, shape[1], margin)
+    )
+    # before the network is built and traced (seconds): Stop can act
+    yield Progress(0, n_tiles, f"{shape[0]}x{shape[1]} tiles in {precision}")
+    forward = margin_forward(model, config, shape, precision, tta)
+    labels, conf = yield from predict_margin_tiles(
+        forward, image, shape, margin, confidence, exclude_zero
+    )
+    return Prediction(labels, conf)
+
+
 def predict_image(
     model,
     config: ModelConfig,
@@ -216,75 +319,36 @@ def predict_image(
         Test-time augmentation (tile mode): the class probabilities of the
         8 flips and quarter turns of every tile, averaged (8x the work).
     """
-    if mode not in MODES:
-        raise ThinsegError(f"unknown mode {mode!r} (use {', '.join(MODES)})")
-    if not 0.0 <= overlap < 0.9:
-        raise ThinsegError(f"overlap must be in [0, 0.9), got {overlap}")
-    if precision not in PRECISIONS:
-        resolve_precision(precision)  # the one message for a bad name
-    check_tile(tile)
-    image = np.asarray(image)
-    check_model_input(image, config)
-    if config.n_views == 1 and is_stack(image):
-        raise ThinsegError(
-            f"expected a 2D image, got shape {image.shape}; predict a stack "
-            "plane by plane"
-        )
-    height, width = image.shape[:2]
+    image = _check_request(image, config, mode, overlap, precision, tile, tta)
     exclude_zero = bool(config.trained_on.get("ignore_zero", False))
-
-    if tta and mode == "resize":
-        raise ThinsegError(
-            "test-time augmentation works in tile mode; resize mode is "
-            "keras-segmentation's, unchanged"
-        )
     if mode == "resize":
-        probs = predict_resize_output(model, config, views8(image))
-        yield Progress(1, 1, "resized image")
-        labels = resize_nearest(class_map(probs, exclude_zero), height, width)
-        conf = None
-        if confidence:
-            conf = resize_nearest(confidence_map(probs), height, width)
-        return Prediction(labels, conf)
+        steps = _predict_resized(
+            model, config, image, confidence, exclude_zero
+        )
+        return (yield from steps)
+    height, width = image.shape[:2]
     shape = tile_shape(model, config, height, width, tile)
     training = (config.input_height, config.input_width)
     # classic tiles when asked for (or the only way); a fitted tile that
     # happens to be the training size is still a margin tile
     if not is_rebuildable(model) or check_tile(tile) == training:
-        if tta:
-            raise ThinsegError(
-                "test-time augmentation needs fitted tiles: leave the tile "
-                "size automatic (or give another than the model's input "
-                "size)"
-            )
-        # batches run along a row of tiles: none padded for a narrow image
-        per_row = len(overlap_starts(width, shape[1], overlap))
-        batch_size = min(batch_size, per_row)
-        forward = _training_size_forward(model, config, batch_size, precision)
-        labels, conf = yield from predict_tiles(
-            forward,
+        steps = _predict_classic_tiles(
+            model,
+            config,
             image,
             shape,
-            config.n_classes,
             overlap,
             batch_size,
+            precision,
+            tta,
             confidence,
             exclude_zero,
         )
-        return Prediction(labels, conf)
-    precision = resolve_precision(precision)
-    margin = margin_for(shape)
-    n_tiles = len(margin_starts(height, shape[0], margin)) * len(
-        margin_starts(width, shape[1], margin)
+        return (yield from steps)
+    steps = _predict_fitted_tiles(
+        model, config, image, shape, precision, tta, confidence, exclude_zero
     )
-    # before the network is built and traced (seconds): Stop can act
-    yield Progress(0, n_tiles, f"{shape[0]}x{shape[1]} tiles in {precision}")
-
-    forward = margin_forward(model, config, shape, precision, tta)
-    labels, conf = yield from predict_margin_tiles(
-        forward, image, shape, margin, confidence, exclude_zero
-    )
-    return Prediction(labels, conf)
+    return (yield from steps)
 
 
 def margin_forward(model, config, shape, precision: str, tta: bool = False):

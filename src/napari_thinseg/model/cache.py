@@ -95,10 +95,11 @@ def describe(prefix: str | Path) -> ModelFile:
     return ModelFile(prefix, config, weights, key)
 
 
-class LoadedModels:
-    """Checkpoints loaded already, least recently used dropped first."""
+class LeastRecentlyUsed:
+    """A thread-safe mapping that drops its least recently used items
+    beyond ``keep`` (the skeleton of the caches below)."""
 
-    def __init__(self, keep: int = 2):
+    def __init__(self, keep: int):
         self.keep = keep
         self._items: OrderedDict[tuple, tuple] = OrderedDict()
         self._lock = threading.RLock()
@@ -107,20 +108,37 @@ class LoadedModels:
         with self._lock:
             return len(self._items)
 
-    def get(self, key: tuple) -> tuple | None:
-        """``(model, config)`` of a loaded checkpoint, or None."""
+    def _get(self, key: tuple):
         with self._lock:
             item = self._items.get(key)
             if item is not None:
                 self._items.move_to_end(key)
             return item
 
-    def put(self, key: tuple, model, config: ModelConfig) -> None:
+    def _put(self, key: tuple, item: tuple) -> None:
         with self._lock:
-            self._items[key] = (model, config)
+            self._items[key] = item
             self._items.move_to_end(key)
             while len(self._items) > self.keep:
                 self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+class LoadedModels(LeastRecentlyUsed):
+    """Checkpoints loaded already, least recently used dropped first."""
+
+    def __init__(self, keep: int = 2):
+        super().__init__(keep)
+
+    def get(self, key: tuple) -> tuple | None:
+        """``(model, config)`` of a loaded checkpoint, or None."""
+        return self._get(key)
+
+    def put(self, key: tuple, model, config: ModelConfig) -> None:
+        self._put(key, (model, config))
 
     def load(self, file: ModelFile) -> tuple:
         """``(model, config)`` of ``file``: from memory when its weights
@@ -131,10 +149,6 @@ class LoadedModels:
         model, config, _ = load_model(file.prefix)
         self.put(file.key, model, config)
         return model, config
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
 
 
 # -- models trained in this session -------------------------------------------
@@ -273,7 +287,7 @@ def weights_fingerprint(model) -> bytes:
     return b"".join(parts)
 
 
-class InferenceNetworks:
+class InferenceNetworks(LeastRecentlyUsed):
     """Trained models rebuilt at tile size and precision, least recently
     used dropped beyond ``keep``.
 
@@ -284,13 +298,7 @@ class InferenceNetworks:
     """
 
     def __init__(self, keep: int = 4):
-        self.keep = keep
-        self._items: OrderedDict[tuple, tuple] = OrderedDict()
-        self._lock = threading.RLock()
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._items)
+        super().__init__(keep)
 
     def get(
         self,
@@ -305,7 +313,7 @@ class InferenceNetworks:
         tile_shape = (int(tile_shape[0]), int(tile_shape[1]))
         key = (id(model), tile_shape, precision, int(batch))
         with self._lock:
-            item = self._items.get(key)
+            item = self._get(key)
             if item is not None and item[0]() is model:
                 network, fingerprint = item[1], item[2]
             else:  # new, or its id now names another model
@@ -323,10 +331,7 @@ class InferenceNetworks:
                 if fingerprint is not None and now != fingerprint:
                     copy_weights(model, network.model)
                 fingerprint = now
-            self._items[key] = (weakref.ref(model), network, fingerprint)
-            self._items.move_to_end(key)
-            while len(self._items) > self.keep:
-                self._items.popitem(last=False)
+            self._put(key, (weakref.ref(model), network, fingerprint))
             return network
 
     @staticmethod
@@ -335,10 +340,6 @@ class InferenceNetworks:
         if same_size and compute_dtype(model) == precision:
             return model  # already what is asked for: shares its weights
         return rebuild(model, config, *tile_shape, precision)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
 
 
 loaded_models = LoadedModels()

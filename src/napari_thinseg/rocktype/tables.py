@@ -147,6 +147,136 @@ def _numbers(values, column, names, source) -> np.ndarray:
     return out
 
 
+def _sample_names(columns: Mapping[str, Sequence], source) -> tuple[str, ...]:
+    """The sample names, refusing an empty or ragged table and missing or
+    repeated names."""
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) > 1:
+        raise ThinsegError(f"{source}: columns of different lengths")
+    if not lengths or not lengths.pop():
+        raise ThinsegError(f"{source}: no samples")
+    sample_col = _pick(columns, _SAMPLE, "sample", source)
+    if sample_col is None:
+        raise ThinsegError(
+            f"{source}: no 'sample' column (columns: {', '.join(columns)})"
+        )
+    names = _text(columns[sample_col])
+    for i, n in enumerate(names):
+        if n is None:
+            raise ThinsegError(f"{source}: row {i + 1} has no sample name")
+    dup = [n for n, c in Counter(names).items() if c > 1]
+    if dup:
+        raise ThinsegError(f"{source}: sample {dup[0]!r} listed twice")
+    return names
+
+
+def _porosity_columns(columns: Mapping[str, Sequence], source):
+    """``({"any" | "fraction" | "percent": column or None}, the one given
+    or None)``, refusing more than one porosity column."""
+    phi_cols = {
+        kind: _pick(columns, group, f"{kind} porosity", source)
+        for kind, group in (
+            ("any", _PHI_ANY),
+            ("fraction", _PHI_FRACTION),
+            ("percent", _PHI_PERCENT),
+        )
+    }
+    given = [c for c in phi_cols.values() if c is not None]
+    if len(given) > 1:
+        raise ThinsegError(
+            f"{source}: {len(given)} porosity columns ({', '.join(given)}); "
+            "keep one"
+        )
+    return phi_cols, given[0] if given else None
+
+
+def _require_plug_columns(columns, phi_col, perm_col, source) -> None:
+    """Refuse a table without a porosity or a permeability column (both
+    named in one message)."""
+    missing = []
+    if phi_col is None:
+        missing.append("porosity (or porosity_fraction/porosity_percent)")
+    if perm_col is None:
+        missing.append("permeability_md")
+    if missing:
+        raise ThinsegError(
+            f"{source}: no {' and no '.join(missing)} column "
+            f"(columns: {', '.join(columns)})"
+        )
+
+
+def _porosity_unit(phi: np.ndarray, phi_cols, phi_col) -> tuple[bool, str]:
+    """Whether the porosity is in percent, and a note saying why."""
+    if phi_cols["percent"]:
+        return True, f"porosity read as percent ({phi_col!r})"
+    if phi_cols["fraction"]:
+        return False, f"porosity read as a fraction ({phi_col!r})"
+    # a fraction never exceeds 1; % values of a real rock almost always
+    # do (< 1 % everywhere would be read as a fraction: name the column
+    # porosity_percent for such tight rocks)
+    percent = bool(np.nanmax(np.r_[phi, 0.0]) > 1.0)
+    return percent, (
+        f"porosity read as percent ({phi_col!r} has values > 1)"
+        if percent
+        else f"porosity read as a fraction ({phi_col!r} <= 1)"
+    )
+
+
+def _check_plug_ranges(phi, k, names, percent, fraction_col, source):
+    """Refuse a porosity outside (0, 1) (or (0, 100) %) and a
+    permeability <= 0; measured values only."""
+    top, unit = (100.0, "%") if percent else (1.0, "")
+    for i in np.flatnonzero(np.isfinite(phi)):
+        if not 0 < phi[i] < top:
+            raise ThinsegError(
+                f"{source}: sample {names[i]!r}: porosity {phi[i]:g}{unit} "
+                f"is outside (0, {top:g}{unit})"
+                + (
+                    "; use a porosity_percent column for percent"
+                    if fraction_col and phi[i] > 1
+                    else ""
+                )
+            )
+    for i in np.flatnonzero(np.isfinite(k)):
+        if k[i] <= 0:
+            raise ThinsegError(
+                f"{source}: sample {names[i]!r}: permeability {k[i]:g} mD "
+                "is not positive (log k needs k > 0)"
+            )
+
+
+def _check_measured_in_pairs(phi, k, names, source) -> None:
+    """Refuse a sample with a porosity but no permeability, or the
+    reverse (a row with neither is an image to predict)."""
+    for i in range(len(names)):
+        if np.isfinite(phi[i]) != np.isfinite(k[i]):
+            have, lack = (
+                ("porosity", "permeability")
+                if np.isfinite(phi[i])
+                else ("permeability", "porosity")
+            )
+            raise ThinsegError(
+                f"{source}: sample {names[i]!r} has a {have} but no {lack}"
+            )
+
+
+def _pixel_sizes(columns, names, source) -> np.ndarray | None:
+    """The ``pixel_size_um`` column (NaN where empty), refusing sizes
+    <= 0; None without one."""
+    px_col = _pick(columns, _PIXEL, "pixel size", source)
+    if not px_col:
+        return None
+    pixel = _numbers(columns[px_col], px_col, names, source)
+    bad = np.isfinite(pixel) & ~(pixel > 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ThinsegError(
+            f"{source}: sample {names[i]!r}: pixel size {pixel[i]:g} "
+            "um is not positive"
+        )
+    return pixel
+
+
 def samples_from_columns(
     columns: Mapping[str, Sequence], source: str = "samples"
 ) -> Samples:
@@ -165,111 +295,22 @@ def samples_from_columns(
         porosity outside (0, 1) or (0, 100) %, permeability <= 0, and a
         porosity without a permeability or the reverse.
     """
-    lengths = {len(v) for v in columns.values()}
-    if len(lengths) > 1:
-        raise ThinsegError(f"{source}: columns of different lengths")
-    if not lengths or not lengths.pop():
-        raise ThinsegError(f"{source}: no samples")
-    sample_col = _pick(columns, _SAMPLE, "sample", source)
-    if sample_col is None:
-        raise ThinsegError(
-            f"{source}: no 'sample' column (columns: {', '.join(columns)})"
-        )
-    names = _text(columns[sample_col])
-    for i, n in enumerate(names):
-        if n is None:
-            raise ThinsegError(f"{source}: row {i + 1} has no sample name")
-    dup = [n for n, c in Counter(names).items() if c > 1]
-    if dup:
-        raise ThinsegError(f"{source}: sample {dup[0]!r} listed twice")
-
-    phi_cols = {
-        kind: _pick(columns, group, f"{kind} porosity", source)
-        for kind, group in (
-            ("any", _PHI_ANY),
-            ("fraction", _PHI_FRACTION),
-            ("percent", _PHI_PERCENT),
-        )
-    }
-    given = [c for c in phi_cols.values() if c is not None]
-    if len(given) > 1:
-        raise ThinsegError(
-            f"{source}: {len(given)} porosity columns ({', '.join(given)}); "
-            "keep one"
-        )
+    names = _sample_names(columns, source)
+    phi_cols, phi_col = _porosity_columns(columns, source)
     perm_col = _pick(columns, _PERM, "permeability", source)
     image_col = _pick(columns, _IMAGE, "image", source)
-    missing = []
-    if not given:
-        missing.append("porosity (or porosity_fraction/porosity_percent)")
-    if perm_col is None:
-        missing.append("permeability_md")
-    if missing:
-        raise ThinsegError(
-            f"{source}: no {' and no '.join(missing)} column "
-            f"(columns: {', '.join(columns)})"
-        )
-    phi_col = given[0]
+    _require_plug_columns(columns, phi_col, perm_col, source)
     phi = _numbers(columns[phi_col], phi_col, names, source)
     k = _numbers(columns[perm_col], perm_col, names, source)
-    if phi_cols["percent"]:
-        percent, note = True, f"porosity read as percent ({phi_col!r})"
-    elif phi_cols["fraction"]:
-        percent, note = False, f"porosity read as a fraction ({phi_col!r})"
-    else:
-        # a fraction never exceeds 1; % values of a real rock almost always
-        # do (< 1 % everywhere would be read as a fraction: name the column
-        # porosity_percent for such tight rocks)
-        percent = bool(np.nanmax(np.r_[phi, 0.0]) > 1.0)
-        note = (
-            f"porosity read as percent ({phi_col!r} has values > 1)"
-            if percent
-            else f"porosity read as a fraction ({phi_col!r} <= 1)"
-        )
-    top, unit = (100.0, "%") if percent else (1.0, "")
-    for i in np.flatnonzero(np.isfinite(phi)):
-        if not 0 < phi[i] < top:
-            raise ThinsegError(
-                f"{source}: sample {names[i]!r}: porosity {phi[i]:g}{unit} "
-                f"is outside (0, {top:g}{unit})"
-                + (
-                    "; use a porosity_percent column for percent"
-                    if phi_cols["fraction"] and phi[i] > 1
-                    else ""
-                )
-            )
-    for i in np.flatnonzero(np.isfinite(k)):
-        if k[i] <= 0:
-            raise ThinsegError(
-                f"{source}: sample {names[i]!r}: permeability {k[i]:g} mD "
-                "is not positive (log k needs k > 0)"
-            )
+    percent, note = _porosity_unit(phi, phi_cols, phi_col)
+    _check_plug_ranges(phi, k, names, percent, phi_cols["fraction"], source)
     if percent:
         phi = phi / 100.0
-    for i in range(len(names)):
-        if np.isfinite(phi[i]) != np.isfinite(k[i]):
-            have, lack = (
-                ("porosity", "permeability")
-                if np.isfinite(phi[i])
-                else ("permeability", "porosity")
-            )
-            raise ThinsegError(
-                f"{source}: sample {names[i]!r} has a {have} but no {lack}"
-            )
+    _check_measured_in_pairs(phi, k, names, source)
     images = _text(columns[image_col]) if image_col else None
     rt_col = _pick(columns, _ROCK_TYPE, "rock type", source)
     fm_col = _pick(columns, _FORMATION, "formation", source)
-    px_col = _pick(columns, _PIXEL, "pixel size", source)
-    pixel = None
-    if px_col:
-        pixel = _numbers(columns[px_col], px_col, names, source)
-        bad = np.isfinite(pixel) & ~(pixel > 0)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise ThinsegError(
-                f"{source}: sample {names[i]!r}: pixel size {pixel[i]:g} "
-                "um is not positive"
-            )
+    pixel = _pixel_sizes(columns, names, source)
     return Samples(
         names=names,
         porosity=phi,

@@ -37,7 +37,7 @@ from ..inference.tiling import (
     auto_tile_shape,
     confidence_map,
     margin_for,
-    margin_starts,
+    margin_tiles,
 )
 from ..model.backend import resolve_precision, tensorflow
 from ..model.config import ModelConfig
@@ -230,19 +230,11 @@ class Tile:
 
 def feature_tiles(height: int, width: int) -> list[Tile]:
     """Tiles covering an image, with :data:`.MARGIN` pixels of context at
-    their inner edges (one tile when :data:`FEATURE_TILE_PIXELS` hold it)."""
+    their inner edges (one tile when :data:`FEATURE_TILE_PIXELS` hold it):
+    prediction's margin tiles (:func:`~..inference.tiling.margin_tiles`)."""
     shape = auto_tile_shape(height, width, MARGIN, FEATURE_TILE_PIXELS)
-    margin = margin_for(shape)
-    rows = margin_starts(height, shape[0], margin)
-    cols = margin_starts(width, shape[1], margin)
-    out = []
-    for i, y in enumerate(rows):
-        bottom = min(shape[0] - margin * (i < len(rows) - 1), height - y)
-        for j, x in enumerate(cols):
-            right = min(shape[1] - margin * (j < len(cols) - 1), width - x)
-            top, left = margin * (i > 0), margin * (j > 0)
-            out.append(Tile(y, x, shape, top, bottom, left, right))
-    return out
+    tiles = margin_tiles(height, width, shape, margin_for(shape))
+    return [Tile(t.y, t.x, shape, *t.core) for t in tiles]
 
 
 def _taps(coords: np.ndarray, size: int, scale: float):
@@ -358,6 +350,66 @@ def sample_strokes(
     return out
 
 
+def _plan_strokes(checked, per_class: int, seed: int):
+    """The stroked classes, and ``(image8, (ys, xs), class ids, tile)``
+    of the sampled pixels for each tile of an image that has some."""
+    picked = sample_strokes([lab for _, _, lab in checked], per_class, seed)
+    if len(picked) < 2:
+        one = f"strokes of one class only (id {next(iter(picked), None)})"
+        raise ThinsegError(
+            f"{one if picked else 'no strokes'}: paint at least two classes"
+        )
+    jobs = []
+    for k, (_, image8, lab) in enumerate(checked):
+        flat = np.concatenate([picked[c][k] for c in picked])
+        if len(flat):
+            yx, ids = np.unravel_index(flat, lab.shape), lab.ravel()[flat]
+            jobs += [(image8, yx, ids, t) for t in feature_tiles(*lab.shape)]
+    return tuple(picked), jobs
+
+
+def _stroke_features(jobs, features: FeatureNetwork, extra, n_steps: int):
+    """Features and class ids ``(x, y)`` of the pixels, one step a tile."""
+    x_parts, y_parts = [], []
+    for step, (image8, (ys, xs), ids, tile) in enumerate(jobs, start=1):
+        # each pixel from the one tile whose core holds it: none twice
+        ty, tx = ys - tile.y, xs - tile.x
+        inside = (ty >= tile.top) & (ty < tile.bottom)
+        inside &= (tx >= tile.left) & (tx < tile.right)
+        if inside.any():
+            maps = features.maps(tile.pixels(image8))
+            f = points_features(maps, tile.shape[0], ty[inside], tx[inside])
+            if extra is not None:
+                f = np.hstack([f, extra(image8, ys[inside], xs[inside])])
+            x_parts.append(f)
+            y_parts.append(ids[inside])
+        yield Progress(step, n_steps, "features of the strokes")
+    return np.concatenate(x_parts), np.concatenate(y_parts)
+
+
+def _fit_forest(x, y, classes, balance, n_trees, seed, n_steps):
+    """A forest on ``(x, y)`` and its pixels per class; the last steps of
+    ``n_steps``, one per :data:`TREES_PER_STEP` trees grown."""
+    try:
+        from sklearn.ensemble import RandomForestClassifier
+    except ImportError:
+        need = "the encoder classifier needs scikit-learn"
+        raise ThinsegError(f"{need} (pip install scikit-learn)") from None
+    counts = {c: int((y == c).sum()) for c in classes}
+    share = np.array(list(counts.values())) * len(classes) / len(y)
+    weight = 1.0 / share[np.searchsorted(classes, y)] if balance else None
+    forest = RandomForestClassifier(
+        n_estimators=0, random_state=seed, warm_start=True, n_jobs=-1
+    )
+    # warm start: each fit grows only the trees added since the last
+    sizes = [*range(TREES_PER_STEP, n_trees, TREES_PER_STEP), n_trees]
+    for step, grown in enumerate(sizes, start=n_steps - len(sizes) + 1):
+        forest.set_params(n_estimators=grown)
+        forest.fit(x, y, sample_weight=weight)
+        yield Progress(step, n_steps, f"{grown} of {n_trees} trees")
+    return forest, counts
+
+
 def fit_encoder_classifier(
     model,
     config: ModelConfig,
@@ -423,77 +475,17 @@ def fit_encoder_classifier(
         raise ThinsegError("samples_per_class and n_trees must be >= 1")
     features = features or FeatureNetwork(model, config, layers, precision)
     checked = check_pairs(pairs, features)
-    picked = sample_strokes(
-        [lab for _, _, lab in checked], samples_per_class, seed
-    )
-    if len(picked) < 2:
-        raise ThinsegError(
-            "no strokes: paint at least two classes"
-            if not picked
-            else f"strokes of one class only (id {next(iter(picked))}): "
-            "paint at least two classes"
-        )
-    classes = tuple(picked)
+    classes, jobs = _plan_strokes(checked, samples_per_class, seed)
     n_classes = max(n_classes or 0, classes[-1] + 1)
-
-    # features of the sampled pixels, tile by tile
-    jobs = []
-    for k, (_, image8, labels) in enumerate(checked):
-        flat = np.concatenate([picked[c][k] for c in classes])
-        if len(flat):
-            yx = np.unravel_index(flat, labels.shape)
-            tiles = feature_tiles(*labels.shape)
-            jobs.append((image8, yx, labels.ravel()[flat], tiles))
-    n_steps = sum(len(job[-1]) for job in jobs) + -(-n_trees // TREES_PER_STEP)
-    x_parts, y_parts, step = [], [], 0
-    for image8, (ys, xs), ids, tiles in jobs:
-        for tile in tiles:
-            ty, tx = ys - tile.y, xs - tile.x
-            inside = (ty >= tile.top) & (ty < tile.bottom)
-            inside &= (tx >= tile.left) & (tx < tile.right)
-            if inside.any():
-                maps = features.maps(tile.pixels(image8))
-                at = ty[inside], tx[inside]
-                f = points_features(maps, tile.shape[0], *at)
-                if extra is not None:
-                    f = np.hstack([f, extra(image8, ys[inside], xs[inside])])
-                x_parts.append(f)
-                y_parts.append(ids[inside])
-            step += 1
-            yield Progress(step, n_steps, "features of the strokes")
-    x, y = np.concatenate(x_parts), np.concatenate(y_parts)
-
-    try:
-        from sklearn.ensemble import RandomForestClassifier
-    except ImportError:
-        raise ThinsegError(
-            "the encoder classifier needs scikit-learn (pip install "
-            "scikit-learn)"
-        ) from None
-    counts = {c: int((y == c).sum()) for c in classes}
-    weight = None
-    if balance_classes:
-        share = np.array(list(counts.values())) * len(classes) / len(y)
-        weight = 1.0 / share[np.searchsorted(classes, y)]
-    forest = RandomForestClassifier(
-        n_estimators=0, random_state=seed, warm_start=True, n_jobs=-1
+    n_steps = len(jobs) + -(-n_trees // TREES_PER_STEP)
+    x, y = yield from _stroke_features(jobs, features, extra, n_steps)
+    forest, counts = yield from _fit_forest(
+        x, y, classes, balance_classes, n_trees, seed, n_steps
     )
-    grown = 0
-    while grown < n_trees:
-        grown = min(n_trees, grown + TREES_PER_STEP)
-        forest.set_params(n_estimators=grown)
-        forest.fit(x, y, sample_weight=weight)
-        step += 1
-        yield Progress(step, n_steps, f"{grown} of {n_trees} trees")
+    source = source or model_source(features.config)
+    seconds = time.process_time() - started
     return EncoderClassifier(
-        forest,
-        features,
-        classes,
-        n_classes,
-        source or model_source(features.config),
-        counts,
-        time.process_time() - started,
-        extra,
+        forest, features, classes, n_classes, source, counts, seconds, extra
     )
 
 

@@ -29,11 +29,13 @@ from pathlib import Path
 import numpy as np
 
 from ..dataset.folders import Pair
+from ..errors import ThinsegError
 from ..model import checkpoints as ck
 from ..model.config import ModelConfig
 from ..progress import Progress, as_message, relay
 from ..schemes import ClassScheme
 from ..training.loop import TrainResult, TrainSettings, train
+from .forest_teacher import forest_probabilities, mix_soft_targets
 from .held_out import Verdict, agreement, score, split_strokes
 from .soft_targets import start_view
 
@@ -54,7 +56,9 @@ class Recipe:
     that keeps more of what the model knew on photos nobody painted),
     ``replay`` the number of synthetic thin sections, nothing painted,
     on which the fine-tune keeps the start model's view (see
-    :func:`replay_pairs`)."""
+    :func:`replay_pairs`), ``forest_share`` the share of the strokes'
+    forest's probabilities in the stroked photos' soft targets (see
+    :mod:`.forest_teacher`; 0: the start model's alone)."""
 
     optimizer: str = "adam"
     learning_rate: float = 1e-4
@@ -65,6 +69,14 @@ class Recipe:
     frozen_norms: bool = True
     start_share: float = 0.25
     replay: int = 2
+    forest_share: float = 0.0
+
+    def __post_init__(self):
+        for name in ("start_share", "forest_share", "stroke_crops"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ThinsegError(
+                    f"{name} must be 0 to 1, got {getattr(self, name)}"
+                )
 
 
 RECIPE = Recipe()
@@ -215,23 +227,14 @@ def finetune(
         lab[lab == 0] = np.asarray(more)[lab == 0]
     channels = np.asarray(pairs[0].image).shape[-1]
     replayed = replay_pairs(recipe.replay, channels)
-    views = []
-    for pair in [*pairs, *replayed]:
-        views.append(
-            (
-                yield from relay(
-                    start_view(
-                        model,
-                        config,
-                        _start_view(np.asarray(pair.image), config),
-                        scheme,
-                        n_classes,
-                    ),
-                    as_message(f"the start model's view of {pair.name}"),
-                )
-            )
-        )
+    views = yield from _start_views(
+        model, config, [*pairs, *replayed], scheme, n_classes
+    )
     soft = [view.soft for view in views]
+    if recipe.forest_share > 0:
+        soft = yield from _with_forest(
+            soft, pairs, train_labels, n_classes, recipe.forest_share, seed
+        )
     if settings is None:
         shapes = [p.labels.shape for p in pairs]
         settings = finetune_settings(
@@ -259,13 +262,47 @@ def finetune(
     if not result.history:
         model.set_weights(start_weights)
         return FinetuneResult(None, None, result)
+    _record_recipe(result, config, start_weights, recipe, replayed)
+    verdict = yield from _judge(result, views, pairs, held, scheme, n_classes)
+    if verdict.kept_start:
+        model.set_weights(start_weights)  # trained in place, say
+    return _keep(result, verdict, model, config, checkpoints_path)
+
+
+def _start_views(model, config, pairs, scheme, n_classes):
+    """The start model's :class:`~.soft_targets.StartView` of each pair."""
+    views = []
+    for pair in pairs:
+        image = _start_view(np.asarray(pair.image), config)
+        views.append(
+            (
+                yield from relay(
+                    start_view(model, config, image, scheme, n_classes),
+                    as_message(f"the start model's view of {pair.name}"),
+                )
+            )
+        )
+    return views
+
+
+def _record_recipe(result, config, start_weights, recipe, replayed) -> None:
+    """Apply the recipe's blend back to the start model's weights (where
+    the network is the start model's) and record what acted around
+    training in the config."""
+    trained_on = result.config.trained_on
     same_network = result.transfer is None and _fits(config, result.config)
     if same_network and recipe.start_share:
         blend_weights(result.model, start_weights, recipe.start_share)
-        result.config.trained_on["start_share"] = recipe.start_share
+        trained_on["start_share"] = recipe.start_share
+    if recipe.forest_share > 0:
+        trained_on["forest_share"] = recipe.forest_share
     if replayed:
-        result.config.trained_on["replay"] = [p.name for p in replayed]
-    # the start model judged on its class maps of the view above
+        trained_on["replay"] = [p.name for p in replayed]
+
+
+def _judge(result, views, pairs, held, scheme, n_classes):
+    """The :class:`~.held_out.Verdict`: the start model (its class maps of
+    ``views``) against the fine-tuned one on the held-out strokes."""
     before = score(
         [
             np.full(lab.shape, -1) if view.labels is None else view.labels
@@ -285,10 +322,22 @@ def finetune(
         ),
         as_message("judging the fine-tuned model on held-out strokes"),
     )
-    verdict = Verdict(before, after)
-    if verdict.kept_start:
-        model.set_weights(start_weights)  # trained in place, say
-    return _keep(result, verdict, model, config, checkpoints_path)
+    return Verdict(before, after)
+
+
+def _with_forest(soft, pairs, train_labels, n_classes, share, seed):
+    """``soft`` with the strokes' forest mixed into the stroked photos'
+    (the replayed ones keep the start model's view)."""
+    forest = yield from forest_probabilities(
+        [p.image for p in pairs], train_labels, n_classes, seed
+    )
+    if forest is None:
+        return soft
+    mixed = [
+        mix_soft_targets(s, f, share)
+        for s, f in zip(soft, forest, strict=False)
+    ]
+    return mixed + soft[len(forest) :]
 
 
 def _fits(start_config: ModelConfig, config: ModelConfig) -> bool:

@@ -194,29 +194,8 @@ def train(
     precision = resolve_precision(settings.precision)
     new_config.trained_on["precision"] = precision
     total = (settings.epochs - plan.start_epoch) * settings.steps_per_epoch
-    weights = None
-    if settings.balance_classes:
-        weights = class_weights(
-            [p.labels for p in pairs], n_classes, settings.ignore_zero
-        )
-        new_config.trained_on["class_weights"] = [
-            round(float(w), 4) for w in weights
-        ]
-
-    def compile_network(network) -> None:
-        network.compile(
-            optimizer=make_optimizer(
-                settings.optimizer,
-                settings.learning_rate,
-                settings.schedule,
-                total,
-                settings.average_weights,
-            ),
-            loss=distillation_loss(settings.distill)
-            if distilled
-            else loss_function(settings.ignore_zero, weights),
-        )
-
+    weights = _balanced_weights(settings, pairs, n_classes, new_config)
+    compile_network = _compiler(settings, distilled, weights, total)
     model, transfer = _network(
         model,
         base,
@@ -232,16 +211,47 @@ def train(
         ck.write_config(plan.prefix, new_config)
     val = None
     if validation:
-        val = validation_crops(
-            validation,
-            settings.input_height,
-            settings.input_width,
-            settings.val_crops,
-        )
+        size = (settings.input_height, settings.input_width)
+        val = validation_crops(validation, *size, settings.val_crops)
     result = TrainResult(model, new_config, transfer=transfer)
     return (
         yield from _epochs(result, sampler, settings, plan, total, val, stop)
     )
+
+
+def _balanced_weights(settings, pairs, n_classes, new_config):
+    """Class weights of the labels when ``balance_classes`` (recorded in
+    the config), else None."""
+    if not settings.balance_classes:
+        return None
+    weights = class_weights(
+        [p.labels for p in pairs], n_classes, settings.ignore_zero
+    )
+    new_config.trained_on["class_weights"] = [
+        round(float(w), 4) for w in weights
+    ]
+    return weights
+
+
+def _compiler(settings, distilled: bool, weights, total: int):
+    """A function that compiles a network with the settings' optimizer
+    (its schedule over ``total`` steps) and loss."""
+
+    def compile_network(network) -> None:
+        network.compile(
+            optimizer=make_optimizer(
+                settings.optimizer,
+                settings.learning_rate,
+                settings.schedule,
+                total,
+                settings.average_weights,
+            ),
+            loss=distillation_loss(settings.distill)
+            if distilled
+            else loss_function(settings.ignore_zero, weights),
+        )
+
+    return compile_network
 
 
 def _checked_pairs(pairs, validation, scheme, n_classes):

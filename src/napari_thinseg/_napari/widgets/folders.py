@@ -7,7 +7,9 @@ model just trained), its labels written to the output folder as
 measurements written as ``stats.csv``, as ``thinseg autolabel`` /
 ``predict`` and ``stats`` do. Progress, time left and Stop as in the other
 widgets; the table fills in file by file (porosity, grains). Nothing is
-replaced unless *overwrite* is ticked. The job is :mod:`.folders_job`.
+replaced unless *overwrite* is ticked; *resume* keeps the label files a
+stopped run wrote whole (a torn one is refused) and labels the rest, as
+``thinseg predict --resume``. The job is :mod:`.folders_job`.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from qtpy.QtWidgets import (
 from ...autolabel.rule import AutoLabelParams
 from ...errors import ThinsegError
 from ...model.checkpoints import model_prefix
-from ...progress import TimeLeft, time_left_text
+from ...progress import ItemDone, TimeLeft, item_steps, time_left_text
 from .. import workers
 from ..notify import (
     notify_error,
@@ -50,7 +52,7 @@ from ._common import (
     status_label,
     sync_progress,
 )
-from .folders_job import FileDone, folders_job, plan_outputs
+from .folders_job import LabelledFile, folders_job, plan_outputs
 from .predict_job import ModelSource, file_source, trained_source
 
 ACTIONS = {
@@ -62,7 +64,6 @@ ACTIONS = {
     "trained": "predict: model just trained",
 }
 HEADERS = ("image", "porosity %", "grains", "labels")
-UNITS = 1000
 
 
 class FoldersWidget(StopsWithDock, QWidget):
@@ -76,7 +77,7 @@ class FoldersWidget(StopsWithDock, QWidget):
         Emitted with a one-line reason when a run is refused, fails or is
         stopped.
     worker : GeneratorWorker or None
-    results : list of FileDone
+    results : list of LabelledFile
         The current (or last) run's files.
     """
 
@@ -88,7 +89,7 @@ class FoldersWidget(StopsWithDock, QWidget):
         self.viewer = napari_viewer
         follow_file_pixel_sizes(napari_viewer)
         self.worker = None
-        self.results: list[FileDone] = []
+        self.results: list[LabelledFile] = []
 
         self.folder = QLineEdit()
         self.folder.setPlaceholderText("folder of photos")
@@ -98,6 +99,18 @@ class FoldersWidget(StopsWithDock, QWidget):
         for key, text in ACTIONS.items():
             self.action.addItem(text, key)
         self.overwrite = QCheckBox("overwrite existing files")
+        self.resume = QCheckBox("resume: keep the label files written")
+        self.resume.setToolTip(
+            "Keep the label files a stopped run wrote whole and label the "
+            "rest (a torn file is refused); stats.csv covers them all"
+        )
+        # one or the other, as thinseg predict's --resume / --overwrite
+        self.overwrite.toggled.connect(
+            lambda on: on and self.resume.setChecked(False)
+        )
+        self.resume.toggled.connect(
+            lambda on: on and self.overwrite.setChecked(False)
+        )
         self.run_button = button("Run", self.run, "Label the whole folder")
         self.stop_button = button("Stop", self.stop, "Stop after this image")
         self.stop_button.setEnabled(False)
@@ -118,6 +131,7 @@ class FoldersWidget(StopsWithDock, QWidget):
             form.addRow(label, row)
         form.addRow("what", self.action)
         form.addRow(self.overwrite)
+        form.addRow(self.resume)
         run_row = QHBoxLayout()
         run_row.addWidget(self.run_button)
         run_row.addWidget(self.stop_button)
@@ -159,9 +173,10 @@ class FoldersWidget(StopsWithDock, QWidget):
             raise ThinsegError(
                 "choose the folder of photos and an output folder"
             )
-        files, _ = plan_outputs(folder, out, self.overwrite.isChecked())
+        overwrite, resume = self.overwrite.isChecked(), self.resume.isChecked()
+        files, _, kept = plan_outputs(folder, out, overwrite, resume)
         key = self.action.currentData()
-        kwargs = {"overwrite": self.overwrite.isChecked()}
+        kwargs = {"overwrite": overwrite, "resume": resume}
         if key in ("gray", "epoxy", "multiotsu"):
             kwargs["params"] = AutoLabelParams(method=key)
         else:
@@ -169,7 +184,8 @@ class FoldersWidget(StopsWithDock, QWidget):
         self.results = []
         self.table.setRowCount(0)
         self._time_left = TimeLeft()
-        self._set_status(f"{len(files)} image(s) to label…")
+        kept_words = f" ({len(kept)} kept)" if kept else ""
+        self._set_status(f"{len(files)} image(s) to label{kept_words}…")
         self.run_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         self.progress_bar.setRange(0, 0)
@@ -189,23 +205,20 @@ class FoldersWidget(StopsWithDock, QWidget):
         return self.worker
 
     def _on_yielded(self, item) -> None:
-        if isinstance(item, FileDone):
-            self.results.append(item)
-            self._add_row(item)
-            step = (item.index + 1) * UNITS
-            message = f"{item.source.name} written"
+        step, total = item_steps(item)
+        if isinstance(item, ItemDone):
+            self.results.append(item.result)
+            self._add_row(item.result)
+            message = f"{item.result.source.name} written"
         else:
-            p = item.progress
-            step = item.index * UNITS + (UNITS * p.step) // max(1, p.total)
-            message = f"{item.index + 1} of {item.n}: {p.message}"
-        total = max(1, item.n) * UNITS
+            message = f"{item.index + 1} of {item.n}: {item.progress.message}"
         self.progress_bar.setRange(0, total)
         self.progress_bar.setValue(step)
         left = time_left_text(self._time_left.update(step, total))
         self._set_status(message + (f" ({left})" if left else ""))
         sync_progress(getattr(self.worker, "pbar", None), step, total, message)
 
-    def _add_row(self, item: FileDone) -> None:
+    def _add_row(self, item: LabelledFile) -> None:
         m = item.measurement
         porosity = (
             "–" if not math.isfinite(m.porosity) else f"{100 * m.porosity:.2f}"

@@ -15,34 +15,39 @@ from ...imaging.convert import describe_scaling
 from ...imaging.files import (
     list_images,
     output_paths,
+    read_annotation,
     read_image,
     write_annotation,
 )
 from ...imaging.pixel_size import file_pixel_size_um
 from ...measure import Measurement, measure, write_csv
-from ...progress import ItemProgress, Progress, relay
-from .predict_job import ModelSource
+from ...progress import ItemDone, ItemProgress, Progress, relay
+from .predict_job import ModelSource, load_first
 
 STATS_NAME = "stats.csv"
 """The measurements' file in the output folder."""
 
 
 @dataclass(frozen=True)
-class FileDone:
-    """Image ``index`` of ``n`` is labelled, written and measured."""
+class LabelledFile:
+    """What an image's :class:`~napari_thinseg.progress.ItemDone` holds:
+    the image labelled, written and measured."""
 
-    index: int
-    n: int
     source: Path
     output: Path
     measurement: Measurement
     note: str = ""
 
 
-def plan_outputs(folder, out_dir, overwrite: bool):
-    """The images of ``folder`` and the label files they become, refused
-    (before any work) when the output folder is the input or files exist
-    there and ``overwrite`` is off."""
+def plan_outputs(folder, out_dir, overwrite: bool, resume: bool = False):
+    """The images of ``folder``, the label files they become and the
+    indices of those to keep, refused (before any work) when the output
+    folder is the input or files exist there and neither ``overwrite``
+    nor ``resume`` is on. ``resume`` keeps the label files a stopped run
+    wrote whole (:func:`~napari_thinseg.inference.predict.written_labels`,
+    the rule of ``thinseg predict --resume``: a torn one is refused)."""
+    from ...inference.predict import written_labels
+
     files = list_images([folder])
     out_dir = Path(out_dir)
     if out_dir.resolve() == Path(folder).resolve():
@@ -50,8 +55,16 @@ def plan_outputs(folder, out_dir, overwrite: bool):
             f"{out_dir}: write the labels to another folder than the photos"
         )
     outputs = output_paths(files, out_dir)
-    refuse_existing([*outputs, out_dir / STATS_NAME], overwrite)
-    return files, outputs
+    kept: set[int] = set()
+    if resume and not overwrite:
+        kept, _ = written_labels(outputs)
+        # the stats are remade from every label file, kept ones too
+        refuse_existing(
+            [p for k, p in enumerate(outputs) if k not in kept], False
+        )
+    else:
+        refuse_existing([*outputs, out_dir / STATS_NAME], overwrite)
+    return files, outputs, kept
 
 
 def folders_job(
@@ -61,44 +74,53 @@ def folders_job(
     params: AutoLabelParams | None = None,
     source: ModelSource | None = None,
     precision: str = "auto",
+    resume: bool = False,
 ):
     """Auto-label (``params``) or predict (``source``) every image of
-    ``folder`` into ``out_dir``; yields :class:`ItemProgress` and
-    :class:`FileDone`; returns the stats CSV's path."""
-    files, outputs = plan_outputs(folder, out_dir, overwrite)
+    ``folder`` into ``out_dir`` (``resume``: the label files a stopped
+    run wrote are kept and measured again, see :func:`plan_outputs`);
+    yields :class:`ItemProgress` and an
+    :class:`~napari_thinseg.progress.ItemDone` of :class:`LabelledFile`
+    per image; returns the stats CSV's path."""
+    files, outputs, kept = plan_outputs(folder, out_dir, overwrite, resume)
     ensure_dir(Path(out_dir))
     n = len(files)
     model = config = None
-    if source is not None:
-        from ...inference.predict import predict_image
-        from ...model.cache import loaded_models
-        from ._common import import_tensorflow
-
-        import_tensorflow()
-        model, config = source.model, source.config
-        if model is None:
-            yield ItemProgress(0, n, Progress(0, 1, f"loading {source.name}"))
-            model, config = loaded_models.load(source.file)
+    if source is not None and len(kept) < n:
+        model, config = yield from load_first(source, n)
     measurements = []
     for k, (src, dst) in enumerate(zip(files, outputs, strict=True)):
-        image = read_image(src)
         yield ItemProgress(k, n, Progress(0, 1, src.name))
-        try:
-            if source is None:
-                params = params or AutoLabelParams()
-                labels, scheme = autolabel(image, params), label_scheme(params)
-            else:
-                job = predict_image(model, config, image, precision=precision)
-                predicted = yield from relay(
-                    job, lambda p, k=k: ItemProgress(k, n, p)
-                )
-                labels = predicted.labels
-                scheme = config.class_scheme
-        except ThinsegError as exc:
-            raise ThinsegError(f"{src}: {exc}") from None
         um = file_pixel_size_um(src)
-        write_annotation(dst, labels, overwrite=True, pixel_size_um=um)
+        if k in kept:
+            labels, note = read_annotation(dst), "kept from a stopped run"
+            scheme = label_scheme(params or AutoLabelParams())
+            if source is not None:
+                scheme = source.config.class_scheme
+        else:
+            image = read_image(src)
+            labels, scheme = yield from _labelled(
+                src, image, params, model, config, precision, k, n
+            )
+            write_annotation(dst, labels, overwrite=True, pixel_size_um=um)
+            note = describe_scaling(image) or ""
         m = measure(labels, scheme, pixel_size_um=um, name=src.name)
         measurements.append(m)
-        yield FileDone(k, n, src, dst, m, describe_scaling(image) or "")
+        yield ItemDone(k, n, LabelledFile(src, dst, m, note))
     return write_csv(measurements, Path(out_dir) / STATS_NAME, overwrite=True)
+
+
+def _labelled(src, image, params, model, config, precision, k, n):
+    """The labels of ``image`` (item ``k`` of ``n``) and their scheme:
+    auto-labelled with ``params``, or predicted with ``model``."""
+    try:
+        if model is None:
+            params = params or AutoLabelParams()
+            return autolabel(image, params), label_scheme(params)
+        from ...inference.predict import predict_image
+
+        job = predict_image(model, config, image, precision=precision)
+        predicted = yield from relay(job, lambda p: ItemProgress(k, n, p))
+        return predicted.labels, config.class_scheme
+    except ThinsegError as exc:
+        raise ThinsegError(f"{src}: {exc}") from None

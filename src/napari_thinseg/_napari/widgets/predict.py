@@ -42,7 +42,7 @@ from qtpy.QtWidgets import (
 from ...errors import ThinsegError
 from ...imaging.files import check_image
 from ...inference.predict import MODES, Prediction
-from ...progress import TimeLeft, time_left_text
+from ...progress import ItemDone, TimeLeft, item_steps, time_left_text
 from .. import workers
 from ..layers import PREDICTION_KEY
 from ..notify import (
@@ -86,7 +86,6 @@ from .pair_table import (
 )
 from .predict_job import (
     PRECISION_TEXT,
-    Done,
     ItemProgress,
     ModelSource,
     predict_job,
@@ -97,7 +96,6 @@ __all__ = [
     "MODEL_DEFAULT",
     "MODEL_SANDSTONE",
     "MODEL_TRAINED",
-    "Done",
     "ModelSource",
     "PredictWidget",
     "ItemProgress",
@@ -113,8 +111,6 @@ OUT_OF_MEMORY_PREDICT = (
     "out of memory: use resize mode or a model with a smaller input size "
     "(or close other programs using the GPU)"
 )
-#: progress units per image (tile batches are scaled to these)
-UNITS = 1000
 
 
 class PredictWidget(ModelChoice, StopsWithDock, QWidget):
@@ -351,16 +347,16 @@ class PredictWidget(ModelChoice, StopsWithDock, QWidget):
         return self.worker
 
     def _on_yielded(self, item) -> None:
-        if isinstance(item, Done):
+        if isinstance(item, ItemDone):
+            made = item.result
             self._write(
-                self._targets[item.index], item.prediction, item.config
+                self._targets[item.index], made.prediction, made.config
             )
             return
         if self._returned:  # a late progress event: keep the summary
             return
         p = item.progress
-        done = item.index * UNITS + (UNITS * p.step) // max(1, p.total)
-        total = item.n * UNITS
+        done, total = item_steps(item)
         self.progress_bar.setRange(0, total)
         self.progress_bar.setValue(done)
         left = time_left_text(self._time_left.update(done, total))

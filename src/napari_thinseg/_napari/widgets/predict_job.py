@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ...inference.predict import Prediction, predict_image
 from ...model.cache import ModelFile, loaded_models
-from ...progress import ItemProgress, Progress, relay
+from ...progress import ItemDone, ItemProgress, Progress, relay
 from ._common import import_tensorflow
 
 PRECISION_TEXT = {
@@ -55,12 +55,29 @@ def file_source(prefix) -> ModelSource:
 
 
 @dataclass(frozen=True)
-class Done:
-    """Image ``index`` is predicted."""
+class Predicted:
+    """What an image's :class:`~napari_thinseg.progress.ItemDone` holds:
+    its prediction and the config of the model that made it."""
 
-    index: int
     prediction: Prediction
     config: object
+
+
+def load_source(source: ModelSource):
+    """``(model, config)`` of ``source``: in memory already, or its
+    checkpoint loaded once (kept in :data:`loaded_models`); TensorFlow is
+    imported first. Yields a :class:`Progress` while loading."""
+    import_tensorflow()
+    if source.model is not None:
+        return source.model, source.config
+    yield Progress(0, 1, f"loading {source.name}…")
+    return loaded_models.load(source.file)
+
+
+def load_first(source: ModelSource, n: int):
+    """:func:`load_source` in a job over ``n`` items (its progress as
+    item 0's)."""
+    return relay(load_source(source), lambda p: ItemProgress(0, n, p))
 
 
 def predict_job(
@@ -70,15 +87,12 @@ def predict_job(
     in :data:`loaded_models`), then predict every image in ``precision``
     (with test-time augmentation when ``tta``).
 
-    Yields :class:`ItemProgress` per tile (or batch of tiles) and :class:`Done`
-    per image.
+    Yields :class:`ItemProgress` per tile (or batch of tiles) and an
+    :class:`~napari_thinseg.progress.ItemDone` of :class:`Predicted` per
+    image.
     """
     n = len(images)
-    import_tensorflow()
-    model, config = source.model, source.config
-    if model is None:
-        yield ItemProgress(0, n, Progress(0, 1, f"loading {source.name}"))
-        model, config = loaded_models.load(source.file)
+    model, config = yield from load_first(source, n)
     for index, image in enumerate(images):
         gen = predict_image(
             model,
@@ -92,5 +106,5 @@ def predict_job(
         result = yield from relay(
             gen, lambda p, k=index: ItemProgress(k, n, p)
         )
-        yield Done(index, result, config)
+        yield ItemDone(index, n, Predicted(result, config))
     return n

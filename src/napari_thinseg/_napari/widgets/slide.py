@@ -61,9 +61,7 @@ from ...inference.slides import TileProgress, predict_slide
 from ...inference.tiling import GRID
 from ...measure.modal import measure_lazy
 from ...measure.report import format_measurement
-from ...model.cache import loaded_models
 from ...model.config import MAX_INPUT_SIDE
-from ...progress import Progress
 from .. import workers
 from ..layers import (
     PREDICTION_KEY,
@@ -87,7 +85,6 @@ from ._common import (
     button,
     end_run,
     idle_progress_bar,
-    import_tensorflow,
     status_label,
     sync_progress,
     time_left_status,
@@ -95,7 +92,7 @@ from ._common import (
 from .measure import Unlabelled, unlabelled_quietly
 from .measure_region import scale_pixel_size
 from .model_choice import ModelChoice
-from .predict_job import PRECISION_TEXT, ModelSource
+from .predict_job import PRECISION_TEXT, ModelSource, load_source
 
 OUT_OF_MEMORY_SLIDE = "out of memory: choose a smaller tile"
 
@@ -158,11 +155,7 @@ def slide_job(source: ModelSource, slide, out, tile, precision, tta):
     in :data:`loaded_models`), then predict ``slide`` into ``out`` tile
     by tile; yields :class:`TileProgress` and returns the
     :class:`~napari_thinseg.inference.slides.SlidePrediction`."""
-    import_tensorflow()
-    model, config = source.model, source.config
-    if model is None:
-        yield Progress(0, 1, f"loading {source.name}…")
-        model, config = loaded_models.load(source.file)
+    model, config = yield from load_source(source)
     return (
         yield from predict_slide(
             model, config, slide, out, tile=tile, precision=precision, tta=tta

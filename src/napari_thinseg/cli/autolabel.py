@@ -1,5 +1,5 @@
-"""``thinseg autolabel | colorize | synth``: labels by gray level or blue
-epoxy, petrographic pictures of labels, synthetic thin sections."""
+"""``thinseg autolabel``: labels by gray level, blue epoxy or
+multi-Otsu, a folder at a time."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from pathlib import Path
 
 from ..errors import ThinsegError
 from ..imaging.files import output_paths
-from ._common import ScalingNotes, drive, size, thresholds
+from ._common import ScalingNotes, drive, thresholds
 
 
-# -- autolabel ---------------------------------------------------------------
 def _autolabel_files(inputs, out, params, overwrite, notes, points=()):
     from ..autolabel.rule import autolabel, autolabel_stack
     from ..imaging.atomic import refuse_existing
@@ -142,115 +141,8 @@ def cmd_autolabel(args) -> int:
     return 0
 
 
-# -- colorize ----------------------------------------------------------------
-def _partner_images(labels: list[Path], image: str | None):
-    """The thin-section image for each labels file (None without --image)."""
-    from ..imaging.files import IMAGE_SUFFIXES
-
-    if image is None:
-        return [None] * len(labels)
-    image = Path(image)
-    if image.is_file():
-        if len(labels) != 1:
-            raise ThinsegError(
-                f"{image}: one image given for {len(labels)} label files; "
-                "give a folder of images with the same names"
-            )
-        return [image]
-    if not image.is_dir():
-        raise ThinsegError(f"{image}: no such file or folder")
-    by_stem = {
-        f.stem: f
-        for f in sorted(image.iterdir())
-        if f.suffix.lower() in IMAGE_SUFFIXES
-    }
-    missing = [p for p in labels if p.stem not in by_stem]
-    if missing:
-        raise ThinsegError(f"{missing[0]}: no image of that name in {image}")
-    return [by_stem[p.stem] for p in labels]
-
-
-def _colorize_files(labels, images, out, scheme_choice, overwrite):
-    from ..colorize import match_colors, save_colored
-    from ..imaging.atomic import refuse_existing
-    from ..imaging.files import read_annotation, read_image
-    from ..schemes import scheme_near
-
-    targets = output_paths(labels, out)
-    refuse_existing(targets, overwrite)
-    for k, (lab, img, dst) in enumerate(
-        zip(labels, images, targets, strict=True)
-    ):
-        scheme = scheme_near(lab, scheme_choice)
-        ids = read_annotation(lab)
-        if img is not None:
-            try:
-                scheme = match_colors(ids, read_image(img), scheme)
-            except ThinsegError as exc:
-                raise ThinsegError(f"{lab}: {exc}") from None
-        save_colored(dst, ids, scheme, overwrite=True)
-        yield _progress(k, len(labels), lab.name)
-    return targets
-
-
-def cmd_colorize(args) -> int:
-    from ..imaging.atomic import ensure_dir
-    from ..imaging.files import list_images
-
-    labels = list_images(args.labels)
-    images = _partner_images(labels, args.image)
-    ensure_dir(args.out)
-    outputs = drive(
-        _colorize_files(
-            labels, images, Path(args.out), args.scheme, args.overwrite
-        ),
-        "colorize",
-    )
-    print(f"coloured {len(outputs)} label image(s) into {args.out}")
-    return 0
-
-
-# -- synth -------------------------------------------------------------------
-def _synth_pairs(n, size, seed, scheme_name):
-    from ..dataset.folders import Pair
-    from ..dataset.synth import synthetic_sandstone, to_seed_labels
-
-    for k in range(n):
-        rgb, labels = synthetic_sandstone(size, seed=seed + k)
-        if scheme_name == "seed":
-            labels = to_seed_labels(labels)
-        yield Pair(f"synth_{seed + k:04d}", rgb, labels)
-
-
-def cmd_synth(args) -> int:
-    from ..dataset.folders import export_dataset
-    from ..schemes import get_scheme
-
-    if args.n < 1:
-        raise ThinsegError(f"-n must be at least 1, got {args.n}")
-    scheme = get_scheme(args.scheme)
-    pairs = list(_synth_pairs(args.n, args.size, args.seed, args.scheme))
-    result = drive(
-        export_dataset(
-            pairs,
-            args.out,
-            scheme,
-            args.test_fraction,
-            args.seed,
-            args.overwrite,
-        ),
-        "synth",
-    )
-    print(
-        f"wrote {len(result.train)} training and {len(result.test)} test "
-        f"synthetic thin section(s) to {args.out}"
-    )
-    return 0
-
-
 def add_commands(sub) -> None:
-    """Register autolabel, colorize and synth on the ``thinseg``
-    subparsers."""
+    """Register ``autolabel`` on the ``thinseg`` subparsers."""
     from ..autolabel.rule import DEFAULT_THRESHOLDS, METHODS, EpoxyWindow
 
     p = sub.add_parser(
@@ -330,41 +222,3 @@ def add_commands(sub) -> None:
         )
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_autolabel)
-
-    p = sub.add_parser(
-        "colorize",
-        help="paint label images in petrographic colours",
-        description="Write DIR/<stem>.png, an RGB picture of each labels "
-        "file; with --image, each class takes its median colour in the "
-        "thin section.",
-    )
-    p.add_argument("labels", nargs="+", metavar="LABELS")
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument(
-        "--image",
-        metavar="IMAGE_OR_DIR",
-        help="match the thin section's colours",
-    )
-    p.add_argument(
-        "--scheme",
-        help="seed, sandstone or a classes.json "
-        "(default: classes.json near the labels, else seed)",
-    )
-    p.add_argument("--overwrite", action="store_true")
-    p.set_defaults(func=cmd_colorize)
-
-    p = sub.add_parser(
-        "synth",
-        help="write synthetic thin sections with exact labels",
-        description="A keras-segmentation dataset of synthetic sandstones.",
-    )
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("-n", type=int, default=1)
-    p.add_argument("--size", type=size, default=(512, 512), metavar="HxW")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--scheme", choices=("sandstone", "seed"), default="sandstone"
-    )
-    p.add_argument("--test-fraction", type=float, default=0.0)
-    p.add_argument("--overwrite", action="store_true")
-    p.set_defaults(func=cmd_synth)
