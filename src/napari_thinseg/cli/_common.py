@@ -4,6 +4,7 @@ progress bar and the output names."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 from ..errors import ThinsegError
 from ..progress import drive_with_bar as drive
@@ -88,3 +89,33 @@ class ScalingNotes:
     def print(self) -> None:
         for note in self.notes:
             print(note)
+
+
+@contextlib.contextmanager
+def sigint_stops():
+    """Within it, a first Ctrl-C asks the job to stop before its next
+    batch (the ``stop`` callable given turns True) instead of
+    interrupting TensorFlow inside an operation, which can crash the
+    process (seen as a segmentation fault on a CPU with AMX); a second
+    Ctrl-C interrupts at once. A stop that was asked for is raised as
+    ``KeyboardInterrupt`` on the way out (``thinseg`` exits 130)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    asked = threading.Event()
+
+    def ask(signum, frame):
+        if asked.is_set():
+            raise KeyboardInterrupt
+        asked.set()
+
+    previous = signal.signal(signal.SIGINT, ask)
+    try:
+        yield asked.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if asked.is_set():
+        raise KeyboardInterrupt

@@ -12,7 +12,7 @@ from ..schemes import scheme_near
 from ..strokes.finetune import finetune_settings, wants_finetune
 from ..training.recipe import SCHEDULES
 from ..training.settings import crop_size
-from ._common import count, positive_float
+from ._common import count, positive_float, sigint_stops
 from .predict import add_precision, add_xpl_folder
 
 
@@ -107,24 +107,26 @@ def cmd_train(args) -> int:
         average_weights=args.average_weights,
     )
 
-    result = drive(
-        train(
-            pairs,
-            scheme,
-            settings,
-            validation=validation,
-            checkpoints_path=args.checkpoints_path,
-            model=model,
-            config=config,
-            load_weights=args.load_weights,
-            auto_resume=args.auto_resume_checkpoint,
-            overwrite=args.overwrite,
-            n_classes=args.n_classes,
-        ),
-        "train",
-        unit="batch",
-        on_event=_report_epoch,
-    )
+    with sigint_stops() as stop:
+        result = drive(
+            train(
+                pairs,
+                scheme,
+                settings,
+                validation=validation,
+                checkpoints_path=args.checkpoints_path,
+                model=model,
+                config=config,
+                load_weights=args.load_weights,
+                auto_resume=args.auto_resume_checkpoint,
+                overwrite=args.overwrite,
+                n_classes=args.n_classes,
+                stop=stop,
+            ),
+            "train",
+            unit="batch",
+            on_event=_report_epoch,
+        )
     where = (
         f"; latest checkpoint {result.checkpoint}"
         if (result.checkpoint)
@@ -201,23 +203,25 @@ def _finetune(args, pairs, scheme, model, config, validation) -> int:
         f"{settings.input_width}, the unpainted pixels kept as the model "
         "sees them"
     )
-    result = drive(
-        finetune(
-            pairs,
-            scheme,
-            model,
-            config,
-            settings=settings,
-            validation=validation,
-            checkpoints_path=args.checkpoints_path,
-            overwrite=args.overwrite,
-            n_classes=args.n_classes,
-            recipe=recipe,
-        ),
-        "train",
-        unit="batch",
-        on_event=_report_epoch,
-    )
+    with sigint_stops() as stop:
+        result = drive(
+            finetune(
+                pairs,
+                scheme,
+                model,
+                config,
+                settings=settings,
+                validation=validation,
+                checkpoints_path=args.checkpoints_path,
+                overwrite=args.overwrite,
+                n_classes=args.n_classes,
+                stop=stop,
+                recipe=recipe,
+            ),
+            "train",
+            unit="batch",
+            on_event=_report_epoch,
+        )
     print(result.describe())
     if result.verdict is not None and result.checkpoint:
         print(f"saved {result.checkpoint}")
