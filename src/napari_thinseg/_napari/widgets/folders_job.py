@@ -94,9 +94,11 @@ def folders_job(
         um = file_pixel_size_um(src)
         if k in kept:
             labels, note = read_annotation(dst), "kept from a stopped run"
-            scheme = label_scheme(params or AutoLabelParams())
-            if source is not None:
-                scheme = source.config.class_scheme
+            scheme = (
+                source.config.class_scheme
+                if source is not None
+                else label_scheme(params or AutoLabelParams())
+            )
         else:
             image = read_image(src)
             labels, scheme = yield from _labelled(
