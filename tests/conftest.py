@@ -13,8 +13,8 @@ SLOW_MODULES = {
     "training/test_train.py",
     "training/test_distribute.py",
     "cli/test_cli_train.py",
-    "_napari/test_widget_train.py",
-    "_napari/test_widget_train_defaults.py",
+    "_napari/train/test_widget_train.py",
+    "_napari/train/test_widget_train_defaults.py",
     "model/test_oracle_parity.py",
     "model/test_default_model.py",
     "inference/test_cluster.py",
@@ -26,12 +26,28 @@ SLOW_MODULES = {
 TESTS = Path(__file__).parent
 
 
+LONG_MODULES = (
+    "test_robustness.py",
+    "cli/test_cli_slide.py",
+    "cli/test_cli_polars.py",
+)
+"""Not slow by the marker's measure, but with a test of a minute or more."""
+
+
 def pytest_collection_modifyitems(config, items):
-    """Mark the tests of :data:`SLOW_MODULES` ``slow``."""
+    """Mark the tests of :data:`SLOW_MODULES` ``slow``, and run the
+    modules with long tests first: the two workers (pytest-xdist, a
+    file each) then end together instead of one waiting on a long file
+    handed out last."""
+    long = SLOW_MODULES | set(LONG_MODULES)
+
+    def relative(item):
+        return Path(item.fspath).relative_to(TESTS).as_posix()
+
     for item in items:
-        rel = Path(item.fspath).relative_to(TESTS).as_posix()
-        if rel in SLOW_MODULES:
+        if relative(item) in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: relative(item) not in long)
 
 
 def pytest_configure(config):
@@ -114,7 +130,7 @@ def no_default_model(monkeypatch):
         checkpoints, "shipped_model_prefix", shipped_but_default
     )
     monkeypatch.setattr(
-        "napari_thinseg._napari.widgets.model_choice.default_model_prefix",
+        "napari_thinseg._napari.widgets.predict.model_choice.default_model_prefix",
         missing,
     )
 

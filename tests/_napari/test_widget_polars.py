@@ -15,8 +15,8 @@ from test_widget_predict import run_prediction
 from test_widget_train import make_tiny, run_training
 from test_widget_train import open_widget as open_train
 
-from napari_thinseg._napari.widgets.predict import MODEL_TRAINED
-from napari_thinseg._napari.widgets.train_choices import START_NEW
+from napari_thinseg._napari.widgets.predict.dock import MODEL_TRAINED
+from napari_thinseg._napari.widgets.train.choices import START_NEW
 
 POLARISED = Path(__file__).parents[3] / "shared/data/polarised-sandstones"
 WINDOW = np.s_[400:464, 600:680]

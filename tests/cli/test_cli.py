@@ -170,7 +170,7 @@ def test_autolabel_refuses_existing_output(images, tmp_path):
 
 
 def test_two_photos_of_one_stem_are_refused_before_any_work(images, tmp_path):
-    # the Folders tab refuses the same (tests/_napari/test_widget_folders)
+    # the Folders tab refuses the same (_napari/predict/test_widget_folders)
     iio.imwrite(images / "a.tif", np.zeros((20, 30, 3), np.uint8))
     out = tmp_path / "out"
     proc = thinseg("autolabel", images, "--out", out)

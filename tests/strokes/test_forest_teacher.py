@@ -63,3 +63,16 @@ def test_mix_soft_targets():
     assert mix_soft_targets(start, forest, 0) is start
     # a start model sharing no class keeps strokes alone, as before
     assert mix_soft_targets(None, forest, 0.5) is None
+
+
+def test_an_unsure_forest_leaves_the_start_models_view():
+    start = np.zeros((1, 2, 3), np.float16)
+    start[..., 1] = 1
+    forest = np.array([[[0, 0.1, 0.9], [0, 0.4, 0.6]]], np.float16)
+    mixed = mix_soft_targets(start, forest, 0.5, min_confidence=0.7)
+    # sure (0.9): half and half; unsure (0.6): the start model's alone
+    assert mixed[0, 0].tolist() == pytest.approx([0, 0.55, 0.45], abs=1e-3)
+    assert mixed[0, 1].tolist() == [0, 1, 0]
+    # no threshold: every pixel mixed
+    plain = mix_soft_targets(start, forest, 0.5)
+    assert plain[0, 1].tolist() == pytest.approx([0, 0.7, 0.3], abs=1e-3)

@@ -58,7 +58,9 @@ class Recipe:
     on which the fine-tune keeps the start model's view (see
     :func:`replay_pairs`), ``forest_share`` the share of the strokes'
     forest's probabilities in the stroked photos' soft targets (see
-    :mod:`.forest_teacher`; 0: the start model's alone)."""
+    :mod:`.forest_teacher`; 0: the start model's alone) and
+    ``forest_confidence`` the forest's top probability below which a
+    pixel keeps the start model's view alone."""
 
     optimizer: str = "adam"
     learning_rate: float = 1e-4
@@ -70,9 +72,16 @@ class Recipe:
     start_share: float = 0.25
     replay: int = 2
     forest_share: float = 0.0
+    forest_confidence: float = 0.0
 
     def __post_init__(self):
-        for name in ("start_share", "forest_share", "stroke_crops"):
+        names = (
+            "start_share",
+            "forest_share",
+            "forest_confidence",
+            "stroke_crops",
+        )
+        for name in names:
             if not 0 <= getattr(self, name) <= 1:
                 raise ThinsegError(
                     f"{name} must be 0 to 1, got {getattr(self, name)}"
@@ -233,7 +242,7 @@ def finetune(
     soft = [view.soft for view in views]
     if recipe.forest_share > 0:
         soft = yield from _with_forest(
-            soft, pairs, train_labels, n_classes, recipe.forest_share, seed
+            soft, pairs, train_labels, n_classes, recipe, seed
         )
     if settings is None:
         shapes = [p.labels.shape for p in pairs]
@@ -296,6 +305,8 @@ def _record_recipe(result, config, start_weights, recipe, replayed) -> None:
         trained_on["start_share"] = recipe.start_share
     if recipe.forest_share > 0:
         trained_on["forest_share"] = recipe.forest_share
+        if recipe.forest_confidence > 0:
+            trained_on["forest_confidence"] = recipe.forest_confidence
     if replayed:
         trained_on["replay"] = [p.name for p in replayed]
 
@@ -325,7 +336,7 @@ def _judge(result, views, pairs, held, scheme, n_classes):
     return Verdict(before, after)
 
 
-def _with_forest(soft, pairs, train_labels, n_classes, share, seed):
+def _with_forest(soft, pairs, train_labels, n_classes, recipe, seed):
     """``soft`` with the strokes' forest mixed into the stroked photos'
     (the replayed ones keep the start model's view)."""
     forest = yield from forest_probabilities(
@@ -334,7 +345,7 @@ def _with_forest(soft, pairs, train_labels, n_classes, share, seed):
     if forest is None:
         return soft
     mixed = [
-        mix_soft_targets(s, f, share)
+        mix_soft_targets(s, f, recipe.forest_share, recipe.forest_confidence)
         for s, f in zip(soft, forest, strict=False)
     ]
     return mixed + soft[len(forest) :]

@@ -77,14 +77,20 @@ def forest_probabilities(
 
 
 def mix_soft_targets(
-    start: np.ndarray | None, forest: np.ndarray | None, share: float
+    start: np.ndarray | None,
+    forest: np.ndarray | None,
+    share: float,
+    min_confidence: float = 0.0,
 ) -> np.ndarray | None:
     """``share`` of the forest's probabilities and the rest of the start
-    model's; the start model's alone where the forest has none, and none
+    model's; the start model's alone where the forest has none or is
+    less sure than ``min_confidence`` (its top probability), and none
     where the start model shares no class with the labels (strokes alone
     then, as before)."""
     if start is None or forest is None or share <= 0:
         return start
-    mixed = share * forest.astype(np.float32)
-    mixed += (1.0 - share) * start.astype(np.float32)
+    forest = forest.astype(np.float32)
+    weight = np.full(forest.shape[:-1] + (1,), share, np.float32)
+    weight[forest.max(axis=-1, keepdims=True) < min_confidence] = 0.0
+    mixed = weight * forest + (1.0 - weight) * start.astype(np.float32)
     return mixed.astype(np.float16)

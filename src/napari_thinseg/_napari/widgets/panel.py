@@ -31,15 +31,15 @@ from qtpy.QtWidgets import (
 from ..notify import notify_info, reports_errors
 from ..session import open_session, save_session, session_settings
 from ._common import LAYER_CHOICE, LayerCombo, taken_out_of_dock
-from .autolabel import AutoLabelWidget
+from .autolabel.dock import AutoLabelWidget
 from .colors import ColorsWidget
-from .export import ExportWidget
-from .folders import FoldersWidget
-from .measure import MeasureWidget
-from .point_count import PointCountWidget
-from .predict import PredictWidget
-from .slide import SlideWidget
-from .train import TrainWidget
+from .measure.dock import MeasureWidget
+from .measure.export import ExportWidget
+from .measure.point_count import PointCountWidget
+from .predict.dock import PredictWidget
+from .predict.folders import FoldersWidget
+from .predict.slide import SlideWidget
+from .train.dock import TrainWidget
 
 STEPS = (
     ("Auto-label", AutoLabelWidget),

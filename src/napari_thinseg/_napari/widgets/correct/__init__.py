@@ -1,0 +1,1 @@
+"""Step 2, correct: where to correct next after a prediction."""

@@ -1,0 +1,2 @@
+"""Step 4, predict: a photo, folders and whole slides, and the model
+choice and output they share."""
