@@ -1,4 +1,4 @@
-"""Auto-label dock widget: a thin Qt shell around :mod:`...autolabel`.
+"""Auto-label dock widget: a thin Qt shell around :mod:`....autolabel`.
 
 The petrographer picks an image layer and a method, watches the gray-level
 histogram with the thresholds drawn on it, and gets a live preview in the
@@ -7,8 +7,8 @@ smoothed gray level, the blue epoxy mask, multi-Otsu's thresholds) stay in
 a :class:`...autolabel_preview.PreviewCache`, so moving a threshold only
 re-bins pixels: no Gaussian runs while a slider moves.
 
-The controls are :class:`.autolabel_form.AutoLabelForm`'s, the histogram
-:class:`.autolabel_histogram.ThresholdHistogram`'s; this module reacts to
+The controls are :class:`.form.AutoLabelForm`'s, the histogram
+:class:`.histogram.ThresholdHistogram`'s; this module reacts to
 them: debounced previews, Apply, workers for large planes and whole
 stacks, and the Labels layer written.
 """

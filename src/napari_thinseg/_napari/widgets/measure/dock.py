@@ -7,13 +7,13 @@ runs in a napari ``thread_worker`` (:func:`..workers.start`) on a copy of
 the labels, so big images stay responsive; a result that a newer change
 has made stale is dropped.
 
-What it shows (:mod:`.measure_results`): class fractions with a 95 %
+What it shows (:mod:`.results`): class fractions with a 95 %
 binomial interval (the one a point count of the same number of points
 would have) and a 95 % block bootstrap interval (the spatial correlation
 of a real thin section), the porosity with both, areas in mm2 when the
 pixel size is known, grain and pore size statistics (Folk & Ward), a bar
 chart in the scheme's colours and a grain-size histogram. What it counts
-(:mod:`.measure_region`): the plane shown, inside an optional region.
+(:mod:`.region`): the plane shown, inside an optional region.
 "Export CSV..." writes the current measurement.
 """
 

@@ -3,7 +3,7 @@
 A thin shell over
 :func:`napari_thinseg.inference.predict.predict_image`, a generator that
 yields progress per tile. Model loading and prediction run in one
-napari ``thread_worker`` (:mod:`.predict_job`; TensorFlow is first imported
+napari ``thread_worker`` (:mod:`.job`; TensorFlow is first imported
 there), with a progress bar and a Stop that takes effect within one tile.
 For a plane + crossed polars model the image is stacked with its
 crossed-polarised twin layer (found by name, or chosen).
@@ -23,7 +23,7 @@ once the user painted on it, a new layer ``"<image> prediction 2"`` (3,
 ``"<image> confidence"`` Image layer (0..1, ``gray``: dark is where the
 network is unsure) is always updated in place. With "where to correct
 next" on, the least certain places go to the Points layer ``"<image>
-where to correct"``, to step through (:mod:`.correct_next`).
+where to correct"``, to step through (:mod:`..correct.next_places`).
 """
 
 from __future__ import annotations

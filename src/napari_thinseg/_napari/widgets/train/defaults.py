@@ -204,7 +204,7 @@ class FollowDefaults:
 
 
 class FormDefaults:
-    """The :class:`~.train_form.TrainForm`'s reactions that keep its
+    """The :class:`~.form.TrainForm`'s reactions that keep its
     controls on their defaults (a mixin of the form, which has the
     controls, ``pairs_table``, ``budget`` and ``start_prefix``)."""
 

@@ -16,8 +16,8 @@ run ends within one batch, keeps the checkpoints of finished epochs and
 returns the model trained so far. The activity dock's cancel
 (``worker.quit()``) ends it at the next batch too, but without a result.
 
-The form (:mod:`.train_form`) reads the settings into a plan, the live
-view (:mod:`.train_plots`) shows the loss and validation IoU. The trained
+The form (:mod:`.form`) reads the settings into a plan, the live
+view (:mod:`.plots`) shows the loss and validation IoU. The trained
 model stays in memory (:attr:`TrainWidget.last_result`) and is registered
 in :data:`napari_thinseg.model.cache.trained_models`, where the Predict
 widget finds it as "model just trained".
@@ -155,7 +155,7 @@ def finetune_plan_settings(plan: TrainPlan):
     """The settings of a fine-tune from the plan's strokes: the core's
     (:func:`~napari_thinseg.strokes.finetune.finetune_settings`) for
     the plan's budget, with the values the form gives
-    (:attr:`~.train_form.TrainPlan.given`)."""
+    (:attr:`~.form.TrainPlan.given`)."""
     s = plan.settings
     shapes = [p.labels.shape for p in plan.pairs]
     settings = finetune_settings(

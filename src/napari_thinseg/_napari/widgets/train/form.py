@@ -3,7 +3,7 @@ the model to start from, the training settings and where checkpoints go,
 read into one :class:`TrainPlan`.
 
 Until the user edits them, the controls follow the form's defaults
-(:mod:`.train_defaults`): training starts from the model the labels were
+(:mod:`.defaults`): training starts from the model the labels were
 corrected from, the sizes are what Fit proposes for the time budget (2
 minutes), and strokes on a model show the fine-tune recipe's optimizer
 and rate; a fine-tune takes the edited values and the sizes shown from
