@@ -591,9 +591,11 @@ def test_train_from_a_base_on_strokes_fine_tunes_and_judges(tmp_path):
     assert held["kept"] in ("start", "fine-tuned")
     assert held["pixels"] > 0 and set(held["start"]["per_class"]) == {"3", "5"}
     assert Path(f"{out}.0").exists()
-    assert "forest_share" not in trained_on  # off by default
-    # the strokes' forest mixed into the targets: recorded; a share past 1
-    # is refused in one line (the recipe's rule)
+    # the strokes' forest teaches where it is sure, by default: recorded
+    assert trained_on["forest_share"] == 0.5
+    assert trained_on["forest_confidence"] == 0.8
+    # --forest_share 0 trains on the start model's view alone; a share
+    # past 1 is refused in one line (the recipe's rule)
     proc = thinseg(
         "train",
         f"--train_images={images}",
@@ -604,11 +606,11 @@ def test_train_from_a_base_on_strokes_fine_tunes_and_judges(tmp_path):
         "--steps_per_epoch=2",
         "--input_height=64",
         "--input_width=64",
-        "--forest_share=0.5",
+        "--forest_share=0",
     )
     assert proc.returncode == 0, proc.stderr
     config = json.loads((tmp_path / "forest_config.json").read_text())
-    assert config["trained_on"]["forest_share"] == 0.5
+    assert "forest_share" not in config["trained_on"]
     assert_bad_input(
         thinseg(
             "train",
@@ -619,4 +621,15 @@ def test_train_from_a_base_on_strokes_fine_tunes_and_judges(tmp_path):
             "--forest_share=2",
         ),
         "forest_share must be 0 to 1",
+    )
+    # without a model to start from there is no fine-tune to teach
+    assert_bad_input(
+        thinseg(
+            "train",
+            f"--train_images={images}",
+            f"--train_annotations={strokes}",
+            f"--checkpoints_path={tmp_path / 'new'}",
+            "--forest_confidence=0.5",
+        ),
+        "--forest_confidence is for a fine-tune from strokes",
     )

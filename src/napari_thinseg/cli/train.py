@@ -64,11 +64,12 @@ def cmd_train(args) -> int:
         model, config, _ = ck.load_model(ck.model_prefix(args.base))
     if wants_finetune(model, pairs):
         return _finetune(args, pairs, scheme, model, config, validation)
-    if args.forest_share is not None:
-        raise ThinsegError(
-            "--forest_share is for a fine-tune from strokes: --base and "
-            "labels that are strokes (0 = unpainted)"
-        )
+    for flag in ("forest_share", "forest_confidence"):
+        if getattr(args, flag) is not None:
+            raise ThinsegError(
+                f"--{flag} is for a fine-tune from strokes: --base and "
+                "labels that are strokes (0 = unpainted)"
+            )
     sizes = {"epochs": 5, "batch_size": 2, "steps_per_epoch": 512}
     proposal = None
     if args.minutes is not None:
@@ -164,9 +165,12 @@ def _finetune(args, pairs, scheme, model, config, validation) -> int:
     from ..strokes.finetune import DEFAULT_MINUTES, RECIPE, finetune
     from ._common import drive
 
-    recipe = RECIPE
-    if args.forest_share is not None:
-        recipe = replace(RECIPE, forest_share=args.forest_share)
+    changed = {
+        flag: getattr(args, flag)
+        for flag in ("forest_share", "forest_confidence")
+        if getattr(args, flag) is not None
+    }
+    recipe = replace(RECIPE, **changed)
 
     given = {
         "input_height": args.input_height,
@@ -357,10 +361,18 @@ def add_commands(sub) -> None:
         type=float,
         default=None,
         metavar="SHARE",
-        help="fine-tune from strokes: the share (0 to 1; default 0) of an "
-        "ilastik-style forest on the strokes in the unpainted pixels' "
-        "targets; 0.5 follows the strokes much further on the photos "
-        "painted, at a cost on others (docs/loop.md)",
+        help="fine-tune from strokes: the share (0 to 1; default 0.5) of "
+        "an ilastik-style forest on the strokes in the unpainted pixels' "
+        "targets where it is sure; 0 keeps the start model's view alone "
+        "(docs/loop.md)",
+    )
+    p.add_argument(
+        "--forest_confidence",
+        type=float,
+        default=None,
+        metavar="P",
+        help="fine-tune from strokes: the forest teaches only pixels it "
+        "gives this probability or more (0 to 1; default 0.8; 0: all)",
     )
     p.add_argument(
         "--average_weights",

@@ -9,7 +9,9 @@ A petrographer predicts, paints strokes where the prediction is wrong
    pixels' cross-entropy
    (:func:`~napari_thinseg.training.recipe.distillation_loss`),
    so strokes move the model where they are painted without dragging the
-   rest;
+   rest; on the stroked photos, where an ilastik-style forest on the
+   strokes is sure of a pixel (:mod:`.forest_teacher`), half of that
+   pixel's target is the forest's;
 3. crops favour the painted places; the recipe (:data:`RECIPE`: optimizer,
    learning rate, weight) is the one ``bench/bench_loop.py`` measured
    best; a time budget sizes the run in short epochs and always leaves a
@@ -49,18 +51,18 @@ STROKES_SHARE = 0.5
 @dataclass(frozen=True)
 class Recipe:
     """How a fine-tune from strokes trains (see the module docstring):
-    ``distill`` weighs the unpainted pixels' term against the strokes',
-    ``stroke_crops`` is the share of crops centred on a stroke,
-    ``start_share`` the share of the start model's weights blended into
-    the fine-tuned ones after training (0: none; a weight-space ensemble
-    that keeps more of what the model knew on photos nobody painted),
-    ``replay`` the number of synthetic thin sections, nothing painted,
-    on which the fine-tune keeps the start model's view (see
-    :func:`replay_pairs`), ``forest_share`` the share of the strokes'
-    forest's probabilities in the stroked photos' soft targets (see
+        ``distill`` weighs the unpainted pixels' term against the strokes',
+        ``stroke_crops`` is the share of crops centred on a stroke,
+        ``start_share`` the share of the start model's weights blended into
+        the fine-tuned ones after training (0: none; a weight-space ensemble
+        that keeps more of what the model knew on photos nobody painted),
+        ``replay`` the number of synthetic thin sections, nothing painted,
+        on which the fine-tune keeps the start model's view (see
+        :func:`replay_pairs`), ``forest_share`` the share of the strokes'
+        forest's probabilities in the stroked photos' soft targets (see
     :mod:`.forest_teacher`; 0: the start model's alone) and
-    ``forest_confidence`` the forest's top probability below which a
-    pixel keeps the start model's view alone."""
+        ``forest_confidence`` the forest's top probability below which a
+        pixel keeps the start model's view alone (0: the forest everywhere)."""
 
     optimizer: str = "adam"
     learning_rate: float = 1e-4
@@ -71,8 +73,8 @@ class Recipe:
     frozen_norms: bool = True
     start_share: float = 0.25
     replay: int = 2
-    forest_share: float = 0.0
-    forest_confidence: float = 0.0
+    forest_share: float = 0.5
+    forest_confidence: float = 0.8
 
     def __post_init__(self):
         names = (
