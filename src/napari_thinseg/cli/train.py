@@ -15,6 +15,9 @@ from ..training.settings import crop_size
 from ._common import count, positive_float, sigint_stops
 from .predict import add_precision, add_xpl_folder
 
+FOREST_FLAGS = ("forest_share", "forest_confidence")
+"""The recipe's fields a fine-tune from strokes takes from flags."""
+
 
 def _proposal(args, pairs):
     from ..model.backend import resolve_precision
@@ -64,7 +67,7 @@ def cmd_train(args) -> int:
         model, config, _ = ck.load_model(ck.model_prefix(args.base))
     if wants_finetune(model, pairs):
         return _finetune(args, pairs, scheme, model, config, validation)
-    for flag in ("forest_share", "forest_confidence"):
+    for flag in FOREST_FLAGS:
         if getattr(args, flag) is not None:
             raise ThinsegError(
                 f"--{flag} is for a fine-tune from strokes: --base and "
@@ -167,7 +170,7 @@ def _finetune(args, pairs, scheme, model, config, validation) -> int:
 
     changed = {
         flag: getattr(args, flag)
-        for flag in ("forest_share", "forest_confidence")
+        for flag in FOREST_FLAGS
         if getattr(args, flag) is not None
     }
     recipe = replace(RECIPE, **changed)
