@@ -51,18 +51,18 @@ STROKES_SHARE = 0.5
 @dataclass(frozen=True)
 class Recipe:
     """How a fine-tune from strokes trains (see the module docstring):
-        ``distill`` weighs the unpainted pixels' term against the strokes',
-        ``stroke_crops`` is the share of crops centred on a stroke,
-        ``start_share`` the share of the start model's weights blended into
-        the fine-tuned ones after training (0: none; a weight-space ensemble
-        that keeps more of what the model knew on photos nobody painted),
-        ``replay`` the number of synthetic thin sections, nothing painted,
-        on which the fine-tune keeps the start model's view (see
-        :func:`replay_pairs`), ``forest_share`` the share of the strokes'
-        forest's probabilities in the stroked photos' soft targets (see
+    ``distill`` weighs the unpainted pixels' term against the strokes',
+    ``stroke_crops`` is the share of crops centred on a stroke,
+    ``start_share`` the share of the start model's weights blended into
+    the fine-tuned ones after training (0: none; a weight-space ensemble
+    that keeps more of what the model knew on photos nobody painted),
+    ``replay`` the number of synthetic thin sections, nothing painted,
+    on which the fine-tune keeps the start model's view (see
+    :func:`replay_pairs`), ``forest_share`` the share of the strokes'
+    forest's probabilities in the stroked photos' soft targets (see
     :mod:`.forest_teacher`; 0: the start model's alone) and
-        ``forest_confidence`` the forest's top probability below which a
-        pixel keeps the start model's view alone (0: the forest everywhere)."""
+    ``forest_confidence`` the forest's top probability below which a
+    pixel keeps the start model's view alone (0: the forest everywhere)."""
 
     optimizer: str = "adam"
     learning_rate: float = 1e-4

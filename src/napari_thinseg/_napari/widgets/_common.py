@@ -39,11 +39,37 @@ def button(
     return btn
 
 
+class StatusLabel(QLabel):
+    """A word-wrapped status line that keeps the height of all its lines.
+
+    A box layout short of room squeezes a wrapped label below the height
+    its text needs (a dock shared with another showed the Train tab's
+    last line, the result, cut in half); holding the minimum height at
+    the text's height for the current width makes the other widgets give
+    way instead.
+    """
+
+    def __init__(self, text: str = ""):
+        super().__init__(text)
+        self.setWordWrap(True)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        super().setText(text)
+        self._hold_height()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._hold_height()
+
+    def _hold_height(self) -> None:
+        needed = self.heightForWidth(max(self.width(), 1))
+        if needed > 0 and needed != self.minimumHeight():
+            self.setMinimumHeight(needed)
+
+
 def status_label() -> QLabel:
     """An empty, word-wrapped label for a widget's status line."""
-    label = QLabel("")
-    label.setWordWrap(True)
-    return label
+    return StatusLabel("")
 
 
 def idle_progress_bar() -> QProgressBar:
