@@ -33,7 +33,7 @@ from ....training.settings import crop_size
 from ...layers import PREDICTION_KEY
 from ...notify import one_line
 from .._common import layer_array
-from ..measure.export import dataset_scheme
+from ..pair_table import dataset_scheme
 from .choices import (
     START_CHECKPOINT,
     START_DEFAULT,

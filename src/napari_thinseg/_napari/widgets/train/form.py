@@ -40,7 +40,7 @@ from ....training.loop import TrainSettings
 from ....training.recipe import AVERAGE_MOMENTUM
 from ...notify import reports_errors
 from .._common import CONFIDENCE_KEY, button, layer_array
-from ..measure.export import PairTable, dataset_scheme, layer_pairs
+from ..pair_table import PairTable, dataset_scheme, layer_pairs
 from ..predict.job import PRECISION_TEXT
 from .budget import BudgetRow
 from .choices import (
